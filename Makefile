@@ -1,0 +1,50 @@
+# emperor: two commands on a fresh Debian machine.
+#   make run    build, then run the Emperor on examples/vassals
+#   make test   install what tests need, build, run every test (race on)
+#   make bench  the Emperor and uwsgi --emperor side by side
+
+export PATH := /usr/local/go/bin:$(PATH)
+GO      ?= go
+BIN     := $(CURDIR)/bin
+FUZZTIME ?= 5s
+
+.PHONY: all build run test unit fuzz bench setup setup-test clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh test
+
+build: setup
+	$(GO) build -o $(BIN)/emperor ./cmd/emperor
+	$(GO) build -o $(BIN)/vassal ./cmd/vassal
+	$(GO) build -o $(BIN)/hello ./examples/apps/hello
+
+run: build
+	$(BIN)/emperor --ini examples/emperor.ini
+
+test: setup-test build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Each fuzz target runs briefly: enough to catch a regression on the seeds
+# and a little beyond.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) >/dev/null || exit 1; \
+		done; \
+	done
+
+bench: setup-test build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) build -o $(BIN)/emperor-bench ./bench
+	$(BIN)/emperor-bench -emperor $(BIN)/emperor
+
+clean:
+	rm -rf $(BIN)

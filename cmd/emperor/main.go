@@ -1,0 +1,245 @@
+// Command emperor governs vassals: one supervised process per config found
+// by its monitors (a directory, a glob, ...), in the tradition of the uWSGI
+// Emperor and compatible with it.
+//
+//	emperor --dir /etc/vassals
+//	emperor --emperor 'glob:///opt/apps/*/app.ini' --binary-path /usr/bin/uwsgi
+//	emperor --ini /etc/uwsgi/emperor.ini
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/monitor"
+	_ "github.com/emperor-dev/emperor/monitor/files"
+)
+
+// Version is the Emperor's version, reported as %V and by --version.
+var Version = "0.1.0-dev"
+
+func main() {
+	reexecWithoutAsyncPreemption()
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// preemptEnv marks the re-executed process and keeps the user's GODEBUG.
+const preemptEnv = "_EMPEROR_GODEBUG"
+
+// reexecWithoutAsyncPreemption re-executes the Emperor with async
+// preemption off. The Go runtime preempts goroutines with SIGURG, which
+// signal.Notify cannot tell from a user's SIGURG, and SIGURG means "clear the
+// blacklist" to an Emperor. The loop never runs long without a function
+// call, so cooperative preemption is enough.
+func reexecWithoutAsyncPreemption() {
+	if _, done := os.LookupEnv(preemptEnv); done {
+		return
+	}
+	orig := os.Getenv("GODEBUG")
+	godebug := "asyncpreemptoff=1"
+	if orig != "" {
+		godebug = orig + "," + godebug
+	}
+	env := append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") }),
+		"GODEBUG="+godebug, preemptEnv+"="+orig)
+	exe, err := os.Executable()
+	if err != nil {
+		return // run with preemption on: SIGURG may then be spurious
+	}
+	_ = syscall.Exec(exe, os.Args, env)
+}
+
+// vassalEnviron is the environment vassals derive theirs from: ours, minus
+// what the re-exec added.
+func vassalEnviron() []string {
+	orig, marked := os.LookupEnv(preemptEnv)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, preemptEnv+"=") || (marked && strings.HasPrefix(kv, "GODEBUG="))
+	})
+	if marked && orig != "" {
+		env = append(env, "GODEBUG="+orig)
+	}
+	return env
+}
+
+// run is the whole command; it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	s, err := parseSettings(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "emperor:", err)
+		return 2
+	}
+	if s.help {
+		fmt.Fprint(stdout, s.usage())
+		return 0
+	}
+	if s.version {
+		fmt.Fprintln(stdout, "emperor", Version)
+		return 0
+	}
+	logger, err := newLogger(s, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "emperor:", err)
+		return 2
+	}
+	for _, o := range s.ignoredOptions {
+		logger.Warn("option ignored", "option", o.Key, "file", o.File, "line", o.Line, "why", ignoredUWSGI[o.Key])
+	}
+	if err := serve(ctx, s, logger); err != nil {
+		logger.Error("the Emperor failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// parseSettings reads the command line and every config file it names.
+func parseSettings(args []string) (*settings, error) {
+	l := &config.Loader{Env: config.Env{Version: Version}}
+	c, err := l.Args(args)
+	if err != nil {
+		return nil, err
+	}
+	s := &settings{placeholderNames: map[string]bool{}}
+	raw := &config.Config{Options: slices.Clone(c.Options)}
+	// set-placeholder KEY=VALUE defines %(KEY).
+	var opts []config.Option
+	for _, o := range c.Options {
+		if o.Key == "set-placeholder" || o.Key == "set-ph" {
+			k, v, ok := strings.Cut(o.Value, "=")
+			if !ok {
+				return nil, &config.Error{File: o.File, Line: o.Line, Key: o.Key, Err: errors.New("want KEY=VALUE")}
+			}
+			s.placeholderNames[k] = true
+			opts = append(opts, config.Option{Key: k, Value: v, File: o.File, Line: o.Line})
+			continue
+		}
+		opts = append(opts, o)
+	}
+	c.Options = opts
+	if err := c.Resolve(l); err != nil {
+		return nil, err
+	}
+	c.Options = slices.DeleteFunc(c.Options, func(o config.Option) bool { return s.placeholderNames[o.Key] })
+	if err := s.apply(c, raw); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if s.logLevel != "" {
+		if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+			return nil, fmt.Errorf("log-level: %w", err)
+		}
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	switch s.logFormat {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("log-format %q: want text or json", s.logFormat)
+}
+
+// serve builds the monitors and the Emperor and runs it until Ragnarok.
+func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
+	if len(s.emperors) == 0 {
+		return errors.New("no monitor: give --dir DIR, --glob PATTERN or --emperor VALUE (see --help)")
+	}
+	binary, err := vassalBinary(s.binary)
+	if err != nil {
+		return err
+	}
+	freq := s.freq
+	if freq == 0 {
+		freq = 3 * time.Second
+	}
+	ready := make(chan string, len(s.emperors))
+	var mons []monitor.Monitor
+	for _, value := range s.emperors {
+		m, err := monitor.Open(value, monitor.Options{
+			Freq: freq, NoFollow: s.noFollow, Extensions: s.extraExtensions, Ready: ready, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		mons = append(mons, m)
+	}
+	if s.pidfile != "" {
+		if err := os.WriteFile(s.pidfile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+			return fmt.Errorf("emperor-pidfile: %w", err)
+		}
+		defer os.Remove(s.pidfile)
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH, syscall.SIGURG,
+		syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+	signal.Ignore(syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+
+	em, err := emperor.New(emperor.Options{
+		Monitors:         mons,
+		Ready:            ready,
+		Binary:           binary,
+		ExtendedFrames:   !strings.HasPrefix(filepath.Base(binary), "uwsgi"),
+		VassalSet:        s.vassalSet,
+		IncludeBefore:    s.includeBefore,
+		Include:          s.include,
+		InheritBefore:    s.inheritBefore,
+		Inherit:          s.inherit,
+		ExtraExtensions:  s.extraExtensions,
+		GracefulShutdown: s.graceful,
+		ReloadMercy:      s.reloadMercy,
+		CurseTolerance:   s.curseTolerance,
+		Throttle:         s.throttle,
+		MaxThrottle:      s.maxThrottle,
+		NoBlacklist:      s.noBlacklist,
+		Env:              vassalEnviron(),
+		Signals:          sigs,
+		Logger:           logger,
+	})
+	if err != nil {
+		return err
+	}
+	return em.Run(ctx)
+}
+
+// vassalBinary resolves binary-path, defaulting to our vassal next to this
+// executable, then in PATH.
+func vassalBinary(configured string) (string, error) {
+	if configured != "" {
+		if strings.Contains(configured, "/") {
+			return configured, nil
+		}
+		p, err := exec.LookPath(configured)
+		if err != nil {
+			return "", fmt.Errorf("binary-path %q: %w", configured, err)
+		}
+		return p, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "vassal")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("vassal"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no vassal binary next to emperor or in PATH: build cmd/vassal or set binary-path")
+}

@@ -1,0 +1,713 @@
+// Package emperor is the supervisor core: one goroutine owns the vassal
+// table and makes the process table match what the monitors say, through an
+// explicit state machine (state.go). Monitors, the spawner thread, the fd
+// poller, timers and signals talk to it over channels; nothing in the loop
+// blocks.
+package emperor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/protocol"
+)
+
+// Emperor governs vassals. Create it with New and call Run once.
+type Emperor struct {
+	opts Options
+	log  *slog.Logger
+
+	// Loop-owned state.
+	vassals      map[monitor.Key]*vassal
+	fds          map[uint64]fdRef
+	nextTok      uint64
+	monitorNames map[string]string
+	pending      []spawnRequest // spawn requests not yet taken by the spawner
+	ragnarok     bool
+	buried       bool // the mercy expired and the killed vassals had their chance to be reaped
+	mercyTimer   *time.Timer
+	cwd          string
+	baseEnv      []string
+
+	poll *poller
+
+	// Channels into the loop.
+	events  chan monitor.Event
+	polled  chan []uint64
+	spawned chan spawnResult
+	timers  chan timerFired
+	done    chan struct{} // closed when the loop exits
+}
+
+type fdKind uint8
+
+const (
+	ctlFd fdKind = iota
+	pidFd
+)
+
+// fdRef says whose fd a poller token is. It is stale when the vassal left
+// the table or runs another process.
+type fdRef struct {
+	v    *vassal
+	p    *process
+	kind fdKind
+}
+
+type timerKind uint8
+
+const (
+	spawnTimer timerKind = iota
+	killTimer
+	mercyTimer
+	buryTimer
+)
+
+// timerFired is a timer's event. It carries the generation it was set for;
+// the loop drops it when the vassal has moved on.
+type timerFired struct {
+	key  monitor.Key
+	gen  uint64
+	kind timerKind
+}
+
+// New checks the options and prepares an Emperor.
+func New(opts Options) (*Emperor, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("emperor: getwd: %w", err)
+	}
+	e := &Emperor{
+		opts:         opts,
+		log:          opts.Logger,
+		vassals:      map[monitor.Key]*vassal{},
+		fds:          map[uint64]fdRef{},
+		monitorNames: map[string]string{},
+		cwd:          cwd,
+		baseEnv:      vassalEnv(opts.Env),
+		events:       make(chan monitor.Event, 1024),
+		polled:       make(chan []uint64, 16),
+		spawned:      make(chan spawnResult, 64),
+		timers:       make(chan timerFired, 256),
+		done:         make(chan struct{}),
+	}
+	for _, m := range opts.Monitors {
+		e.monitorNames[m.ID()] = m.String()
+	}
+	return e, nil
+}
+
+// Run governs vassals until ctx is cancelled or a stop signal arrives, then
+// runs Ragnarok: every vassal is stopped in parallel, those left after
+// ReloadMercy are SIGKILLed, and Run returns nil once none is left.
+func (e *Emperor) Run(ctx context.Context) error {
+	if err := closeOnExecFrom(3); err != nil {
+		return fmt.Errorf("emperor: close-on-exec: %w", err)
+	}
+	poll, err := newPoller()
+	if err != nil {
+		return fmt.Errorf("emperor: %w", err)
+	}
+	e.poll = poll
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		poll.close()
+		return fmt.Errorf("emperor: %w", err)
+	}
+	defer devnull.Close()
+
+	var wg sync.WaitGroup
+	bg, cancelBG := context.WithCancel(context.Background())
+	defer func() {
+		cancelBG()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := poll.run(bg, e.polled); err != nil {
+			e.log.Error("fd poller failed", "err", err)
+		}
+	}()
+	reqs := make(chan spawnRequest)
+	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv)
+	defer close(reqs)
+
+	monCtx, cancelMonitors := context.WithCancel(ctx)
+	defer cancelMonitors()
+	for _, m := range e.opts.Monitors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.runMonitor(monCtx, m)
+		}()
+	}
+
+	e.log.Info("the Emperor is ruling", "monitors", len(e.opts.Monitors), "binary", e.opts.Binary, "pid", os.Getpid())
+	err = e.loop(ctx, reqs, cancelMonitors)
+	close(e.done)
+	return err
+}
+
+// runMonitor runs one monitor, restarting it after an error. An outage of a
+// source never removes vassals: the monitor just emits nothing meanwhile.
+func (e *Emperor) runMonitor(ctx context.Context, m monitor.Monitor) {
+	backoff := time.Second
+	for {
+		err := m.Run(ctx, e.events)
+		if ctx.Err() != nil {
+			return
+		}
+		e.log.Error("monitor failed; vassals keep running", "monitor", m.String(), "err", err, "retry", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMonitors context.CancelFunc) error {
+	ctxDone := ctx.Done()
+	readyLeft := len(e.opts.Monitors)
+	for {
+		var send chan<- spawnRequest
+		var head spawnRequest
+		if len(e.pending) > 0 {
+			send, head = reqs, e.pending[0]
+		}
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			e.startRagnarok("context cancelled", cancelMonitors)
+		case sig := <-e.opts.Signals:
+			e.signal(sig, cancelMonitors)
+		case ev := <-e.events:
+			e.monitorEvent(ev)
+		case id := <-e.opts.Ready:
+			readyLeft--
+			e.log.Info("monitor scanned", "monitor", e.monitorNames[id])
+			if readyLeft == 0 {
+				e.log.Info("initial scan complete", "vassals", len(e.vassals))
+			}
+		case send <- head:
+			e.pending[0] = spawnRequest{}
+			e.pending = e.pending[1:]
+		case res := <-e.spawned:
+			e.spawnDone(res)
+		case batch := <-e.polled:
+			for _, tok := range batch {
+				e.fdReady(tok)
+			}
+		case t := <-e.timers:
+			e.timerFired(t)
+		}
+		if e.ragnarok && len(e.vassals) == 0 {
+			e.log.Info("the Emperor is buried")
+			return nil
+		}
+		if e.buried {
+			e.log.Warn("the Emperor is buried; vassals that survived SIGKILL are left to the kernel", "left", len(e.vassals))
+			return nil
+		}
+	}
+}
+
+// after arms a timer that posts t to the loop. The callback touches no
+// vassal state; a fire after the loop ended is dropped.
+func (e *Emperor) after(d time.Duration, t timerFired) *time.Timer {
+	return time.AfterFunc(d, func() {
+		select {
+		case e.timers <- t:
+		case <-e.done:
+		}
+	})
+}
+
+// monitorEvent applies one monitor event to the table.
+func (e *Emperor) monitorEvent(ev monitor.Event) {
+	if e.ragnarok {
+		return
+	}
+	v := e.vassals[ev.Key]
+	switch ev.Op {
+	case monitor.Touch:
+		if v == nil {
+			v = &vassal{key: ev.Key, ev: ev, want: true, received: map[protocol.Byte]uint64{}, firstRun: time.Now()}
+			e.vassals[ev.Key] = v
+			e.transition(v, Waiting, "new config ("+ev.Reason+")")
+			e.spawn(v)
+			return
+		}
+		changed := ev.Version != v.ev.Version
+		v.ev = ev
+		readded := !v.want
+		v.want = true
+		switch v.state {
+		case Waiting:
+			if changed && v.timer != nil {
+				v.unloyalDeaths = 0
+				e.spawn(v) // an operator's edit lifts the penalty
+			}
+		case Running:
+			if ev.Version != v.version {
+				e.reload(v, "config changed ("+ev.Reason+")")
+			}
+		case Stopping:
+			if readded || changed {
+				v.voluntary = false // restart once it is down
+			}
+		case Disabled:
+			if ev.Version != v.version {
+				v.voluntary = false
+				e.transition(v, Waiting, "config changed while disabled")
+				e.spawn(v)
+			}
+		}
+	case monitor.Destroy:
+		if v == nil {
+			return
+		}
+		v.want = false
+		switch v.state {
+		case Waiting, Disabled:
+			e.remove(v, "config removed")
+		case Running:
+			e.stop(v, "config removed ("+ev.Reason+")")
+		}
+		// Spawning, Stopping and Cursed finish what they do; want decides
+		// what comes after.
+	}
+}
+
+// spawn queues a spawn of v on the spawner thread.
+func (e *Emperor) spawn(v *vassal) {
+	e.transition(v, Spawning, "spawn")
+	dir := e.cwd
+	if v.ev.Path != "" {
+		dir = filepath.Dir(v.ev.Path)
+	}
+	spec := Spec{
+		Key:    v.key,
+		Argv:   vassalArgv(&e.opts, &v.ev),
+		Dir:    dir,
+		Config: v.ev.Config,
+	}
+	v.spawnVersion = v.ev.Version
+	e.pending = append(e.pending, spawnRequest{spec: spec, gen: v.gen})
+}
+
+// spawnDone handles the spawner's answer.
+func (e *Emperor) spawnDone(res spawnResult) {
+	v := e.vassals[res.spec.Key]
+	if v == nil || v.gen != res.gen || v.state != Spawning {
+		// Cannot happen: Spawning is only left through here. Never leak.
+		e.log.Error("spawn result for a vassal not spawning (bug)", "vassal", res.spec.Key.Name)
+		if res.proc != nil {
+			kill(res.proc.pidfd, unix.SIGKILL)
+			e.closeProcess(res.proc)
+		}
+		return
+	}
+	if res.err != nil {
+		v.lastExit = "spawn failed: " + res.err.Error()
+		e.log.Error("spawn failed", e.attrs(v, "err", res.err, "argv", res.spec.Argv)...)
+		if !v.want || e.ragnarok {
+			e.remove(v, "spawn failed")
+			return
+		}
+		v.unloyalDeaths++
+		e.wait(v, "spawn failed: "+res.err.Error())
+		return
+	}
+	p := res.proc
+	v.proc = p
+	v.version = v.spawnVersion
+	v.ready, v.accepting, v.loyal = false, false, false
+	v.lastHeartbeat = time.Time{}
+	if err := e.watch(v, p); err != nil {
+		e.log.Error("cannot watch vassal fds", e.attrs(v, "err", err)...)
+	}
+	if res.spec.Config != nil {
+		e.pushConfig(v)
+	}
+	e.transition(v, Running, fmt.Sprintf("spawned pid %d", p.pid))
+	switch {
+	case e.ragnarok:
+		e.stop(v, "Ragnarok")
+	case !v.want:
+		e.stop(v, "config removed while spawning")
+	case v.ev.Version != v.version:
+		e.reload(v, "config changed while spawning")
+	}
+}
+
+// watch registers a new process's control channel and pidfd with the
+// poller.
+func (e *Emperor) watch(v *vassal, p *process) error {
+	e.nextTok++
+	v.ctlTok = e.nextTok
+	e.fds[v.ctlTok] = fdRef{v: v, p: p, kind: ctlFd}
+	e.nextTok++
+	v.pidTok = e.nextTok
+	e.fds[v.pidTok] = fdRef{v: v, p: p, kind: pidFd}
+	if err := e.poll.add(p.ctl, v.ctlTok); err != nil {
+		return err
+	}
+	return e.poll.add(p.pidfd, v.pidTok)
+}
+
+// fdReady handles one readiness report from the poller.
+func (e *Emperor) fdReady(tok uint64) {
+	ref, ok := e.fds[tok]
+	if !ok || e.vassals[ref.v.key] != ref.v || ref.v.proc != ref.p {
+		return // stale: the fd belongs to a process we already let go
+	}
+	v, p := ref.v, ref.p
+	switch ref.kind {
+	case ctlFd:
+		e.readControl(v, p, tok)
+	case pidFd:
+		st, exited, err := reap(p.pidfd)
+		if err != nil {
+			e.log.Error("waitid failed", e.attrs(v, "err", err)...)
+			return
+		}
+		if !exited {
+			e.poll.rearm(p.pidfd, tok)
+			return
+		}
+		e.exited(v, st)
+	}
+}
+
+// readControl reads every byte the vassal sent, until EAGAIN. Several bytes
+// can arrive in one read; uWSGI handles one per wake-up.
+func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
+	var buf [64]byte
+	for {
+		n, err := unix.Read(p.ctl, buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			e.poll.rearm(p.ctl, tok)
+			return
+		case err != nil || n == 0:
+			reason := "control channel closed"
+			if err != nil {
+				reason = "control channel: " + err.Error()
+			}
+			delete(e.fds, tok)
+			unix.Close(p.ctl)
+			p.ctl = -1
+			if v.state == Running {
+				e.curse(v, reason)
+			}
+			return
+		}
+		for _, b := range buf[:n] {
+			e.vassalByte(v, protocol.Byte(b))
+			if v.proc != p || p.ctl < 0 {
+				return // the byte ended this process's channel
+			}
+		}
+	}
+}
+
+// vassalByte records one protocol byte from a vassal and acts on it.
+func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
+	v.received[b]++
+	now := time.Now()
+	switch b {
+	case protocol.Spawned:
+		v.ready = true
+	case protocol.ConfigRequest:
+		e.pushConfig(v)
+	case protocol.Accepting:
+		v.accepting = true
+	case protocol.Loyal:
+		if !v.loyal {
+			e.log.Info("vassal is loyal", e.attrs(v)...)
+		}
+		v.loyal = true
+		v.unloyalDeaths = 0
+	case protocol.Heartbeat:
+		v.lastHeartbeat = now
+	case protocol.Voluntary:
+		if v.state == Running {
+			v.voluntary = true
+			e.stop(v, "voluntary stop (byte 22)")
+		}
+	case protocol.Reinforcements:
+		e.log.Info("vassal asks for reinforcements", e.attrs(v)...)
+	default:
+		e.log.Debug("unknown byte from vassal", e.attrs(v, "byte", int(b))...)
+	}
+	if b != protocol.Heartbeat {
+		e.log.Debug("vassal byte", e.attrs(v, "byte", int(b), "meaning", b.FromVassal())...)
+	}
+	if e.opts.Notify != nil {
+		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Byte: byte(b), IsByte: true, Pid: v.proc.pid, Reason: b.FromVassal()})
+	}
+}
+
+// pushConfig sends the vassal its current config text, once after spawn and
+// in answer to every byte 2. It is never pushed after a reload byte (that
+// made uWSGI 2.0 vassals run one version behind, bug B9).
+func (e *Emperor) pushConfig(v *vassal) {
+	if v.proc == nil || v.proc.cfg < 0 || v.ev.Config == nil {
+		return
+	}
+	frame, err := protocol.AppendFrame(nil, v.ev.Config, e.opts.ExtendedFrames)
+	if err == nil {
+		err = protocol.WriteAll(v.proc.cfg, frame)
+	}
+	if err != nil {
+		e.log.Error("cannot send config", e.attrs(v, "err", err)...)
+	}
+}
+
+// reload asks a running vassal to reload (byte 1).
+func (e *Emperor) reload(v *vassal, reason string) {
+	if v.proc == nil || v.proc.ctl < 0 {
+		return
+	}
+	if err := protocol.WriteByte(v.proc.ctl, protocol.Reload); err != nil {
+		e.curse(v, "reload: "+err.Error())
+		return
+	}
+	v.version = v.ev.Version
+	v.reloads++
+	v.ready, v.accepting = false, false
+	e.log.Info("vassal reload", e.attrs(v, "reason", reason)...)
+	if e.opts.Notify != nil {
+		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: v.proc.pid, Reason: "reload: " + reason})
+	}
+}
+
+// stop asks a running vassal to stop (byte 0, or 2 when graceful) and arms
+// the kill timer.
+func (e *Emperor) stop(v *vassal, reason string) {
+	b := protocol.Stop
+	if e.opts.GracefulShutdown {
+		b = protocol.GracefulStop
+	}
+	if v.proc != nil && v.proc.ctl >= 0 {
+		if err := protocol.WriteByte(v.proc.ctl, b); err != nil {
+			e.log.Warn("cannot send stop byte", e.attrs(v, "err", err)...)
+		}
+	}
+	e.transition(v, Stopping, reason)
+	e.armKill(v)
+}
+
+// curse marks a running vassal whose control channel broke.
+func (e *Emperor) curse(v *vassal, reason string) {
+	e.transition(v, Cursed, reason)
+	e.armKill(v)
+}
+
+// armKill arms the curse-tolerance timer of a stopping or cursed vassal.
+// During Ragnarok the mercy timer rules instead.
+func (e *Emperor) armKill(v *vassal) {
+	if e.ragnarok {
+		return
+	}
+	v.timer = e.after(e.opts.CurseTolerance, timerFired{key: v.key, gen: v.gen, kind: killTimer})
+}
+
+// wait puts a vassal that should run into Waiting, with its penalty.
+func (e *Emperor) wait(v *vassal, reason string) {
+	d := time.Duration(0)
+	if !e.opts.NoBlacklist {
+		d = respawnDelay(v.unloyalDeaths, e.opts.Throttle, e.opts.MaxThrottle, false)
+	}
+	if d == 0 {
+		e.transition(v, Waiting, reason)
+		e.spawn(v)
+		return
+	}
+	e.transition(v, Waiting, fmt.Sprintf("%s; respawn in %s", reason, d))
+	v.timer = e.after(d, timerFired{key: v.key, gen: v.gen, kind: spawnTimer})
+}
+
+// exited handles the death of a vassal's process, whatever the order in
+// which its EOF and its exit arrived (uWSGI's race, bug B4).
+func (e *Emperor) exited(v *vassal, st exitStatus) {
+	p := v.proc
+	e.closeProcess(p, v.ctlTok, v.pidTok)
+	v.proc = nil
+	v.lastExit = st.String()
+	reason := fmt.Sprintf("pid %d: %s", p.pid, st)
+	exiled := !st.signaled && st.code == protocol.ExileCode
+	switch {
+	case !v.want || e.ragnarok:
+		e.remove(v, reason)
+	case v.voluntary:
+		e.transition(v, Disabled, reason+"; stays down until its config changes")
+	case exiled && v.state != Stopping:
+		e.transition(v, Disabled, reason+" (exiled); stays down until its config changes")
+	case v.state == Stopping:
+		e.wait(v, reason+"; restarting")
+	default:
+		if !v.loyal {
+			v.unloyalDeaths++
+		}
+		e.wait(v, "died: "+reason)
+	}
+	if v.state == Waiting || v.state == Spawning {
+		v.restarts++
+	}
+}
+
+// remove takes a vassal out of the table.
+func (e *Emperor) remove(v *vassal, reason string) {
+	e.transition(v, Absent, reason)
+	delete(e.vassals, v.key)
+}
+
+// closeProcess releases the Emperor's fds of a process and forgets its
+// poller tokens (closing an fd also removes it from the epoll set).
+func (e *Emperor) closeProcess(p *process, toks ...uint64) {
+	for _, tok := range toks {
+		if ref, ok := e.fds[tok]; ok && ref.p == p {
+			delete(e.fds, tok)
+		}
+	}
+	if p.ctl >= 0 {
+		unix.Close(p.ctl)
+		p.ctl = -1
+	}
+	if p.cfg >= 0 {
+		unix.Close(p.cfg)
+		p.cfg = -1
+	}
+	unix.Close(p.pidfd)
+	p.pidfd = -1
+}
+
+// timerFired handles a timer event, dropping stale ones.
+func (e *Emperor) timerFired(t timerFired) {
+	switch t.kind {
+	case mercyTimer:
+		e.noMercy()
+		return
+	case buryTimer:
+		e.buried = true
+		return
+	}
+	v := e.vassals[t.key]
+	if v == nil || v.gen != t.gen {
+		return
+	}
+	switch t.kind {
+	case spawnTimer:
+		if v.state == Waiting {
+			v.timer = nil
+			e.spawn(v)
+		}
+	case killTimer:
+		if (v.state == Stopping || v.state == Cursed) && v.proc != nil {
+			e.log.Warn("vassal did not exit within the curse tolerance: SIGKILL", e.attrs(v, "tolerance", e.opts.CurseTolerance)...)
+			if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
+				e.log.Error("kill failed", e.attrs(v, "err", err)...)
+			}
+			v.timer = e.after(e.opts.CurseTolerance, t)
+		}
+	}
+}
+
+// signal acts on one signal. The handler only forwarded it; all work is
+// here, in the loop (uWSGI works inside its handlers, bug B6).
+func (e *Emperor) signal(sig os.Signal, cancelMonitors context.CancelFunc) {
+	switch sig {
+	case syscall.SIGHUP:
+		e.log.Info("SIGHUP: reloading every vassal")
+		for _, v := range e.vassals {
+			if v.state == Running {
+				e.reload(v, "SIGHUP")
+			}
+		}
+	case syscall.SIGUSR1:
+		e.logStatus()
+	case syscall.SIGWINCH:
+		e.log.Info("SIGWINCH: rescanning")
+		for _, m := range e.opts.Monitors {
+			m.Rescan()
+		}
+	case syscall.SIGURG:
+		e.log.Info("SIGURG: clearing the blacklist")
+		for _, v := range e.vassals {
+			v.unloyalDeaths = 0
+			if v.state == Waiting && v.timer != nil {
+				e.spawn(v)
+			}
+		}
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT:
+		e.startRagnarok(sig.String(), cancelMonitors)
+	default:
+		e.log.Debug("ignored signal", "signal", sig.String())
+	}
+}
+
+// logStatus logs one line per vassal (SIGUSR1).
+func (e *Emperor) logStatus() {
+	e.log.Info("status", "vassals", len(e.vassals))
+	for _, v := range e.vassals {
+		e.log.Info("vassal status", e.attrs(v, "state", v.state.String(), "since", v.since.Format(time.RFC3339),
+			"ready", v.ready, "accepting", v.accepting, "loyal", v.loyal,
+			"reloads", v.reloads, "restarts", v.restarts, "last_exit", v.lastExit)...)
+	}
+}
+
+// startRagnarok stops every vassal in parallel. Those still alive after
+// ReloadMercy are SIGKILLed through their pidfds: only our own processes,
+// never kill(-1) (uWSGI's bug B3).
+func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc) {
+	if e.ragnarok {
+		e.log.Warn("Ragnarok already evoked", "reason", reason, "left", len(e.vassals))
+		return
+	}
+	e.ragnarok = true
+	cancelMonitors()
+	e.log.Info("Ragnarok: stopping every vassal", "reason", reason, "vassals", len(e.vassals), "mercy", e.opts.ReloadMercy)
+	for _, v := range e.vassals {
+		switch v.state {
+		case Waiting, Disabled:
+			e.remove(v, "Ragnarok")
+		case Running:
+			e.stop(v, "Ragnarok")
+		}
+	}
+	e.mercyTimer = e.after(e.opts.ReloadMercy, timerFired{kind: mercyTimer})
+}
+
+// noMercy SIGKILLs every vassal still alive when the mercy expires, then
+// gives them a short while to be reaped.
+func (e *Emperor) noMercy() {
+	e.log.Warn("Ragnarok: no mercy, SIGKILL to every vassal left", "left", len(e.vassals))
+	for _, v := range e.vassals {
+		if v.proc != nil && v.proc.pidfd >= 0 {
+			if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
+				e.log.Error("kill failed", e.attrs(v, "err", err)...)
+			}
+		}
+	}
+	e.after(5*time.Second, timerFired{kind: buryTimer})
+}

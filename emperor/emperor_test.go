@@ -1,0 +1,403 @@
+package emperor_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/monitor"
+	_ "github.com/emperor-dev/emperor/monitor/files"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
+)
+
+const wait = 15 * time.Second // generous: CI machines are slow and shared
+
+// harness runs one Emperor on test-controlled monitors, with the test binary
+// as its vassals.
+type harness struct {
+	t       *testing.T
+	notes   chan emperor.Note
+	reports <-chan report
+	report  string // report socket path, for vassal configs
+	signals chan os.Signal
+	// pendingNotes and pendingReports hold what arrived but no wait took yet.
+	pendingNotes   []emperor.Note
+	pendingReports []report
+	cancel         context.CancelFunc
+	done           chan error
+}
+
+type setup struct {
+	dirs     []string // dir:// monitors
+	monitors []monitor.Monitor
+	opts     func(*emperor.Options)
+}
+
+func startEmperor(t *testing.T, s setup) *harness {
+	t.Helper()
+	h := &harness{t: t, notes: make(chan emperor.Note, 4096), signals: make(chan os.Signal, 4)}
+	h.report, h.reports = reportSocket(t)
+	ready := make(chan string, len(s.dirs)+len(s.monitors))
+	mons := s.monitors
+	for _, d := range s.dirs {
+		m, err := monitor.Open(d, monitor.Options{Freq: time.Second, Ready: ready, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mons = append(mons, m)
+	}
+	opts := emperor.Options{
+		Monitors:                 mons,
+		Ready:                    ready,
+		Binary:                   os.Args[0],
+		Env:                      append(os.Environ(), "EMPEROR_TEST_VASSAL=1"),
+		Signals:                  h.signals,
+		Logger:                   testLogger(t),
+		PanicOnIllegalTransition: true,
+		Notify: func(n emperor.Note) {
+			select {
+			case h.notes <- n:
+			default:
+				panic("test notes channel full")
+			}
+		},
+	}
+	if s.opts != nil {
+		s.opts(&opts)
+	}
+	em, err := emperor.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- em.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.done:
+		case <-time.After(45 * time.Second):
+			t.Error("Emperor did not finish Ragnarok")
+		}
+	})
+	return h
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// waitNote returns the earliest note not yet returned that matches, waiting
+// for it up to the deadline. Notes that do not match stay for later waits,
+// so the order of concurrent events does not matter to a test.
+func (h *harness) waitNote(what string, match func(emperor.Note) bool) emperor.Note {
+	h.t.Helper()
+	n, ok := waitFor(&h.pendingNotes, h.notes, match)
+	if !ok {
+		h.t.Fatalf("timed out waiting for %s", what)
+	}
+	return n
+}
+
+func waitFor[T any](pending *[]T, ch <-chan T, match func(T) bool) (T, bool) {
+	for i, x := range *pending {
+		if match(x) {
+			*pending = append((*pending)[:i:i], (*pending)[i+1:]...)
+			return x, true
+		}
+	}
+	deadline := time.After(wait)
+	for {
+		select {
+		case x := <-ch:
+			if match(x) {
+				return x, true
+			}
+			*pending = append(*pending, x)
+		case <-deadline:
+			var zero T
+			return zero, false
+		}
+	}
+}
+
+func (h *harness) waitState(name string, to emperor.State) emperor.Note {
+	h.t.Helper()
+	return h.waitNote(name+" → "+to.String(), func(n emperor.Note) bool {
+		return n.Key.Name == name && n.To == to && !n.IsByte && n.From != n.To
+	})
+}
+
+// waitReport waits for a report from a test vassal.
+func (h *harness) waitReport(what string, match func(report) bool) report {
+	h.t.Helper()
+	r, ok := waitFor(&h.pendingReports, h.reports, match)
+	if !ok {
+		h.t.Fatalf("timed out waiting for report: %s", what)
+	}
+	return r
+}
+
+func (h *harness) vassalConfig(extra string) string {
+	return fmt.Sprintf("[uwsgi]\nreport = %s\n%s\n", h.report, extra)
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func alive(pid int) bool {
+	return unix.Kill(pid, 0) == nil
+}
+
+func TestVassalLifecycleFromDirectory(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}})
+	path := filepath.Join(dir, "app.ini")
+	writeFile(t, path, h.vassalConfig("name = app"))
+	writeFile(t, filepath.Join(dir, "ignored.skel"), h.vassalConfig("name = skel"))
+
+	h.waitState("app.ini", emperor.Running)
+	start := h.waitReport("app starts", func(r report) bool { return r.Event == "start" && r.Name == "app" })
+
+	t.Run("spawned as uWSGI spawns", func(t *testing.T) {
+		if start.Cwd != dir {
+			t.Errorf("vassal cwd = %q, want its config's directory %q", start.Cwd, dir)
+		}
+		if want := []string{os.Args[0], "--ini", "app.ini"}; !slices.Equal(start.Argv, want) {
+			t.Errorf("argv = %q, want %q", start.Argv, want)
+		}
+		if want := []int{0, 1, 2, 3}; !slices.Equal(start.Fds, want) {
+			t.Errorf("vassal inherited fds %v, want exactly %v", start.Fds, want)
+		}
+		if !slices.Contains(start.Env, "UWSGI_EMPEROR_FD=3") {
+			t.Errorf("env %q lacks UWSGI_EMPEROR_FD=3", start.Env)
+		}
+		fd0, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", start.Pid))
+		if err == nil && fd0 != "/dev/null" {
+			t.Errorf("fd 0 is %s, want /dev/null", fd0)
+		}
+		pgid, _ := unix.Getpgid(start.Pid)
+		if pgid != start.Pid {
+			t.Errorf("vassal pgid = %d, want its own group %d", pgid, start.Pid)
+		}
+	})
+
+	// An edit is a reload (byte 1), same process.
+	writeFile(t, path, h.vassalConfig("name = app\n# edited"))
+	h.waitReport("reload byte", func(r report) bool { return r.Event == "byte" && r.Byte == 1 && r.Pid == start.Pid })
+
+	// Two edits within the same second are both seen (uWSGI misses one).
+	now := time.Now().Truncate(time.Second)
+	writeFile(t, path, h.vassalConfig("name = app\n# edit 2"))
+	os.Chtimes(path, now, now.Add(100*time.Millisecond))
+	h.waitReport("second reload", func(r report) bool { return r.Event == "byte" && r.Byte == 1 })
+	writeFile(t, path, h.vassalConfig("name = app\n# edit 3"))
+	os.Chtimes(path, now, now.Add(200*time.Millisecond))
+	h.waitReport("third reload", func(r report) bool { return r.Event == "byte" && r.Byte == 1 })
+
+	// Removal stops it with byte 0 and it leaves the table.
+	os.Remove(path)
+	h.waitReport("stop byte", func(r report) bool { return r.Event == "byte" && r.Byte == 0 && r.Pid == start.Pid })
+	h.waitState("app.ini", emperor.Absent)
+	if alive(start.Pid) {
+		t.Errorf("vassal %d still alive after removal", start.Pid)
+	}
+}
+
+func TestRenameIsStopAndSpawn(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}})
+	writeFile(t, filepath.Join(dir, "a.ini"), h.vassalConfig("name = a"))
+	h.waitState("a.ini", emperor.Running)
+	if err := os.Rename(filepath.Join(dir, "a.ini"), filepath.Join(dir, "b.ini")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("a.ini", emperor.Absent)
+	n := h.waitState("b.ini", emperor.Running)
+	if n.Pid <= 0 {
+		t.Errorf("b.ini running without a pid")
+	}
+}
+
+func TestCrashedVassalIsRespawnedByTheCore(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Throttle = 200 * time.Millisecond
+	}})
+	// The config never changes, so only the core can bring it back.
+	writeFile(t, filepath.Join(dir, "crash.ini"), h.vassalConfig("name = crash\ncrash-after = 300ms\nexit-code = 3"))
+	first := h.waitState("crash.ini", emperor.Running)
+	died := h.waitNote("death", func(n emperor.Note) bool {
+		return n.Key.Name == "crash.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
+	})
+	if !strings.Contains(died.Reason, "exit status 3") {
+		t.Errorf("death reason %q does not give the exit status", died.Reason)
+	}
+	second := h.waitState("crash.ini", emperor.Running)
+	if second.Pid == first.Pid {
+		t.Errorf("respawned with the same pid %d", first.Pid)
+	}
+	// It keeps crashing before it is loyal: the next respawn is delayed
+	// by one throttle step.
+	h.waitNote("second death", func(n emperor.Note) bool {
+		return n.Key.Name == "crash.ini" && n.To == emperor.Waiting && strings.Contains(n.Reason, "respawn in 200ms")
+	})
+	h.waitState("crash.ini", emperor.Running)
+}
+
+func TestRagnarokKillsVassalThatIgnoresStop(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.ReloadMercy = time.Second
+	}})
+	writeFile(t, filepath.Join(dir, "stubborn.ini"), h.vassalConfig("name = stubborn\nignore-stop = 1"))
+	writeFile(t, filepath.Join(dir, "polite.ini"), h.vassalConfig("name = polite"))
+	stubborn := h.waitState("stubborn.ini", emperor.Running)
+	polite := h.waitState("polite.ini", emperor.Running)
+	h.waitReport("stubborn started", func(r report) bool { return r.Event == "start" && r.Name == "stubborn" })
+
+	began := time.Now()
+	h.signals <- syscall.SIGTERM
+	h.waitReport("stubborn gets the stop byte", func(r report) bool { return r.Name == "stubborn" && r.Event == "byte" && r.Byte == 0 })
+	h.waitReport("polite exits", func(r report) bool { return r.Name == "polite" && r.Event == "exit" })
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatalf("Run after Ragnarok: %v", err)
+		}
+		h.done <- nil
+	case <-time.After(wait):
+		t.Fatal("Ragnarok did not finish")
+	}
+	if took := time.Since(began); took < time.Second {
+		t.Errorf("Ragnarok took %s: the stubborn vassal was killed before the mercy", took)
+	}
+	for _, pid := range []int{stubborn.Pid, polite.Pid} {
+		if alive(pid) {
+			t.Errorf("vassal %d survived Ragnarok", pid)
+		}
+	}
+}
+
+func TestTwoMonitorsWithTheSameNameDoNotCollide(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{d1, d2}})
+	writeFile(t, filepath.Join(d1, "app.ini"), h.vassalConfig("name = one"))
+	writeFile(t, filepath.Join(d2, "app.ini"), h.vassalConfig("name = two"))
+	one := h.waitReport("one", func(r report) bool { return r.Event == "start" && r.Name == "one" })
+	two := h.waitReport("two", func(r report) bool { return r.Event == "start" && r.Name == "two" })
+	if one.Cwd != d1 || two.Cwd != d2 {
+		t.Errorf("cwds %q and %q, want %q and %q", one.Cwd, two.Cwd, d1, d2)
+	}
+	os.Remove(filepath.Join(d1, "app.ini"))
+	h.waitReport("one stops", func(r report) bool { return r.Event == "exit" && r.Name == "one" })
+	h.waitNote("one leaves", func(n emperor.Note) bool {
+		return n.To == emperor.Absent && n.Key.Name == "app.ini"
+	})
+	if !alive(two.Pid) {
+		t.Errorf("removing %s/app.ini killed %s/app.ini", d1, d2)
+	}
+}
+
+func TestVoluntaryStopStaysDownUntilConfigChanges(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}})
+	path := filepath.Join(dir, "idle.ini")
+	writeFile(t, path, h.vassalConfig("name = idle\nvoluntary-after = 100ms"))
+	h.waitState("idle.ini", emperor.Running)
+	h.waitState("idle.ini", emperor.Stopping)
+	h.waitState("idle.ini", emperor.Disabled)
+	// A rescan of the unchanged file does not bring it back...
+	h.signals <- syscall.SIGWINCH
+	// ...a changed config does.
+	writeFile(t, path, h.vassalConfig("name = idle"))
+	n := h.waitNote("restart after edit", func(n emperor.Note) bool {
+		return n.Key.Name == "idle.ini" && n.From == emperor.Disabled
+	})
+	if n.To != emperor.Waiting {
+		t.Errorf("disabled vassal went to %s", n.To)
+	}
+	h.waitState("idle.ini", emperor.Running)
+}
+
+func TestInlineConfigTravelsOverTheConfigChannel(t *testing.T) {
+	fake := monitortest.New("db")
+	h := startEmperor(t, setup{monitors: []monitor.Monitor{fake}})
+	text := func(gen int) []byte {
+		return []byte(h.vassalConfig(fmt.Sprintf("name = inline\ngeneration = %d", gen)))
+	}
+	fake.Events <- monitor.Event{Op: monitor.Touch, Key: monitor.Key{Name: "inline.ini"}, Config: text(1), Version: monitor.Version{Hash: "1"}}
+	start := h.waitReport("inline start", func(r report) bool { return r.Event == "start" })
+	if want := []string{os.Args[0], "--ini", "emperor://inline.ini"}; !slices.Equal(start.Argv, want) {
+		t.Errorf("argv = %q, want %q", start.Argv, want)
+	}
+	if !slices.Contains(start.Env, "UWSGI_EMPEROR_FD_CONFIG=4") {
+		t.Errorf("env %q lacks UWSGI_EMPEROR_FD_CONFIG=4", start.Env)
+	}
+	if !strings.Contains(start.Config, "generation = 1") {
+		t.Errorf("vassal read config %q", start.Config)
+	}
+	// A change is a reload; the vassal asks with byte 2 and gets the new
+	// text, and only it (not one version behind, bug B9).
+	fake.Events <- monitor.Event{Op: monitor.Touch, Key: monitor.Key{Name: "inline.ini"}, Config: text(2), Version: monitor.Version{Hash: "2"}}
+	got := h.waitReport("new config", func(r report) bool { return r.Event == "config" })
+	if !strings.Contains(got.Config, "generation = 2") {
+		t.Errorf("after reload the vassal read %q, want generation 2", got.Config)
+	}
+	fake.Events <- monitor.Event{Op: monitor.Destroy, Key: monitor.Key{Name: "inline.ini"}}
+	h.waitState("inline.ini", emperor.Absent)
+}
+
+func TestSighupReloadsEveryVassal(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}})
+	for _, n := range []string{"a", "b"} {
+		writeFile(t, filepath.Join(dir, n+".ini"), h.vassalConfig("name = "+n))
+		h.waitState(n+".ini", emperor.Running)
+	}
+	h.signals <- syscall.SIGHUP
+	got := map[string]bool{}
+	h.waitReport("reload bytes", func(r report) bool {
+		if r.Event == "byte" && r.Byte == 1 {
+			got[r.Name] = true
+		}
+		return len(got) == 2
+	})
+}
+
+func TestEnvironmentReachesVassalsRewritten(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Env = append(o.Env, "UWSGI_VASSAL_SOCKET=/tmp/x.sock", "UWSGI_RELOADS=3", "NOTIFY_SOCKET=/run/systemd/notify", "UWSGI_EMPEROR=/etc/vassals")
+	}})
+	writeFile(t, filepath.Join(dir, "env.ini"), h.vassalConfig("name = env"))
+	r := h.waitReport("env", func(r report) bool { return r.Event == "start" })
+	if !slices.Contains(r.Env, "UWSGI_SOCKET=/tmp/x.sock") {
+		t.Errorf("UWSGI_VASSAL_SOCKET not rewritten: %q", r.Env)
+	}
+	for _, bad := range []string{"UWSGI_VASSAL_SOCKET", "UWSGI_RELOADS", "NOTIFY_SOCKET", "UWSGI_EMPEROR="} {
+		for _, kv := range r.Env {
+			if strings.HasPrefix(kv, bad) {
+				t.Errorf("vassal env has %q", kv)
+			}
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package emperor_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/protocol"
+)
+
+// The test binary doubles as a vassal: the Emperor under test runs it with
+// EMPEROR_TEST_VASSAL=1 and a uWSGI-style argv (--ini app.ini or
+// --ini emperor://app.ini). It reads its behaviour from its own config:
+//
+//	report       = unix datagram socket of the test, which receives reports
+//	ignore-stop  = 1: ignore stop bytes (Ragnarok must SIGKILL it)
+//	crash-after  = duration: exit with exit-code (default 1) after it
+//	send         = bytes sent at start, space separated (default "1 5")
+//	voluntary-after = duration: send byte 22, then exit 0 when told to stop
+//
+// Reports are JSON datagrams (type report).
+func TestMain(m *testing.M) {
+	if os.Getenv("EMPEROR_TEST_VASSAL") == "1" {
+		os.Exit(testVassal(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// report is what a test vassal tells the test.
+type report struct {
+	Event  string   `json:"event"` // start, byte, config, exit
+	Name   string   `json:"name"`
+	Pid    int      `json:"pid"`
+	Byte   int      `json:"byte,omitempty"`
+	Cwd    string   `json:"cwd,omitempty"`
+	Argv   []string `json:"argv,omitempty"`
+	Fds    []int    `json:"fds,omitempty"`
+	Env    []string `json:"env,omitempty"`
+	Config string   `json:"config,omitempty"`
+}
+
+func testVassal(args []string) int {
+	fds := openFds() // first, before the runtime opens its poller
+	signal.Ignore(syscall.SIGPIPE)
+	var cfgFile *os.File
+	if s := os.Getenv(protocol.EnvConfigFD); s != "" {
+		n, _ := strconv.Atoi(s)
+		cfgFile = os.NewFile(uintptr(n), "config")
+	}
+	var lastText string
+	l := &config.Loader{Emperor: func(name string) ([]byte, error) {
+		if cfgFile == nil {
+			return nil, fmt.Errorf("no config fd")
+		}
+		b, err := protocol.ReadFrame(cfgFile)
+		lastText = string(b)
+		return b, err
+	}}
+	cfg, err := l.Args(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test vassal:", err)
+		return 1
+	}
+	name, _ := cfg.Get("name")
+	if name == "" && len(args) > 1 {
+		name = args[len(args)-1]
+	}
+	var conn net.Conn
+	if path, ok := cfg.Get("report"); ok {
+		conn, err = net.Dial("unixgram", path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "test vassal: report:", err)
+			return 1
+		}
+	}
+	send := func(r report) {
+		r.Name, r.Pid = name, os.Getpid()
+		if conn != nil {
+			b, _ := json.Marshal(r)
+			conn.Write(b)
+		}
+	}
+	cwd, _ := os.Getwd()
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "UWSGI_") || strings.HasPrefix(kv, "NOTIFY_") {
+			env = append(env, kv)
+		}
+	}
+	sort.Strings(env)
+	send(report{Event: "start", Cwd: cwd, Argv: os.Args, Fds: fds, Env: env, Config: lastText})
+
+	fdNum, err := strconv.Atoi(os.Getenv(protocol.EnvFD))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test vassal: not a vassal")
+		return 1
+	}
+	ctl := os.NewFile(uintptr(fdNum), "emperor")
+	sendBytes := "1 5"
+	if s, ok := cfg.Get("send"); ok {
+		sendBytes = s
+	}
+	for _, f := range strings.Fields(sendBytes) {
+		n, _ := strconv.Atoi(f)
+		ctl.Write([]byte{byte(n)})
+	}
+	ignoreStop, _ := cfg.Bool("ignore-stop")
+	exitCode, _ := cfg.Int("exit-code", 1)
+	if s, ok := cfg.Get("crash-after"); ok {
+		d, _ := time.ParseDuration(s)
+		time.AfterFunc(d, func() {
+			send(report{Event: "exit", Byte: exitCode})
+			os.Exit(exitCode)
+		})
+	}
+	if s, ok := cfg.Get("voluntary-after"); ok {
+		d, _ := time.ParseDuration(s)
+		time.AfterFunc(d, func() { ctl.Write([]byte{byte(protocol.Voluntary)}) })
+	}
+	buf := make([]byte, 16)
+	for {
+		n, err := ctl.Read(buf)
+		if err != nil || n == 0 {
+			send(report{Event: "exit", Byte: 1})
+			return 1
+		}
+		for _, b := range buf[:n] {
+			send(report{Event: "byte", Byte: int(b)})
+			switch protocol.Byte(b) {
+			case protocol.Stop, protocol.GracefulStop:
+				if !ignoreStop {
+					send(report{Event: "exit"})
+					return 0
+				}
+			case protocol.Reload:
+				if cfgFile != nil {
+					ctl.Write([]byte{byte(protocol.ConfigRequest)})
+					text, err := protocol.ReadFrame(cfgFile)
+					if err == nil {
+						send(report{Event: "config", Config: string(text)})
+					}
+				}
+				ctl.Write([]byte{byte(protocol.Accepting)})
+			}
+		}
+	}
+}
+
+// openFds lists the fds this process inherited.
+func openFds() []int {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	var fds []int
+	for _, n := range names {
+		fd, _ := strconv.Atoi(n)
+		if fd == int(d.Fd()) {
+			continue
+		}
+		// Inherited fds survived exec, so they are not close-on-exec; the
+		// ones our own runtime opened at start are.
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			fds = append(fds, fd)
+		}
+	}
+	sort.Ints(fds)
+	return fds
+}
+
+// reportSocket listens for test vassal reports.
+func reportSocket(t *testing.T) (string, <-chan report) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ch := make(chan report, 1024)
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			var r report
+			if json.Unmarshal(buf[:n], &r) == nil {
+				ch <- r
+			}
+		}
+	}()
+	return path, ch
+}

@@ -1,0 +1,124 @@
+package emperor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/emperor-dev/emperor/monitor"
+)
+
+// Options configure an Emperor. Field names follow the uWSGI options they
+// implement; zero values take uWSGI's defaults (reference 0.4).
+type Options struct {
+	// Monitors are the configuration sources; their IDs must be unique.
+	Monitors []monitor.Monitor
+	// Ready is the channel the monitors were given as monitor.Options.Ready:
+	// each sends its ID once its first scan is complete. May be nil.
+	Ready <-chan string
+
+	// Binary is argv[0] of every vassal (binary-path): our vassal by
+	// default, /usr/bin/uwsgi for real uWSGI vassals.
+	Binary string
+	// ExtendedFrames lets config frames exceed uWSGI's 64 KiB limit. Only
+	// our own vassal reads them; leave it false for uWSGI vassals.
+	ExtendedFrames bool
+
+	// VassalSet are "key=value" pairs passed as --set (vassal-set).
+	VassalSet []string
+	// IncludeBefore, Include, InheritBefore and Inherit are the templates
+	// of vassals-include-before, vassals-include, vassals-inherit-before and
+	// vassals-inherit.
+	IncludeBefore, Include, InheritBefore, Inherit []string
+	// ExtraExtensions are emperor-extra-extension values.
+	ExtraExtensions []string
+
+	// GracefulShutdown sends byte 2 instead of 0 to stop a vassal
+	// (emperor-graceful-shutdown).
+	GracefulShutdown bool
+	// ReloadMercy bounds Ragnarok (reload-mercy, default 30 s).
+	ReloadMercy time.Duration
+	// CurseTolerance is how long a stopping or cursed vassal may linger
+	// before SIGKILL, repeated while it survives (emperor-curse-tolerance,
+	// default 30 s).
+	CurseTolerance time.Duration
+	// Throttle is the penalty step for a vassal that keeps dying before it
+	// became loyal (emperor-throttle, default 1 s); MaxThrottle caps it
+	// (emperor-max-throttle, default 180 s).
+	Throttle, MaxThrottle time.Duration
+	// NoBlacklist disables the penalty (emperor-no-blacklist).
+	NoBlacklist bool
+
+	// Env is the Emperor's environment, from which every vassal's is derived
+	// (default os.Environ()).
+	Env []string
+	// Stdout and Stderr are inherited by vassals (default the Emperor's).
+	Stdout, Stderr *os.File
+
+	// Signals delivers the Emperor's signals (SIGHUP, SIGUSR1, ...); nil
+	// means none. The caller calls signal.Notify; Run never does, so tests
+	// can drive it.
+	Signals <-chan os.Signal
+	// Notify, when set, is called from the Emperor's loop for every
+	// transition and every protocol byte. It must not block.
+	Notify func(Note)
+	// Logger receives one line per decision (default: discard).
+	Logger *slog.Logger
+	// PanicOnIllegalTransition makes a transition outside the table panic
+	// instead of only logging it: tests set it, since such a transition is
+	// always a bug.
+	PanicOnIllegalTransition bool
+}
+
+// Note is one thing that happened to a vassal, for Options.Notify.
+type Note struct {
+	Key monitor.Key
+	// From and To are set for a transition (From == To for a byte).
+	From, To State
+	// Byte is the protocol byte received, when IsByte.
+	Byte   byte
+	IsByte bool
+	Pid    int
+	Reason string
+}
+
+func (o *Options) setDefaults() error {
+	if len(o.Monitors) == 0 {
+		return errors.New("no monitor: give at least one --emperor (or --dir, --glob)")
+	}
+	seen := map[string]bool{}
+	for _, m := range o.Monitors {
+		if seen[m.ID()] {
+			return fmt.Errorf("monitor %s given twice", m)
+		}
+		seen[m.ID()] = true
+	}
+	if o.Binary == "" {
+		return errors.New("no vassal binary (binary-path)")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.ReloadMercy, 30*time.Second)
+	def(&o.CurseTolerance, 30*time.Second)
+	def(&o.Throttle, time.Second)
+	def(&o.MaxThrottle, 180*time.Second)
+	if o.Env == nil {
+		o.Env = os.Environ()
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}

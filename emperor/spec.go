@@ -1,0 +1,101 @@
+package emperor
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/protocol"
+)
+
+// Spec is everything needed to start one vassal: a value, built from the
+// monitor event and the Emperor's options, turned into a process in exactly
+// one place (startProcess).
+type Spec struct {
+	Key  monitor.Key
+	Argv []string
+	Env  []string
+	// Dir is the vassal's working directory: its config's directory, so the
+	// Emperor itself never changes directory (uWSGI's bug B16).
+	Dir string
+	// Config is the inline config text pushed over the config channel; nil
+	// for file configs.
+	Config []byte
+}
+
+// vassalEnv derives the environment every vassal gets from the Emperor's
+// (reference 0.3): UWSGI_VASSAL_xxx becomes UWSGI_xxx (replacing any existing
+// value), and UWSGI_RELOADS and NOTIFY_SOCKET are removed.
+//
+// Deviation from uWSGI (bug B27): the Emperor's own protocol and config
+// variables (UWSGI_EMPEROR*, UWSGI_VASSALS_DIR, UWSGI_BROODLORD_NUM) are not
+// passed on. An Emperor configured by UWSGI_EMPEROR=... would otherwise make
+// every vassal an Emperor of the same directory: a fork bomb.
+func vassalEnv(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	rewritten := map[string]string{}
+	var order []string
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == protocol.EnvReloads, k == protocol.EnvNotifySocket,
+			k == protocol.EnvBroodlordNum, k == "UWSGI_VASSALS_DIR",
+			k == "UWSGI_EMPEROR", strings.HasPrefix(k, "UWSGI_EMPEROR_"):
+			continue
+		case strings.HasPrefix(k, protocol.EnvVassalPrefix) && len(k) > len(protocol.EnvVassalPrefix):
+			nk := "UWSGI_" + k[len(protocol.EnvVassalPrefix):]
+			if _, dup := rewritten[nk]; !dup {
+				order = append(order, nk)
+			}
+			rewritten[nk] = v
+			continue
+		}
+		out = append(out, kv)
+	}
+	if len(rewritten) > 0 {
+		kept := out[:0]
+		for _, kv := range out {
+			k, _, _ := strings.Cut(kv, "=")
+			if _, replaced := rewritten[k]; !replaced {
+				kept = append(kept, kv)
+			}
+		}
+		out = kept
+		for _, k := range order {
+			out = append(out, k+"="+rewritten[k])
+		}
+	}
+	return out
+}
+
+// vassalArgv builds the command line exactly as uWSGI does (reference 2.4):
+//
+//	binary [--inherit T]... [--include I]... [--set K=V]... FLAG NAME [--inherit T]... [--include I]...
+//
+// FLAG is chosen by the name's extension; NAME is the config's file name
+// (the vassal starts in its directory) or emperor://NAME for inline configs.
+func vassalArgv(o *Options, ev *monitor.Event) []string {
+	argv := make([]string, 0, 3+2*(len(o.InheritBefore)+len(o.IncludeBefore)+len(o.VassalSet)+len(o.Inherit)+len(o.Include)))
+	argv = append(argv, o.Binary)
+	for _, t := range o.InheritBefore {
+		argv = append(argv, "--inherit", t)
+	}
+	for _, t := range o.IncludeBefore {
+		argv = append(argv, "--include", t)
+	}
+	for _, kv := range o.VassalSet {
+		argv = append(argv, "--set", kv)
+	}
+	name := filepath.Base(ev.Key.Name)
+	if ev.Config != nil {
+		name = protocol.EmperorScheme + ev.Key.Name
+	}
+	argv = append(argv, monitor.ConfigFlag(ev.Key.Name, o.ExtraExtensions), name)
+	for _, t := range o.Inherit {
+		argv = append(argv, "--inherit", t)
+	}
+	for _, t := range o.Include {
+		argv = append(argv, "--include", t)
+	}
+	return argv
+}
