@@ -19,6 +19,7 @@ import (
 
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/protocol"
+	"github.com/emperor-dev/emperor/tyrant"
 )
 
 // Emperor governs vassals. Create it with New and call Run once.
@@ -297,17 +298,34 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 
 // spawn queues a spawn of v on the spawner thread.
 func (e *Emperor) spawn(v *vassal) {
-	e.transition(v, Spawning, "spawn")
 	dir := e.cwd
 	if v.ev.Path != "" {
 		dir = filepath.Dir(v.ev.Path)
 	}
 	spec := Spec{
-		Key:    v.key,
-		Argv:   vassalArgv(&e.opts, &v.ev),
-		Dir:    dir,
-		Config: v.ev.Config,
+		Key:        v.key,
+		Argv:       vassalArgv(&e.opts, &v.ev),
+		Dir:        dir,
+		Config:     v.ev.Config,
+		Namespaces: e.opts.Namespaces,
+		HostUID:    os.Getuid(),
+		HostGID:    os.Getgid(),
 	}
+	if e.opts.Tyrant {
+		cred, err := tyrant.Credential(v.key.Name, v.ev.Owner)
+		if err != nil {
+			v.version = v.ev.Version // refused as it is: only a change retries
+			e.transition(v, Disabled, err.Error())
+			return
+		}
+		if spec.Namespaces.Has(unix.CLONE_NEWUSER) {
+			// Root inside the namespace is the owner outside.
+			spec.HostUID, spec.HostGID = int(cred.Uid), int(cred.Gid)
+		} else {
+			spec.Credential = cred
+		}
+	}
+	e.transition(v, Spawning, "spawn")
 	v.spawnVersion = v.ev.Version
 	e.pending = append(e.pending, spawnRequest{spec: spec, gen: v.gen})
 }

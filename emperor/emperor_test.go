@@ -41,12 +41,14 @@ type setup struct {
 	dirs     []string // dir:// monitors
 	monitors []monitor.Monitor
 	opts     func(*emperor.Options)
+	// reportDir holds the report socket (default: a private temp dir).
+	reportDir string
 }
 
 func startEmperor(t *testing.T, s setup) *harness {
 	t.Helper()
 	h := &harness{t: t, notes: make(chan emperor.Note, 4096), signals: make(chan os.Signal, 4)}
-	h.report, h.reports = reportSocket(t)
+	h.report, h.reports = reportSocket(t, s.reportDir)
 	ready := make(chan string, len(s.dirs)+len(s.monitors))
 	mons := s.monitors
 	for _, d := range s.dirs {

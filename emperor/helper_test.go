@@ -49,6 +49,8 @@ type report struct {
 	Fds    []int    `json:"fds,omitempty"`
 	Env    []string `json:"env,omitempty"`
 	Config string   `json:"config,omitempty"`
+	UID    int      `json:"uid"`
+	Host   string   `json:"host,omitempty"`
 }
 
 func testVassal(args []string) int {
@@ -100,7 +102,8 @@ func testVassal(args []string) int {
 		}
 	}
 	sort.Strings(env)
-	send(report{Event: "start", Cwd: cwd, Argv: os.Args, Fds: fds, Env: env, Config: lastText})
+	host, _ := os.Hostname()
+	send(report{Event: "start", UID: os.Getuid(), Host: host, Cwd: cwd, Argv: os.Args, Fds: fds, Env: env, Config: lastText})
 
 	fdNum, err := strconv.Atoi(os.Getenv(protocol.EnvFD))
 	if err != nil {
@@ -183,14 +186,18 @@ func openFds() []int {
 }
 
 // reportSocket listens for test vassal reports.
-func reportSocket(t *testing.T) (string, <-chan report) {
+func reportSocket(t *testing.T, dir string) (string, <-chan report) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "report.sock")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, "report.sock")
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	os.Chmod(path, 0o777) // vassals may run as another user
 	ch := make(chan report, 1024)
 	go func() {
 		buf := make([]byte, 1<<16)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/namespaces"
 )
 
 // Options configure an Emperor. Field names follow the uWSGI options they
@@ -35,6 +36,12 @@ type Options struct {
 	IncludeBefore, Include, InheritBefore, Inherit []string
 	// ExtraExtensions are emperor-extra-extension values.
 	ExtraExtensions []string
+
+	// Namespaces are created for every vassal (emperor-use-clone).
+	Namespaces namespaces.Set
+	// Tyrant runs each vassal as the owner of its config, never as root
+	// (emperor-tyrant).
+	Tyrant bool
 
 	// GracefulShutdown sends byte 2 instead of 0 to stop a vassal
 	// (emperor-graceful-shutdown).

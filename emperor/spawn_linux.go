@@ -97,6 +97,8 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string) (_
 			PidFD:     &pidfd,
 		},
 	}
+	attr.Sys.Credential = spec.Credential
+	spec.Namespaces.Apply(attr.Sys, spec.HostUID, spec.HostGID)
 	p, err := os.StartProcess(spec.Argv[0], spec.Argv, attr)
 	if err != nil {
 		return nil, err

@@ -3,8 +3,10 @@ package emperor
 import (
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -21,6 +23,12 @@ type Spec struct {
 	// Config is the inline config text pushed over the config channel; nil
 	// for file configs.
 	Config []byte
+	// Credential, in tyrant mode, is who the vassal runs as.
+	Credential *syscall.Credential
+	// Namespaces to create; with a user namespace, the vassal's root maps to
+	// HostUID and HostGID.
+	Namespaces       namespaces.Set
+	HostUID, HostGID int
 }
 
 // vassalEnv derives the environment every vassal gets from the Emperor's

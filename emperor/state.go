@@ -13,8 +13,9 @@ import (
 //     vassal should run and a timer (penalty, throttle) says when.
 //   - Spawning covers the fork/exec on the spawner thread, so the loop never
 //     waits for it.
-//   - Disabled is "stay down until the config changes", after byte 22 or
-//     exit code 26; uWSGI re-adds such a vassal at the next scan (bug B17).
+//   - Disabled is "stay down until the config changes", after byte 22,
+//     exit code 26 or a tyrant refusal; uWSGI re-adds such a vassal at the
+//     next scan (bug B17) and retries a refusal on every scan.
 //
 // Absent vassals are not in the table at all.
 type State uint8
@@ -52,7 +53,7 @@ func (s State) String() string {
 // from this table (see TestStateDiagram).
 var allowed = [numStates][]State{
 	Absent:   {Waiting},
-	Waiting:  {Spawning, Absent},
+	Waiting:  {Spawning, Absent, Disabled},
 	Spawning: {Running, Waiting, Absent},
 	Running:  {Stopping, Cursed, Waiting, Disabled},
 	Stopping: {Absent, Waiting, Disabled},

@@ -26,6 +26,7 @@ import (
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/files"
+	"github.com/emperor-dev/emperor/namespaces"
 )
 
 // Version is the Emperor's version, reported as %V and by --version.
@@ -165,6 +166,10 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ns, err := namespaces.Parse(s.useClone)
+	if err != nil {
+		return fmt.Errorf("emperor-use-clone: %w", err)
+	}
 	freq := s.freq
 	if freq == 0 {
 		freq = 3 * time.Second
@@ -204,6 +209,8 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Inherit:          s.inherit,
 		ExtraExtensions:  s.extraExtensions,
 		GracefulShutdown: s.graceful,
+		Namespaces:       ns,
+		Tyrant:           s.tyrant,
 		ReloadMercy:      s.reloadMercy,
 		CurseTolerance:   s.curseTolerance,
 		Throttle:         s.throttle,

@@ -31,6 +31,8 @@ type settings struct {
 	graceful         bool
 	extraExtensions  []string
 	pidfile          string
+	useClone         string
+	tyrant           bool
 	logFormat        string
 	logLevel         string
 	help, version    bool
@@ -84,6 +86,8 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"emperor-nofollow":          {kind: kindBool, flag: &s.noFollow, help: "do not follow symlinks to configs"},
 		"emperor-graceful-shutdown": {kind: kindBool, flag: &s.graceful, help: "stop vassals with byte 2 (graceful) instead of 0"},
 		"emperor-extra-extension":   {kind: kindList, list: &s.extraExtensions, help: "another config extension (loaded with --config)"},
+		"emperor-use-clone":         {kind: kindString, str: &s.useClone, help: "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup"},
+		"emperor-tyrant":            {kind: kindBool, flag: &s.tyrant, help: "run each vassal as the owner of its config (never root)"},
 		"emperor-pidfile":           {kind: kindString, str: &s.pidfile, help: "write the Emperor's pid to this file"},
 		"log-format":                {kind: kindString, str: &s.logFormat, help: "text (default) or json"},
 		"log-level":                 {kind: kindString, str: &s.logLevel, help: "debug, info (default), warn or error"},
@@ -109,8 +113,6 @@ var ignoredUWSGI = map[string]string{
 	"emperor-stats":              "not implemented yet",
 	"emperor-stats-server":       "not implemented yet",
 	"emperor-required-heartbeat": "not implemented yet",
-	"emperor-tyrant":             "not implemented yet",
-	"emperor-use-clone":          "not implemented yet",
 	"emperor-cap":                "not implemented yet",
 	"emperor-procname":           "process names are not changed",
 	"auto-procname":              "process names are not changed",

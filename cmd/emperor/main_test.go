@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSettingsFromIniWithUWSGINames(t *testing.T) {
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "emperor.ini")
+	os.WriteFile(ini, []byte(`[uwsgi]
+emperor = %dvassals
+emperor = /srv/*/app.ini
+emperor-freq = 5
+binary-path = /usr/bin/uwsgi
+vassal-set = processes=2
+vassals-set = master=1
+vassals-include = common.ini
+vassals-include-before = before.ini
+vassals-inherit = tmpl.ini
+vassals-inherit-before = tmplb.ini
+reload-mercy = 7
+emperor-nofollow = true
+emperor-graceful-shutdown = 1
+emperor-extra-extension = .conf
+emperor-throttle = 250
+base = /opt
+emperor = %(base)/apps
+master = true
+`), 0o644)
+	s, err := parseSettings([]string{"--ini", ini, "--dir", "/x", "--glob", "/y/*.ini"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEmperors := []string{dir + "/vassals", "/srv/*/app.ini", "/opt/apps", "dir:///x", "glob:///y/*.ini"}
+	if strings.Join(s.emperors, " ") != strings.Join(wantEmperors, " ") {
+		t.Errorf("emperors = %q, want %q", s.emperors, wantEmperors)
+	}
+	if s.freq != 5*time.Second || s.reloadMercy != 7*time.Second || s.throttle != 250*time.Millisecond {
+		t.Errorf("freq %s, mercy %s, throttle %s", s.freq, s.reloadMercy, s.throttle)
+	}
+	if s.binary != "/usr/bin/uwsgi" || !s.noFollow || !s.graceful {
+		t.Errorf("binary %q nofollow %v graceful %v", s.binary, s.noFollow, s.graceful)
+	}
+	if strings.Join(s.vassalSet, ",") != "processes=2,master=1" || s.include[0] != "common.ini" ||
+		s.includeBefore[0] != "before.ini" || s.inherit[0] != "tmpl.ini" || s.inheritBefore[0] != "tmplb.ini" {
+		t.Errorf("templates: %+v", s)
+	}
+	if len(s.ignoredOptions) != 1 || s.ignoredOptions[0].Key != "master" {
+		t.Errorf("ignored options %+v, want master", s.ignoredOptions)
+	}
+}
+
+func TestUnknownOptionNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "emperor.ini")
+	os.WriteFile(ini, []byte("[uwsgi]\nemperor = /etc/vassals\n\nemperor-frq = 3\n"), 0o644)
+	_, err := parseSettings([]string{"--ini", ini})
+	if err == nil || !strings.Contains(err.Error(), ini+":4") || !strings.Contains(err.Error(), "emperor-frq") {
+		t.Fatalf("err = %v, want one naming %s:4 and emperor-frq", err, ini)
+	}
+	_, err = parseSettings([]string{"--emperor-frq", "3"})
+	if err == nil || !strings.Contains(err.Error(), "command line") {
+		t.Fatalf("err = %v, want one naming the command line", err)
+	}
+	_, err = parseSettings([]string{"--emperor-freq", "soon"})
+	if err == nil || !strings.Contains(err.Error(), "emperor-freq") {
+		t.Fatalf("err = %v, want a bad value error", err)
+	}
+}
+
+func TestRunRefusesNothingToGovern(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), nil, &out, &errb); code == 0 {
+		t.Fatalf("exit 0 with no monitor")
+	}
+	if !strings.Contains(errb.String(), "no monitor") {
+		t.Errorf("stderr %q does not say why", errb.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "--emperor-freq") {
+		t.Errorf("--help: exit %d, %q", code, out.String())
+	}
+}
+
+// buildBinaries builds emperor and vassal into a temp dir.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	for _, pkg := range []string{".", "../vassal"} {
+		name := "emperor"
+		if pkg != "." {
+			name = "vassal"
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return bin
+}
+
+// TestSignals runs the real binary: SIGTERM runs Ragnarok and exits 0, and
+// the vassals die with it.
+func TestSignals(t *testing.T) {
+	bin := buildBinaries(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sleepy.ini"), []byte("[uwsgi]\nworker-exec = sleep 600\n"), 0o644)
+	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--reload-mercy", "5")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 256)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine := func(what string) string {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("emperor exited before %q", what)
+				}
+				if strings.Contains(l, what) {
+					return l
+				}
+			case <-deadline:
+				t.Fatalf("no log line with %q", what)
+			}
+		}
+	}
+	line := waitLine(`msg="vassal running"`)
+	pid := fieldValue(line, "pid")
+	cmd.Process.Signal(syscall.SIGUSR1)
+	waitLine(`msg="vassal status" vassal=sleepy.ini`)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitLine(`msg="vassal reload"`)
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLine("Ragnarok")
+	go func() {
+		for range lines {
+		}
+	}()
+	err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("emperor after SIGTERM: %v (want exit 0)", err)
+	}
+	if pid != "" {
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			t.Errorf("vassal %s survived Ragnarok", pid)
+		}
+	}
+}
+
+// fieldValue extracts key=value from a slog text line.
+func fieldValue(line, key string) string {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,82 @@
+// Package namespaces turns uWSGI's emperor-use-clone lists ("fs,net,pid")
+// into clone flags and the uid/gid maps a user namespace needs.
+package namespaces
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Set is a set of namespaces to create for a vassal, as clone flags.
+type Set uintptr
+
+// names maps uWSGI's namespace names (and the kernel's) to clone flags, in
+// the order String prints them.
+var names = []struct {
+	name  string
+	alias string
+	flag  uintptr
+}{
+	{"fs", "mnt", unix.CLONE_NEWNS},
+	{"net", "", unix.CLONE_NEWNET},
+	{"ipc", "", unix.CLONE_NEWIPC},
+	{"pid", "", unix.CLONE_NEWPID},
+	{"uts", "", unix.CLONE_NEWUTS},
+	{"user", "", unix.CLONE_NEWUSER},
+	{"cgroup", "", unix.CLONE_NEWCGROUP},
+}
+
+// Parse reads a list such as "fs,net,ipc,pid,uts,user" (commas or spaces).
+// An unknown name is an error naming it and the known ones.
+func Parse(list string) (Set, error) {
+	var s Set
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		found := false
+		for _, n := range names {
+			if f == n.name || (n.alias != "" && f == n.alias) {
+				s |= Set(n.flag)
+				found = true
+				break
+			}
+		}
+		if !found {
+			known := make([]string, len(names))
+			for i, n := range names {
+				known[i] = n.name
+			}
+			return 0, fmt.Errorf("unknown namespace %q (known: %s)", f, strings.Join(known, ", "))
+		}
+	}
+	return s, nil
+}
+
+// Has reports whether s includes the namespace of clone flag f.
+func (s Set) Has(f uintptr) bool { return uintptr(s)&f != 0 }
+
+// String lists the namespaces by uWSGI name, comma separated.
+func (s Set) String() string {
+	var out []string
+	for _, n := range names {
+		if s.Has(n.flag) {
+			out = append(out, n.name)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Apply sets the clone flags of s on attr. With a user namespace it maps
+// the vassal's root to hostUID/hostGID, the ids the vassal has outside, so
+// that root inside is an unprivileged user outside (uWSGI writes no maps, so
+// its setuid(0) in the child fails: bug B40). setgroups is denied in the
+// namespace, as the kernel requires of an unprivileged mapper.
+func (s Set) Apply(attr *syscall.SysProcAttr, hostUID, hostGID int) {
+	attr.Cloneflags |= uintptr(s)
+	if s.Has(unix.CLONE_NEWUSER) {
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostUID, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostGID, Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+}
