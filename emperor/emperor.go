@@ -266,7 +266,11 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 				e.spawn(v) // an operator's edit lifts the penalty
 			}
 		case Running:
-			if ev.Version != v.version {
+			switch {
+			case e.opts.Tyrant && !sameOwner(ev.Owner, v.owner):
+				// Stop, then respawn as the new owner (or refuse root).
+				e.stop(v, "tyrant: the config's owner changed")
+			case ev.Version != v.version:
 				e.reload(v, "config changed ("+ev.Reason+")")
 			}
 		case Stopping:
@@ -274,7 +278,7 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 				v.voluntary = false // restart once it is down
 			}
 		case Disabled:
-			if ev.Version != v.version {
+			if ev.Version != v.version || (e.opts.Tyrant && !sameOwner(ev.Owner, v.owner)) {
 				v.voluntary = false
 				e.transition(v, Waiting, "config changed while disabled")
 				e.spawn(v)
@@ -311,6 +315,7 @@ func (e *Emperor) spawn(v *vassal) {
 		HostUID:    os.Getuid(),
 		HostGID:    os.Getgid(),
 	}
+	v.owner = v.ev.Owner
 	if e.opts.Tyrant {
 		cred, err := tyrant.Credential(v.key.Name, v.ev.Owner)
 		if err != nil {
@@ -373,6 +378,10 @@ func (e *Emperor) spawnDone(res spawnResult) {
 	case v.ev.Version != v.version:
 		e.reload(v, "config changed while spawning")
 	}
+}
+
+func sameOwner(a, b *monitor.Owner) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
 }
 
 // watch registers a new process's control channel and pidfd with the

@@ -76,6 +76,22 @@ func TestTyrantRunsVassalsAsTheConfigOwner(t *testing.T) {
 	if !strings.Contains(n.Reason, "root") {
 		t.Errorf("refusal reason %q does not say root", n.Reason)
 	}
+
+	// Giving the config to another tenant restarts the vassal as them;
+	// giving it to root stops it for good.
+	if err := os.Chown(tenant, 65533, 65533); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReport("tenant restarts as the new owner", func(r report) bool {
+		return r.Event == "start" && r.Name == "tenant" && r.UID == 65533
+	})
+	if err := os.Chown(tenant, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("tenant.ini", emperor.Disabled)
+	if alive(r.Pid) {
+		t.Errorf("vassal of the old owner %d still alive", r.Pid)
+	}
 }
 
 func TestNamespacesFromUseClone(t *testing.T) {

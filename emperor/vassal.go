@@ -26,6 +26,8 @@ type vassal struct {
 	// version is the config version the current process was started or
 	// last reloaded with; spawnVersion the one a spawn in flight carries.
 	version, spawnVersion monitor.Version
+	// owner is the config owner the current process was spawned for.
+	owner *monitor.Owner
 
 	proc   *process
 	ctlTok uint64
