@@ -714,6 +714,13 @@ func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc
 	e.ragnarok = true
 	cancelMonitors()
 	e.log.Info("Ragnarok: stopping every vassal", "reason", reason, "vassals", len(e.vassals), "mercy", e.opts.ReloadMercy)
+	// Spawns not yet on the spawner thread never happen.
+	for _, req := range e.pending {
+		if v := e.vassals[req.spec.Key]; v != nil && v.gen == req.gen {
+			e.remove(v, "Ragnarok before its spawn")
+		}
+	}
+	e.pending = nil
 	for _, v := range e.vassals {
 		switch v.state {
 		case Waiting, Disabled:

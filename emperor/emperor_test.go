@@ -110,7 +110,11 @@ func (h *harness) waitNote(what string, match func(emperor.Note) bool) emperor.N
 	h.t.Helper()
 	n, ok := waitFor(&h.pendingNotes, h.notes, match)
 	if !ok {
-		h.t.Fatalf("timed out waiting for %s", what)
+		var seen strings.Builder
+		for _, n := range h.pendingNotes {
+			fmt.Fprintf(&seen, "\n  %s: %s → %s byte=%v(%d) %s", n.Key.Name, n.From, n.To, n.IsByte, n.Byte, n.Reason)
+		}
+		h.t.Fatalf("timed out waiting for %s; notes not taken:%s", what, seen.String())
 	}
 	return n
 }
