@@ -1,0 +1,69 @@
+// Command vassal runs an application as a vassal of an Emperor, or
+// standalone:
+//
+//	vassal --ini app.ini
+//	vassal --ini emperor://app.ini     (config text from the Emperor)
+//	vassal --set http-socket=:8080 --set "worker-exec=./server"
+//
+// See package vassal for the options it reads and the protocol it speaks.
+// It exits 0 after a requested stop (Emperor stop byte, SIGTERM, SIGINT,
+// SIGQUIT) and 1 on a config error or when the Emperor's channel closes.
+// It logs to stderr; set VASSAL_DEBUG=1 to also log every protocol byte.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/emperor-dev/emperor/vassal"
+)
+
+const usage = `usage: vassal --ini app.ini | --xml F | --yaml F | --json F | --set key=value ...
+
+Runs worker-exec in processes workers on the sockets the config names
+(http-socket, socket), passing them with LISTEN_FDS. Under an Emperor
+(UWSGI_EMPEROR_FD set) it speaks the Emperor protocol; a config may then be
+emperor://NAME, read from UWSGI_EMPEROR_FD_CONFIG. Options: http-socket,
+socket, worker-exec, processes, chdir, env, worker-reload-mercy, listen,
+strict, master.
+`
+
+func main() {
+	// The hidden worker-spawn mode comes first: it must not start
+	// anything, it only sets LISTEN_PID and execs the worker command.
+	if len(os.Args) > 1 && os.Args[1] == vassal.ListenExecArg {
+		vassal.ListenExec(os.Args[2:])
+	}
+
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" {
+		fmt.Fprint(os.Stderr, usage)
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+
+	level := slog.LevelInfo
+	if os.Getenv("VASSAL_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
+	defer stop()
+
+	err := vassal.Run(ctx, vassal.Options{
+		Args:   os.Args[1:],
+		Logger: logger,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	})
+	if err != nil {
+		logger.Error("vassal failed", "vassal", vassal.NameOf(os.Args[1:]), "err", err)
+		stop()
+		os.Exit(1)
+	}
+}

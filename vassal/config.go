@@ -1,0 +1,315 @@
+package vassal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emperor-dev/emperor/config"
+)
+
+// Defaults of the options the runtime reads.
+const (
+	// DefaultProcesses is the number of workers when processes is not set.
+	DefaultProcesses = 1
+	// DefaultMercy is worker-reload-mercy when it is not set: how long a
+	// worker has to exit after SIGTERM before it gets SIGKILL.
+	DefaultMercy = 60 * time.Second
+	// DefaultListen is the listen queue of every socket when listen is not
+	// set (uWSGI's default).
+	DefaultListen = 100
+)
+
+// SocketKind says which option asked for a socket, and so which protocol
+// the workers speak on it.
+type SocketKind uint8
+
+// The socket options the runtime binds.
+const (
+	// HTTPSocket is an http-socket: the workers speak HTTP on it, and the
+	// readiness probe sends it an HTTP request.
+	HTTPSocket SocketKind = iota + 1
+	// RawSocket is a socket: the runtime binds it and hands it over, and
+	// the readiness probe only checks that a worker accepts connections.
+	RawSocket
+)
+
+// String returns the option name of the kind, which is also the name the
+// socket gets in LISTEN_FDNAMES.
+func (k SocketKind) String() string {
+	switch k {
+	case HTTPSocket:
+		return "http-socket"
+	case RawSocket:
+		return "socket"
+	}
+	return fmt.Sprintf("SocketKind(%d)", uint8(k))
+}
+
+// SocketSpec is one socket option as the config gave it.
+type SocketSpec struct {
+	Kind SocketKind
+	// Addr is the option value: "host:port", ":port" (every interface),
+	// a unix socket path, or "@name" for an abstract unix socket.
+	Addr string
+	// File and Line say where the option came from, for errors.
+	File string
+	Line int
+}
+
+// Settings is everything the runtime takes from a vassal config. Two
+// Settings with equal fields run the same workers.
+type Settings struct {
+	// Sockets are the http-socket and socket options, in config order.
+	Sockets []SocketSpec
+	// Exec is the worker-exec command, run with /bin/sh -c.
+	Exec string
+	// Processes is how many workers run Exec at the same time.
+	Processes int
+	// Chdir is the workers' working directory ("" = the vassal's).
+	Chdir string
+	// Env holds the env options, KEY=VALUE, added to the workers'
+	// environment in order (a later value of a key wins).
+	Env []string
+	// Mercy is worker-reload-mercy: the time between SIGTERM and SIGKILL
+	// when workers are stopped.
+	Mercy time.Duration
+	// Listen is the listen queue length of every socket.
+	Listen int
+}
+
+// optionRule says how the runtime treats an option it knows.
+type optionRule uint8
+
+const (
+	// used: the runtime reads the option.
+	used optionRule = iota + 1
+	// harmless: accepted and ignored, because ignoring it cannot surprise
+	// anyone (the runtime already does what it asks, or it only tunes
+	// something the runtime does not have).
+	harmless
+)
+
+// knownOptions is every option the runtime accepts; with strict, any other
+// option is an error. The harmless ones are listed with the reason they may
+// be ignored.
+var knownOptions = map[string]optionRule{
+	"http-socket":         used,
+	"socket":              used,
+	"worker-exec":         used,
+	"processes":           used,
+	"workers":             used, // uWSGI's alias of processes
+	"chdir":               used,
+	"env":                 used,
+	"worker-reload-mercy": used,
+	"listen":              used,
+	"strict":              used,
+	"master":              harmless, // the runtime always is a master
+	"vacuum":              harmless, // unix sockets we create are always removed
+	"die-on-term":         harmless, // SIGTERM always stops the vassal
+	"enable-threads":      harmless, // only for embedded interpreters
+	"thunder-lock":        harmless, // only for uWSGI's own accept loop
+	"plugin":              harmless, // plugins load languages; worker-exec runs any program
+	"plugins":             harmless,
+	"need-app":            harmless, // a worker with no app exits, and is respawned
+	"single-interpreter":  harmless, // only for embedded interpreters
+	"auto-procname":       harmless, // cosmetic
+	"procname-prefix":     harmless, // cosmetic
+	"memory-report":       harmless, // only changes uWSGI's request logs
+}
+
+// ParseSettings reads the options the runtime uses from a loaded and
+// resolved config. Options it does not know are passed to warn, or, when
+// the config sets strict, refused with a *config.Error naming their file
+// and line. Every invalid value is a *config.Error too.
+func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, error) {
+	strict, err := c.Bool("strict")
+	if err != nil {
+		return Settings{}, err
+	}
+	if _, err := c.Bool("master"); err != nil {
+		return Settings{}, err
+	}
+	var warned []string
+	for _, o := range c.Options {
+		if _, ok := knownOptions[o.Key]; ok {
+			continue
+		}
+		if strict {
+			return Settings{}, &config.Error{File: o.File, Line: o.Line, Key: o.Key,
+				Err:  errors.New("unknown option"),
+				Hint: "strict mode refuses options the vassal runtime does not implement"}
+		}
+		if warn != nil && !slices.Contains(warned, o.Key) {
+			warned = append(warned, o.Key)
+			warn(o)
+		}
+	}
+
+	s := Settings{Chdir: last(c, "chdir")}
+	for _, o := range c.Options {
+		var kind SocketKind
+		switch o.Key {
+		case "http-socket":
+			kind = HTTPSocket
+		case "socket":
+			kind = RawSocket
+		default:
+			continue
+		}
+		if strings.TrimSpace(o.Value) == "" {
+			return Settings{}, optErr(o, "empty address", "use host:port, :port or a unix socket path")
+		}
+		s.Sockets = append(s.Sockets, SocketSpec{Kind: kind, Addr: strings.TrimSpace(o.Value), File: o.File, Line: o.Line})
+	}
+
+	execs := c.Lookup("worker-exec")
+	if len(execs) == 0 || strings.TrimSpace(execs[len(execs)-1].Value) == "" {
+		return Settings{}, &config.Error{Key: "worker-exec", Err: errors.New("nothing to run"),
+			Hint: "set worker-exec to the command each worker runs"}
+	}
+	s.Exec = execs[len(execs)-1].Value
+
+	// processes and its alias workers: the last of either wins.
+	s.Processes = DefaultProcesses
+	for _, o := range c.Options {
+		if o.Key != "processes" && o.Key != "workers" {
+			continue
+		}
+		n, err := (&config.Config{Options: []config.Option{o}}).Int(o.Key, DefaultProcesses)
+		if err != nil {
+			return Settings{}, err
+		}
+		if n < 1 {
+			return Settings{}, optErr(o, fmt.Sprintf("%d workers", n), "run at least 1")
+		}
+		s.Processes = n
+	}
+
+	for _, o := range c.Lookup("env") {
+		k, _, ok := strings.Cut(o.Value, "=")
+		if !ok || k == "" {
+			return Settings{}, optErr(o, fmt.Sprintf("%q is not KEY=VALUE", o.Value), "")
+		}
+		s.Env = append(s.Env, o.Value)
+	}
+
+	mercy, err := c.Int("worker-reload-mercy", int(DefaultMercy/time.Second))
+	if err != nil {
+		return Settings{}, err
+	}
+	if mercy < 0 {
+		return Settings{}, lastErr(c, "worker-reload-mercy", "negative", "0 means SIGKILL right after SIGTERM")
+	}
+	s.Mercy = time.Duration(mercy) * time.Second
+
+	s.Listen, err = c.Int("listen", DefaultListen)
+	if err != nil {
+		return Settings{}, err
+	}
+	if s.Listen < 1 {
+		return Settings{}, lastErr(c, "listen", "must be at least 1", "")
+	}
+	return s, nil
+}
+
+// last returns the last value of key, or "".
+func last(c *config.Config, key string) string {
+	v, _ := c.Get(key)
+	return v
+}
+
+// optErr is an invalid value of option o.
+func optErr(o config.Option, msg, hint string) error {
+	return &config.Error{File: o.File, Line: o.Line, Key: o.Key, Err: errors.New(msg), Hint: hint}
+}
+
+// lastErr is an invalid value of the last option named key.
+func lastErr(c *config.Config, key, msg, hint string) error {
+	opts := c.Lookup(key)
+	return optErr(opts[len(opts)-1], msg, hint)
+}
+
+// NameOf returns the name of the vassal a command line runs, for logs: the
+// base name of the first config its --ini, --xml, --yaml or --json loads
+// ("app.ini" for --ini
+// /etc/vassals/app.ini, "app.ini" for --ini emperor://app.ini), or "vassal"
+// when it loads none.
+func NameOf(args []string) string {
+	for i, a := range args {
+		name, value, inline := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !strings.HasPrefix(a, "--") {
+			continue
+		}
+		if _, ok := config.FormatFlag(name); !ok {
+			continue
+		}
+		if !inline {
+			if i+1 >= len(args) {
+				continue
+			}
+			value = args[i+1]
+		}
+		value = strings.TrimPrefix(value, "emperor://")
+		if value == "" {
+			continue
+		}
+		return filepath.Base(value)
+	}
+	return "vassal"
+}
+
+// loadSettings reads the config a command line names, resolves it and
+// parses the runtime's options. getenv answers $(NAME); fetch, when not
+// nil, answers emperor://NAME.
+func loadSettings(args []string, getenv func(string) (string, bool), fetch func(string) ([]byte, error), log *slog.Logger) (Settings, error) {
+	l := &config.Loader{
+		Env:     config.Env{Getenv: getenv},
+		Warn:    func(msg string) { log.Warn("config: " + msg) },
+		Emperor: fetch,
+	}
+	c, err := l.Args(args)
+	if err != nil {
+		return Settings{}, err
+	}
+	if err := c.Resolve(l); err != nil {
+		return Settings{}, err
+	}
+	s, err := ParseSettings(c, func(o config.Option) {
+		log.Warn("unknown option ignored", "option", o.Key, "at", where(o.File, o.Line))
+	})
+	if err != nil {
+		return Settings{}, err
+	}
+	if s.Chdir != "" {
+		// Refuse it now rather than failing every worker start.
+		fi, err := os.Stat(s.Chdir)
+		switch {
+		case err != nil:
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return Settings{}, lastErr(c, "chdir", fmt.Sprintf("cannot use %s: %v", s.Chdir, err), "")
+		case !fi.IsDir():
+			return Settings{}, lastErr(c, "chdir", s.Chdir+" is not a directory", "")
+		}
+	}
+	return s, nil
+}
+
+// where formats a config position as "file:line", "file" or "command line".
+func where(file string, line int) string {
+	switch {
+	case file == "":
+		return "command line"
+	case line > 0:
+		return fmt.Sprintf("%s:%d", file, line)
+	}
+	return file
+}

@@ -1,0 +1,680 @@
+// Package vassal is the runtime behind cmd/vassal: it runs an application
+// as a vassal of an Emperor (ours or uWSGI's), or standalone.
+//
+// The vassal reads a uWSGI-style config (see ParseSettings for the options
+// it uses), binds the sockets itself, and runs worker processes that receive
+// the sockets with the systemd convention: fds from 3 in config order,
+// LISTEN_FDS, LISTEN_PID (the worker's own pid, see ListenExec) and
+// LISTEN_FDNAMES, where each socket is named after its option, http-socket
+// or socket (an address cannot be a name: it holds ':', the separator).
+// Because the vassal holds the listening sockets, they stay open while
+// workers die, are respawned or are replaced on reload, and connections wait
+// in the listen queue instead of being refused.
+//
+// The package is Linux-only: it relies on the parent-death signal, waitid
+// and /proc.
+//
+// With UWSGI_EMPEROR_FD set, the vassal speaks the Emperor protocol:
+//
+//   - it sends Spawned (1) once its sockets are bound, before any worker;
+//   - it sends Accepting (5) when a generation of workers is ready (see
+//     below), at start and after every reload;
+//   - it sends Loyal (17) once, after the first readiness probe that
+//     succeeded: loyal = the application answered a request;
+//   - on Stop (0) or GracefulStop (2) it stops its workers (SIGTERM, then
+//     SIGKILL after worker-reload-mercy), removes the unix sockets it
+//     created and exits 0;
+//   - on Reload (1) it reads its config again (asking the Emperor for it
+//     with ConfigRequest (2) when it came over the config channel), starts a
+//     new generation of workers on the same listening sockets, and once one
+//     of them is ready stops the old ones, then sends Accepting again;
+//   - when the Emperor closes the channel it stops everything and exits 1.
+//
+// Readiness. A generation of workers is ready when one of its workers
+// serves a probe, sent every 20 ms (after 30 s without success the vassal
+// logs a warning and probes less often, up to every 2 s):
+//
+//   - http-socket: an HTTP GET / to the socket gets an HTTP response, any
+//     status;
+//   - socket: a worker accepts a TCP connection;
+//   - no socket: a worker has been running for 100 ms.
+//
+// On TCP the vassal sees which process accepted the probe connection (its
+// inode in /proc/net/tcp, then the worker holding it), so during a reload an
+// answer from an old worker does not count. Where it cannot see that (unix
+// sockets), any HTTP response counts, and for socket a successful connect
+// once the workers have run for 100 ms.
+//
+// SIGTERM, SIGINT and SIGQUIT (the context given to Run) stop the workers
+// and exit 0. A worker that dies is respawned after a backoff that starts
+// at 100 ms, doubles up to 5 s, and starts over once a worker has lived
+// 10 s.
+package vassal
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/protocol"
+)
+
+// Options configures Run.
+type Options struct {
+	// Args is the command line without argv[0], as uWSGI takes it:
+	// --ini F, --xml F, --yaml F, --json F (F may be emperor://NAME),
+	// --set K=V, --include F, --inherit F, --KEY VALUE.
+	Args []string
+	// Env is the vassal's environment: what $(NAME) sees, where the
+	// Emperor's fds are named, and the base of every worker's environment.
+	// Default os.Environ().
+	Env []string
+	// Self is the path of a binary that implements the ListenExecArg mode
+	// (the vassal binary itself). Default /proc/self/exe.
+	Self string
+	// Logger receives the vassal's logs; every line carries
+	// vassal=<config name>. Default: discard.
+	Logger *slog.Logger
+	// Stdout and Stderr are given to the workers; default the vassal's.
+	Stdout, Stderr io.Writer
+}
+
+// Run runs the vassal until it is told to stop: by the Emperor, or by ctx
+// being canceled (the caller cancels it on SIGTERM, SIGINT and SIGQUIT). It
+// returns nil after a requested stop, and an error when the config is
+// invalid, a socket cannot be bound, or the Emperor's channel was closed;
+// cmd/vassal exits 1 then. Every worker has exited when Run returns.
+func Run(ctx context.Context, o Options) error {
+	if o.Env == nil {
+		o.Env = os.Environ()
+	}
+	if o.Self == "" {
+		o.Self = "/proc/self/exe"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	r := &runner{
+		o:       o,
+		log:     o.Logger.With("vassal", NameOf(o.Args)),
+		getenv:  envLookup(o.Env),
+		events:  make(chan event, 64),
+		done:    make(chan struct{}),
+		spawns:  make(chan spawnRequest),
+		sockets: map[socketKey]*listener{},
+	}
+	r.leaders.Store(&[]int{})
+
+	em, err := openEmperor(r.getenv)
+	if err != nil {
+		return fmt.Errorf("emperor channel: %w", err)
+	}
+	r.em = em
+	var fetch func(string) ([]byte, error)
+	if em != nil && em.cfg != nil {
+		fetch = func(string) ([]byte, error) { return em.initialConfig() }
+	}
+	settings, err := loadSettings(o.Args, r.getenv, fetch, r.log)
+	if err != nil {
+		return err
+	}
+	socks, err := r.acquireSockets(settings)
+	if err != nil {
+		return err
+	}
+	if em != nil {
+		go em.readControl(
+			func(b protocol.Byte) { r.post(emperorByte{b}) },
+			func(err error) { r.post(emperorLost{err}) })
+	}
+	r.send(protocol.Spawned)
+
+	go spawner(r.spawns)
+	defer close(r.spawns) // after every worker is reaped: see loop
+	return r.loop(ctx, settings, socks)
+}
+
+// envLookup answers lookups from an environment list; the last entry of a
+// name wins, as in exec.Cmd.
+func envLookup(env []string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		for i := len(env) - 1; i >= 0; i-- {
+			if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
+				return v, true
+			}
+		}
+		return "", false
+	}
+}
+
+// Events the loop receives.
+type event interface{ isEvent() }
+
+// emperorByte is a control byte from the Emperor.
+type emperorByte struct{ b protocol.Byte }
+
+// emperorLost: the control channel failed or was closed.
+type emperorLost struct{ err error }
+
+// configLoaded is the result of reading the config again for a reload.
+type configLoaded struct {
+	settings Settings
+	err      error
+}
+
+// workerExited: a worker is dead but not reaped; the loop closes reap once
+// it will never signal the worker again.
+type workerExited struct {
+	gen, slot, pid int
+	exit           workerExit
+	err            error
+	reap           chan struct{}
+}
+
+// respawnDue: a respawn backoff is over. seq tells stale timers apart.
+type respawnDue struct{ gen, slot, seq int }
+
+// mercyExpired: a stopping generation had worker-reload-mercy to exit.
+type mercyExpired struct{ gen int }
+
+// probed is one readiness probe outcome for a generation.
+type probed struct {
+	gen     int
+	outcome probeOutcome
+}
+
+func (emperorByte) isEvent()  {}
+func (emperorLost) isEvent()  {}
+func (configLoaded) isEvent() {}
+func (workerExited) isEvent() {}
+func (respawnDue) isEvent()   {}
+func (mercyExpired) isEvent() {}
+func (probed) isEvent()       {}
+
+// socketKey identifies a socket across config versions.
+type socketKey struct {
+	kind SocketKind
+	addr string
+}
+
+// runner is one run of the vassal. Fields below the mark are owned by the
+// loop goroutine.
+type runner struct {
+	o       Options
+	log     *slog.Logger
+	getenv  func(string) (string, bool)
+	em      *emperorClient // nil when standalone
+	events  chan event
+	done    chan struct{} // closed when the loop has returned
+	spawns  chan spawnRequest
+	waiters sync.WaitGroup
+	// leaders is a snapshot of every running worker's pid, for probes.
+	leaders atomic.Pointer[[]int]
+
+	// Owned by the loop.
+	sockets     map[socketKey]*listener
+	gens        []*generation // oldest first
+	nextGen     int
+	loyal       bool
+	loading     bool // a config reload is being read
+	reloadAgain bool // a reload was asked for while loading
+	stopping    bool
+	exitErr     error
+}
+
+// generation is the set of workers started from one version of the config.
+type generation struct {
+	id          int
+	settings    Settings
+	sockets     []*listener
+	spec        *workerSpec
+	workers     []*worker
+	started     time.Time
+	ready       bool
+	stopping    bool
+	cancelProbe context.CancelFunc
+	mercy       *time.Timer
+}
+
+// worker is one slot of a generation; its process changes on respawn.
+type worker struct {
+	slot    int
+	cmd     *exec.Cmd // nil when not running
+	pid     int
+	started time.Time
+	backoff time.Duration // wait before its latest (re)start; 0 at first
+	seq     int           // bumped for every respawn timer
+	timer   *time.Timer   // pending respawn
+}
+
+// post delivers an event to the loop, or drops it once the loop is gone.
+func (r *runner) post(ev event) {
+	select {
+	case r.events <- ev:
+	case <-r.done:
+	}
+}
+
+// after posts ev to the loop once d has passed.
+func (r *runner) after(d time.Duration, ev event) *time.Timer {
+	return time.AfterFunc(d, func() { r.post(ev) })
+}
+
+// send writes a control byte to the Emperor, if there is one. A failure is
+// logged: a broken channel also shows up as emperorLost.
+func (r *runner) send(b protocol.Byte) {
+	if r.em == nil {
+		return
+	}
+	if err := r.em.send(b); err != nil {
+		r.log.Error("cannot notify the emperor", "byte", int(b), "err", err)
+		return
+	}
+	r.log.Debug("sent to emperor", "byte", int(b), "meaning", b.FromVassal())
+}
+
+// loop is the vassal's single owner goroutine.
+func (r *runner) loop(ctx context.Context, settings Settings, socks []*listener) error {
+	defer func() {
+		close(r.done)
+		r.waiters.Wait()
+	}()
+	r.startGeneration(settings, socks)
+	ctxDone := ctx.Done()
+	for !r.stopping || len(r.gens) > 0 {
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			r.stop("signal", nil)
+		case ev := <-r.events:
+			r.handle(ev)
+		}
+	}
+	r.log.Info("vassal stopped")
+	return r.exitErr
+}
+
+func (r *runner) handle(ev event) {
+	switch ev := ev.(type) {
+	case emperorByte:
+		r.emperorSaid(ev.b)
+	case emperorLost:
+		r.stop("emperor channel closed", fmt.Errorf("emperor channel closed: %w", ev.err))
+	case configLoaded:
+		r.configLoaded(ev)
+	case workerExited:
+		r.workerExited(ev)
+	case respawnDue:
+		r.respawnDue(ev)
+	case mercyExpired:
+		r.mercyExpired(ev)
+	case probed:
+		r.probed(ev)
+	}
+}
+
+// emperorSaid handles a control byte.
+func (r *runner) emperorSaid(b protocol.Byte) {
+	r.log.Debug("emperor says", "byte", int(b), "meaning", b.FromEmperor())
+	switch b {
+	case protocol.Stop, protocol.GracefulStop:
+		r.stop("emperor: "+b.FromEmperor(), nil)
+	case protocol.Reload:
+		switch {
+		case r.stopping:
+		case r.loading:
+			r.reloadAgain = true
+		default:
+			r.startLoad()
+		}
+	}
+}
+
+// startLoad reads the config again in its own goroutine: emperor:// configs
+// wait on the Emperor.
+func (r *runner) startLoad() {
+	r.loading = true
+	r.log.Info("reloading: reading the config again")
+	var fetch func(string) ([]byte, error)
+	if r.em != nil && r.em.cfg != nil {
+		fetch = func(string) ([]byte, error) { return r.em.reloadConfig() }
+	}
+	go func() {
+		s, err := loadSettings(r.o.Args, r.getenv, fetch, r.log)
+		r.post(configLoaded{settings: s, err: err})
+	}()
+}
+
+// configLoaded starts the new generation of a reload.
+func (r *runner) configLoaded(ev configLoaded) {
+	r.loading = false
+	if r.stopping {
+		return
+	}
+	if r.reloadAgain {
+		// A newer version was asked for meanwhile: read that one.
+		r.reloadAgain = false
+		r.startLoad()
+		return
+	}
+	if ev.err != nil {
+		r.log.Error("reload failed, the running workers keep serving", "err", ev.err)
+		r.send(protocol.Accepting)
+		return
+	}
+	socks, err := r.acquireSockets(ev.settings)
+	if err != nil {
+		r.log.Error("reload failed, the running workers keep serving", "err", err)
+		r.send(protocol.Accepting)
+		return
+	}
+	// A reload that was still starting is superseded; the oldest
+	// generation keeps serving until the new one is ready.
+	for i, g := range r.gens {
+		if i > 0 && !g.ready {
+			r.stopGeneration(g, "superseded by a newer reload")
+		}
+	}
+	r.startGeneration(ev.settings, socks)
+}
+
+// acquireSockets returns the listeners settings needs, reusing the ones
+// already bound and binding the others. Each returned listener counts one
+// more user. On error nothing is acquired.
+func (r *runner) acquireSockets(s Settings) ([]*listener, error) {
+	var out, fresh []*listener
+	for _, spec := range s.Sockets {
+		key := socketKey{spec.Kind, spec.Addr}
+		if l := r.sockets[key]; l != nil {
+			if slices.Contains(out, l) {
+				continue
+			}
+			if err := l.setBacklog(s.Listen); err != nil {
+				r.log.Warn("cannot change the listen queue", "addr", spec.Addr, "listen", s.Listen, "err", err)
+			}
+			out = append(out, l)
+			continue
+		}
+		l, err := bindSocket(spec, s.Listen)
+		if err != nil {
+			for _, l := range fresh {
+				l.close()
+				delete(r.sockets, socketKey{l.spec.Kind, l.spec.Addr})
+			}
+			return nil, fmt.Errorf("%s: %s %s: %w", where(spec.File, spec.Line), spec.Kind, spec.Addr, err)
+		}
+		r.log.Info("socket bound", "option", spec.Kind.String(), "addr", spec.Addr, "probe", l.dial)
+		r.sockets[key] = l
+		fresh = append(fresh, l)
+		out = append(out, l)
+	}
+	for _, l := range out {
+		l.users++
+	}
+	return out, nil
+}
+
+// releaseSockets drops a generation's hold on its sockets and closes the
+// ones nobody uses any more.
+func (r *runner) releaseSockets(socks []*listener) {
+	for _, l := range socks {
+		l.users--
+		if l.users > 0 {
+			continue
+		}
+		delete(r.sockets, socketKey{l.spec.Kind, l.spec.Addr})
+		if err := l.close(); err != nil {
+			r.log.Warn("closing socket", "addr", l.spec.Addr, "err", err)
+		} else {
+			r.log.Info("socket closed", "option", l.spec.Kind.String(), "addr", l.spec.Addr)
+		}
+	}
+}
+
+// startGeneration starts settings.Processes workers on socks and probes
+// them.
+func (r *runner) startGeneration(s Settings, socks []*listener) {
+	r.nextGen++
+	g := &generation{id: r.nextGen, settings: s, sockets: socks, started: time.Now()}
+	files := make([]*os.File, len(socks))
+	for i, l := range socks {
+		files[i] = l.file
+	}
+	g.spec = &workerSpec{
+		self:    r.o.Self,
+		command: s.Exec,
+		dir:     s.Chdir,
+		env:     workerEnv(r.o.Env, s.Env, socks),
+		files:   files,
+		stdout:  r.o.Stdout,
+		stderr:  r.o.Stderr,
+	}
+	r.gens = append(r.gens, g)
+	r.log.Info("starting workers", "gen", g.id, "processes", s.Processes, "exec", s.Exec)
+	for i := range s.Processes {
+		w := &worker{slot: i + 1}
+		g.workers = append(g.workers, w)
+		r.startWorker(g, w)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancelProbe = cancel
+	p := newProber(socks, g.started, r.runningPids, r.log.With("gen", g.id))
+	go p.run(ctx, func(o probeOutcome) { r.post(probed{gen: g.id, outcome: o}) })
+}
+
+// runningPids returns the snapshot of running workers' pids; safe from any
+// goroutine.
+func (r *runner) runningPids() []int { return *r.leaders.Load() }
+
+// updateLeaders refreshes the snapshot runningPids returns.
+func (r *runner) updateLeaders() {
+	var pids []int
+	for _, g := range r.gens {
+		for _, w := range g.workers {
+			if w.cmd != nil {
+				pids = append(pids, w.pid)
+			}
+		}
+	}
+	r.leaders.Store(&pids)
+}
+
+// startWorker starts the process of one worker slot through the spawner
+// thread. A failed start is handled like a worker that died at once.
+func (r *runner) startWorker(g *generation, w *worker) {
+	reply := make(chan spawnReply, 1)
+	r.spawns <- spawnRequest{spec: g.spec, reply: reply}
+	res := <-reply
+	if res.err != nil {
+		r.log.Error("cannot start worker", "gen", g.id, "worker", w.slot, "err", res.err)
+		r.scheduleRespawn(g, w, 0)
+		return
+	}
+	w.cmd, w.pid, w.started = res.cmd, res.cmd.Process.Pid, time.Now()
+	r.updateLeaders()
+	r.log.Info("worker started", "gen", g.id, "worker", w.slot, "pid", w.pid)
+	cmd, gen, slot, pid := res.cmd, g.id, w.slot, w.pid
+	r.waiters.Add(1)
+	go func() {
+		defer r.waiters.Done()
+		exit, err := awaitExit(pid)
+		reap := make(chan struct{})
+		r.post(workerExited{gen: gen, slot: slot, pid: pid, exit: exit, err: err, reap: reap})
+		select {
+		case <-reap:
+		case <-r.done:
+		}
+		_ = cmd.Wait() // reaps; the status was read above
+	}()
+}
+
+// generation returns the live generation id, or nil.
+func (r *runner) generation(id int) *generation {
+	for _, g := range r.gens {
+		if g.id == id {
+			return g
+		}
+	}
+	return nil
+}
+
+// workerExited handles the death of a worker process.
+func (r *runner) workerExited(ev workerExited) {
+	defer close(ev.reap)
+	g := r.generation(ev.gen)
+	if g == nil || ev.slot < 1 || ev.slot > len(g.workers) || g.workers[ev.slot-1].pid != ev.pid {
+		return
+	}
+	w := g.workers[ev.slot-1]
+	lived := time.Since(w.started)
+	w.cmd = nil
+	r.updateLeaders()
+	how := ev.exit.String()
+	if ev.err != nil {
+		how = ev.err.Error()
+	}
+	if g.stopping {
+		r.log.Info("worker stopped", "gen", g.id, "worker", w.slot, "pid", ev.pid, "how", how)
+		r.maybeFinished(g)
+		return
+	}
+	r.log.Warn("worker died", "gen", g.id, "worker", w.slot, "pid", ev.pid, "how", how, "lived", lived.Round(time.Millisecond))
+	r.scheduleRespawn(g, w, lived)
+}
+
+// scheduleRespawn starts the backoff before a dead worker runs again.
+func (r *runner) scheduleRespawn(g *generation, w *worker, lived time.Duration) {
+	w.backoff = nextBackoff(w.backoff, lived)
+	w.seq++
+	r.log.Info("respawning worker", "gen", g.id, "worker", w.slot, "in", w.backoff)
+	w.timer = r.after(w.backoff, respawnDue{gen: g.id, slot: w.slot, seq: w.seq})
+}
+
+// respawnDue restarts a worker whose backoff is over.
+func (r *runner) respawnDue(ev respawnDue) {
+	g := r.generation(ev.gen)
+	if g == nil || g.stopping {
+		return
+	}
+	w := g.workers[ev.slot-1]
+	if w.seq != ev.seq || w.cmd != nil {
+		return
+	}
+	w.timer = nil
+	r.startWorker(g, w)
+}
+
+// probed handles a readiness probe outcome.
+func (r *runner) probed(ev probed) {
+	g := r.generation(ev.gen)
+	if g == nil || g.ready || g.stopping || !ev.outcome.answered {
+		return
+	}
+	if ev.outcome.acceptor != 0 && !slices.ContainsFunc(g.workers, func(w *worker) bool {
+		return w.cmd != nil && w.pid == ev.outcome.acceptor
+	}) {
+		return // an older generation answered
+	}
+	g.ready = true
+	g.cancelProbe()
+	r.log.Info("workers ready", "gen", g.id, "after", time.Since(g.started).Round(time.Millisecond), "answered_by", ev.outcome.acceptor)
+	for _, old := range r.gens {
+		if old.id < g.id && !old.stopping {
+			r.stopGeneration(old, fmt.Sprintf("replaced by generation %d", g.id))
+		}
+	}
+	r.send(protocol.Accepting)
+	if !r.loyal {
+		r.loyal = true
+		r.send(protocol.Loyal)
+	}
+}
+
+// stop stops every generation; the loop returns once all are gone, with
+// err as Run's result.
+func (r *runner) stop(reason string, err error) {
+	if r.stopping {
+		return
+	}
+	r.stopping, r.exitErr = true, err
+	r.log.Info("stopping", "reason", reason)
+	for _, g := range r.gens {
+		r.stopGeneration(g, reason)
+	}
+}
+
+// stopGeneration sends SIGTERM to every worker of g, and SIGKILL to those
+// still running after worker-reload-mercy. Pending respawns are dropped.
+func (r *runner) stopGeneration(g *generation, reason string) {
+	if g.stopping {
+		return
+	}
+	g.stopping = true
+	g.cancelProbe()
+	r.log.Info("stopping workers", "gen", g.id, "reason", reason, "mercy", g.settings.Mercy)
+	sig := syscall.SIGTERM
+	if g.settings.Mercy == 0 {
+		sig = syscall.SIGKILL
+	}
+	for _, w := range g.workers {
+		if w.timer != nil {
+			w.timer.Stop()
+			w.timer = nil
+		}
+		w.seq++
+		if w.cmd != nil {
+			if err := signalGroup(w.pid, sig); err != nil {
+				r.log.Error("cannot signal worker", "gen", g.id, "worker", w.slot, "pid", w.pid, "err", err)
+			}
+		}
+	}
+	if g.settings.Mercy > 0 {
+		g.mercy = r.after(g.settings.Mercy, mercyExpired{gen: g.id})
+	}
+	r.maybeFinished(g)
+}
+
+// mercyExpired kills the workers that ignored SIGTERM.
+func (r *runner) mercyExpired(ev mercyExpired) {
+	g := r.generation(ev.gen)
+	if g == nil {
+		return
+	}
+	for _, w := range g.workers {
+		if w.cmd != nil {
+			r.log.Warn("worker ignored SIGTERM for worker-reload-mercy, killing it", "gen", g.id, "worker", w.slot, "pid", w.pid)
+			if err := signalGroup(w.pid, syscall.SIGKILL); err != nil {
+				r.log.Error("cannot kill worker", "gen", g.id, "worker", w.slot, "pid", w.pid, "err", err)
+			}
+		}
+	}
+}
+
+// maybeFinished forgets a stopping generation once none of its workers
+// runs, and releases its sockets.
+func (r *runner) maybeFinished(g *generation) {
+	if !g.stopping || slices.ContainsFunc(g.workers, func(w *worker) bool { return w.cmd != nil }) {
+		return
+	}
+	if g.mercy != nil {
+		g.mercy.Stop()
+	}
+	r.gens = slices.DeleteFunc(r.gens, func(x *generation) bool { return x == g })
+	r.log.Info("workers gone", "gen", g.id)
+	r.releaseSockets(g.sockets)
+}

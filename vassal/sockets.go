@@ -1,0 +1,229 @@
+package vassal
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// listener is a socket the vassal bound. The vassal keeps it open for as
+// long as some generation of workers uses it, so connections queue in its
+// backlog across worker restarts and reloads instead of being refused.
+type listener struct {
+	spec    SocketSpec
+	file    *os.File // the listening socket: blocking, close-on-exec
+	network string   // "tcp" or "unix", for probing
+	dial    string   // address a probe connects to
+	unlink  string   // unix socket file this vassal created, removed on close
+	backlog int      // current listen queue length
+	users   int      // generations using it; owned by the loop
+}
+
+// bindSocket creates, binds and listens on the socket spec names, with
+// SO_REUSEADDR and the given listen queue. The address forms are uWSGI's:
+// "host:port", ":port" (every IPv4 interface), "[v6]:port", a unix socket
+// path, or "@name" for an abstract unix socket. A stale unix socket file
+// (nothing answers on it) is replaced; a live one is an error.
+func bindSocket(spec SocketSpec, backlog int) (_ *listener, retErr error) {
+	l := &listener{spec: spec}
+	var (
+		family int
+		sa     unix.Sockaddr
+	)
+	if isUnixAddr(spec.Addr) {
+		family, l.network = unix.AF_UNIX, "unix"
+		path := spec.Addr
+		if strings.HasPrefix(path, "@") {
+			// Abstract: no file to create or remove.
+			sa = &unix.SockaddrUnix{Name: "\x00" + path[1:]}
+			l.dial = "@" + path[1:]
+		} else {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return nil, err
+			}
+			if err := removeStaleSocket(abs); err != nil {
+				return nil, err
+			}
+			sa = &unix.SockaddrUnix{Name: abs}
+			l.dial, l.unlink = abs, abs
+		}
+	} else {
+		l.network = "tcp"
+		var err error
+		if family, sa, err = tcpSockaddr(spec.Addr); err != nil {
+			return nil, err
+		}
+	}
+
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	defer func() {
+		if retErr != nil {
+			unix.Close(fd)
+		}
+	}()
+	if family != unix.AF_UNIX {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return nil, os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+		}
+		if family == unix.AF_INET6 {
+			// "[::]:port" means IPv6 only; ":port" is the IPv4 wildcard.
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	l.backlog = backlog
+	if err := unix.Listen(fd, backlog); err != nil {
+		if l.unlink != "" {
+			os.Remove(l.unlink)
+		}
+		return nil, os.NewSyscallError("listen", err)
+	}
+	if l.network == "tcp" {
+		bound, err := unix.Getsockname(fd)
+		if err != nil {
+			return nil, os.NewSyscallError("getsockname", err)
+		}
+		l.dial = dialAddr(bound)
+	}
+	l.file = os.NewFile(uintptr(fd), spec.Kind.String()+" "+spec.Addr)
+	return l, nil
+}
+
+// setBacklog changes the listen queue length of the bound socket: listen(2)
+// on a listening socket only updates it.
+func (l *listener) setBacklog(n int) error {
+	if n == l.backlog {
+		return nil
+	}
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = unix.Listen(int(fd), n) }); err != nil {
+		return err
+	}
+	if lerr != nil {
+		return os.NewSyscallError("listen", lerr)
+	}
+	l.backlog = n
+	return nil
+}
+
+// close closes the socket and removes the unix socket file it created.
+func (l *listener) close() error {
+	err := l.file.Close()
+	if l.unlink != "" {
+		if rerr := os.Remove(l.unlink); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// isUnixAddr applies uWSGI's rule: a value with a ':' is host:port, unless
+// it is plainly a path; anything else is a unix socket.
+func isUnixAddr(addr string) bool {
+	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, ".") || strings.HasPrefix(addr, "@") {
+		return true
+	}
+	return !strings.Contains(addr, ":")
+}
+
+// tcpSockaddr resolves "host:port" for bind. An empty host is the IPv4
+// wildcard, as in uWSGI.
+func tcpSockaddr(addr string) (int, unix.Sockaddr, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		pn, perr := net.LookupPort("tcp", portStr)
+		if perr != nil {
+			return 0, nil, fmt.Errorf("bad port %q", portStr)
+		}
+		port = pn
+	}
+	var ip net.IP
+	if host == "" {
+		ip = net.IPv4zero
+	} else if ip = net.ParseIP(host); ip == nil {
+		ips, err := net.LookupIP(host)
+		if err != nil {
+			return 0, nil, err
+		}
+		ip = ips[0]
+		for _, cand := range ips {
+			if cand.To4() != nil {
+				ip = cand // prefer IPv4, as uWSGI resolves with AF_INET
+				break
+			}
+		}
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: port}
+		copy(sa.Addr[:], ip4)
+		return unix.AF_INET, sa, nil
+	}
+	sa := &unix.SockaddrInet6{Port: port}
+	copy(sa.Addr[:], ip.To16())
+	return unix.AF_INET6, sa, nil
+}
+
+// dialAddr is where a probe connects for a bound TCP address: the address
+// itself, or loopback for a wildcard.
+func dialAddr(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		ip := net.IP(a.Addr[:])
+		if ip.IsUnspecified() {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		return net.JoinHostPort(ip.String(), strconv.Itoa(a.Port))
+	case *unix.SockaddrInet6:
+		ip := net.IP(a.Addr[:])
+		if ip.IsUnspecified() {
+			ip = net.IPv6loopback
+		}
+		return net.JoinHostPort(ip.String(), strconv.Itoa(a.Port))
+	}
+	return ""
+}
+
+// removeStaleSocket removes a unix socket file nobody listens on. A live
+// socket, or a file that is not a socket, is left alone and is an error.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s: another process is listening on it", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

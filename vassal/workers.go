@@ -1,0 +1,248 @@
+package vassal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/protocol"
+)
+
+// ListenExecArg is the hidden first argument that turns the vassal binary
+// into the last step of a worker spawn (see ListenExec). A main package
+// must check for it before anything else.
+const ListenExecArg = "__listen-exec"
+
+// Respawn backoff of a dead worker: the first respawn waits backoffMin,
+// each further one twice as long up to backoffMax, and a worker that lived
+// backoffReset or longer starts again from backoffMin.
+const (
+	backoffMin   = 100 * time.Millisecond
+	backoffMax   = 5 * time.Second
+	backoffReset = 10 * time.Second
+)
+
+// nextBackoff returns how long to wait before respawning a worker that died
+// after running for lived, when the wait before its last start was prev
+// (0 if it was never respawned).
+func nextBackoff(prev, lived time.Duration) time.Duration {
+	if prev <= 0 || lived >= backoffReset {
+		return backoffMin
+	}
+	return min(prev*2, backoffMax)
+}
+
+// ListenExec is the hidden mode of the vassal binary: args is the worker
+// command. It runs in the freshly spawned worker process, whose pid it now
+// knows, so it sets LISTEN_PID to it as the systemd socket-passing
+// convention requires, and replaces itself with /bin/sh -c command (see
+// shellCommand: a simple command is exec'd by the shell, so the program
+// keeps the pid LISTEN_PID names). The sockets (fds 3 and up), LISTEN_FDS
+// and LISTEN_FDNAMES were set up by the vassal. It never returns: if the
+// exec fails it reports to stderr and exits 127, as a shell does for a
+// command it cannot run.
+func ListenExec(args []string) {
+	if len(args) != 1 {
+		fmt.Fprintf(os.Stderr, "vassal %s: want exactly one command, got %d arguments\n", ListenExecArg, len(args))
+		os.Exit(127)
+	}
+	if err := os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid())); err != nil {
+		fmt.Fprintf(os.Stderr, "vassal %s: %v\n", ListenExecArg, err)
+		os.Exit(127)
+	}
+	err := syscall.Exec("/bin/sh", []string{"/bin/sh", "-c", shellCommand(args[0])}, os.Environ())
+	fmt.Fprintf(os.Stderr, "vassal %s: exec /bin/sh: %v\n", ListenExecArg, err)
+	os.Exit(127)
+}
+
+// shellCommand returns the script /bin/sh -c runs for a worker-exec command.
+// A simple command ("prog arg...", redirections allowed) gets an "exec "
+// prefix, so the program replaces the shell and keeps the pid that
+// LISTEN_PID names: some shells (dash) fork even for a single command. A
+// command with ; & | or a newline (quoted or not; the redirections >& and
+// <& are fine), one starting with a variable assignment, a reserved word, a
+// subshell or a group, or already with exec, is left as written; its
+// program receives the sockets but its pid is not LISTEN_PID unless the
+// command execs it ("cd app && exec ./server").
+func shellCommand(command string) string {
+	c := strings.TrimSpace(command)
+	unredirected := strings.NewReplacer(">&", "", "<&", "").Replace(c)
+	if c == "" || strings.ContainsAny(unredirected, ";&|\n") {
+		return command
+	}
+	first, _, _ := strings.Cut(c, " ")
+	first, _, _ = strings.Cut(first, "\t")
+	switch first {
+	case "exec", "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done",
+		"case", "esac", "in", "function", "!", "{", "}", "[[", "]]":
+		return command
+	}
+	if strings.ContainsAny(first[:1], "({") || strings.Contains(first, "=") {
+		return command
+	}
+	return "exec " + c
+}
+
+// workerSpec is one worker process to start: everything that turns into
+// the exec.Cmd, fixed when its generation starts.
+type workerSpec struct {
+	self    string     // path of the vassal binary, run in ListenExecArg mode
+	command string     // worker-exec
+	dir     string     // chdir
+	env     []string   // full environment, LISTEN_* included but LISTEN_PID
+	files   []*os.File // listening sockets, become fds 3, 4, ...
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// workerEnv builds a worker's environment: the vassal's own, without the
+// Emperor protocol's variables (a worker is not a vassal) and stale LISTEN_*
+// ones, then the env options, then the socket-passing variables.
+func workerEnv(base, extra []string, sockets []*listener) []string {
+	env := make([]string, 0, len(base)+len(extra)+2)
+	drop := []string{protocol.EnvFD + "=", protocol.EnvConfigFD + "=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES="}
+next:
+	for _, kv := range base {
+		for _, p := range drop {
+			if strings.HasPrefix(kv, p) {
+				continue next
+			}
+		}
+		env = append(env, kv)
+	}
+	env = append(env, extra...)
+	if len(sockets) > 0 {
+		names := make([]string, len(sockets))
+		for i, s := range sockets {
+			names[i] = s.spec.Kind.String()
+		}
+		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(sockets)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	}
+	return env
+}
+
+// cmd turns the spec into a fresh exec.Cmd (an exec.Cmd runs once): the
+// vassal binary in ListenExecArg mode, stdin on /dev/null, its own process
+// group (so a stop reaches whatever the command forks), and SIGKILL when the
+// thread that spawned it dies.
+func (s *workerSpec) cmd() *exec.Cmd {
+	cmd := &exec.Cmd{
+		Path:       s.self,
+		Args:       []string{"vassal-worker", ListenExecArg, s.command},
+		Env:        s.env,
+		Dir:        s.dir,
+		ExtraFiles: s.files,
+		Stdout:     s.stdout,
+		Stderr:     s.stderr,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: syscall.SIGKILL,
+		},
+		// Output copying (when Stdout or Stderr is not a file) must not
+		// outlive the worker: a daemonized grandchild may hold the pipe.
+		WaitDelay: time.Second,
+	}
+	return cmd
+}
+
+// spawnRequest asks the spawner thread to start one worker.
+type spawnRequest struct {
+	spec  *workerSpec
+	reply chan spawnReply
+}
+
+// spawnReply is the spawner's answer.
+type spawnReply struct {
+	cmd *exec.Cmd
+	err error
+}
+
+// spawner starts every worker from one goroutine locked to its OS thread.
+// Pdeathsig fires when the thread that forked a child dies, so this thread
+// must outlive every worker: the goroutine returns (and its thread dies)
+// only when reqs is closed, at the end of Run, after the last worker has
+// been reaped.
+func spawner(reqs <-chan spawnRequest) {
+	runtime.LockOSThread()
+	// Never unlocked: when this goroutine returns, the thread exits.
+	for r := range reqs {
+		cmd := r.spec.cmd()
+		err := cmd.Start()
+		r.reply <- spawnReply{cmd: cmd, err: err}
+	}
+}
+
+// workerExit is how a worker ended, read before it is reaped.
+type workerExit struct {
+	code   int         // exit status, when signal is 0
+	signal unix.Signal // killing signal, or 0
+}
+
+// String describes the exit for logs: "exit status 3", "signal SIGKILL".
+func (e workerExit) String() string {
+	if e.signal != 0 {
+		return "signal " + unix.SignalName(e.signal)
+	}
+	return "exit status " + strconv.Itoa(e.code)
+}
+
+// childStatus reads si_status from a SIGCHLD siginfo, which unix.Siginfo
+// keeps opaque: after si_signo, si_errno and si_code (three int32s) comes a
+// union aligned to the pointer size, starting with si_pid and si_uid (two
+// 32-bit fields), then si_status.
+func childStatus(info *unix.Siginfo) int32 {
+	ptr := unsafe.Sizeof(uintptr(0))
+	union := (12 + ptr - 1) &^ (ptr - 1)
+	return *(*int32)(unsafe.Add(unsafe.Pointer(info), union+8))
+}
+
+// si_code values of SIGCHLD (the kernel's CLD_KILLED, CLD_DUMPED).
+const (
+	cldKilled = 2
+	cldDumped = 3
+)
+
+// awaitExit blocks until the worker has exited, without reaping it, and
+// SIGKILLs whatever is left in its process group. While the worker is not
+// reaped its pid (and so its group id) cannot be reused, so the kill cannot
+// hit an unrelated process. The caller reaps the worker with cmd.Wait once
+// the loop no longer signals it.
+func awaitExit(pid int) (workerExit, error) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return workerExit{}, os.NewSyscallError("waitid", err)
+		}
+		break
+	}
+	_ = unix.Kill(-pid, unix.SIGKILL) // ESRCH: the group is empty but for the zombie
+	status := childStatus(&info)
+	switch info.Code {
+	case cldKilled, cldDumped:
+		return workerExit{signal: unix.Signal(status)}, nil
+	}
+	return workerExit{code: int(status)}, nil
+}
+
+// signalGroup sends sig to a worker's process group (its pgid is its pid,
+// set with Setpgid). The caller guarantees the worker is not yet reaped.
+func signalGroup(pid int, sig syscall.Signal) error {
+	if err := unix.Kill(-pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return os.NewSyscallError("kill", err)
+	}
+	return nil
+}
