@@ -407,3 +407,21 @@ func TestEnvironmentReachesVassalsRewritten(t *testing.T) {
 		}
 	}
 }
+
+func TestGlobSeesNewSubdirectories(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "app1"), 0o755)
+	h := startEmperor(t, setup{dirs: []string{"glob://" + root + "/app*/app*.*"}})
+	writeFile(t, filepath.Join(root, "app1", "app1.ini"), h.vassalConfig("name = one"))
+	one := h.waitReport("app1", func(r report) bool { return r.Event == "start" && r.Name == "one" })
+	if one.Cwd != filepath.Join(root, "app1") {
+		t.Errorf("cwd %q, want the config's directory", one.Cwd)
+	}
+	// A directory created after the Emperor started, then its config.
+	os.Mkdir(filepath.Join(root, "app2"), 0o755)
+	writeFile(t, filepath.Join(root, "app2", "app2.ini"), h.vassalConfig("name = two"))
+	writeFile(t, filepath.Join(root, "app2", "notes.txt"), "not a vassal")
+	h.waitReport("app2", func(r report) bool { return r.Event == "start" && r.Name == "two" })
+	os.RemoveAll(filepath.Join(root, "app1"))
+	h.waitReport("app1 stops", func(r report) bool { return r.Event == "exit" && r.Name == "one" })
+}
