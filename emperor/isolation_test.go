@@ -9,20 +9,9 @@ import (
 	"testing"
 
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/namespaces"
 )
-
-// requireRoot skips a test that needs root, except under CI=true where it
-// fails: CI runs as root and must run every test.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root, and CI runs as root")
-		}
-		t.Skip("needs root")
-	}
-}
 
 // publicDir makes a directory every user can enter, with a copy of the test
 // binary in it, for vassals that run as another user.
@@ -52,7 +41,7 @@ func publicDir(t *testing.T) (dir, binary string) {
 }
 
 func TestTyrantRunsVassalsAsTheConfigOwner(t *testing.T) {
-	requireRoot(t)
+	testenv.Root(t)
 	pub, binary := publicDir(t)
 	vassals := filepath.Join(pub, "vassals")
 	os.Mkdir(vassals, 0o755)
@@ -95,7 +84,7 @@ func TestTyrantRunsVassalsAsTheConfigOwner(t *testing.T) {
 }
 
 func TestNamespacesFromUseClone(t *testing.T) {
-	requireRoot(t)
+	testenv.Root(t)
 	dir := t.TempDir()
 	ns, err := namespaces.Parse("pid,uts,ipc,fs")
 	if err != nil {

@@ -3,47 +3,17 @@ package emperor_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/protocol"
 )
-
-// requireUWSGI returns the path of a real uWSGI with the python3 plugin. Off
-// CI a missing uWSGI skips the test; under CI=true it fails it.
-func requireUWSGI(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("uwsgi")
-	if err == nil {
-		if _, err = os.Stat("/usr/lib/uwsgi/plugins/python3_plugin.so"); err == nil {
-			return path
-		}
-	}
-	msg := "real uWSGI not installed (apt-get install uwsgi-core uwsgi-plugin-python3, or make test): " + err.Error()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// freePort returns a loopback TCP port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // get returns the body of GET url, or an error.
 func get(url string) (string, error) {
@@ -80,9 +50,9 @@ def application(env, start_response):
 `
 
 func TestRealUWSGIVassal(t *testing.T) {
-	uwsgi := requireUWSGI(t)
+	uwsgi := testenv.UWSGI(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	writeFile(t, filepath.Join(dir, "app.py"), wsgiApp)
 	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
 		o.Binary = uwsgi

@@ -1,6 +1,8 @@
 package vassal_test
 
 import (
+	"github.com/emperor-dev/emperor/internal/testenv"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -63,7 +65,7 @@ func TestMain(m *testing.M) {
 func needBinaries(t *testing.T) {
 	t.Helper()
 	if bins.skip != "" {
-		t.Skip(bins.skip)
+		testenv.Missing(t, bins.skip)
 	}
 }
 
@@ -149,17 +151,6 @@ func (v *vassalProc) wait(t *testing.T, d time.Duration) int {
 		t.Fatalf("vassal: %v", v.err)
 	}
 	return 0
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // writeFile writes a config file into dir and returns its path.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -26,7 +27,7 @@ const (
 func TestRun_Standalone(t *testing.T) {
 	needBinaries(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	ini := writeFile(t, dir, "app.ini", fmt.Sprintf(`[uwsgi]
 master = true
 http-socket = 127.0.0.1:%d
@@ -62,7 +63,7 @@ env = NAME=standalone
 func TestRun_EmperorProtocol(t *testing.T) {
 	needBinaries(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	unixSock := filepath.Join(dir, "raw.sock")
 	ini := writeFile(t, dir, "app.ini", fmt.Sprintf(`[uwsgi]
 http-socket = 127.0.0.1:%d
@@ -145,7 +146,7 @@ worker-reload-mercy = 5
 func TestRun_EmperorGone(t *testing.T) {
 	needBinaries(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	ini := writeFile(t, dir, "app.ini", fmt.Sprintf(`[uwsgi]
 http-socket = 127.0.0.1:%d
 worker-exec = %s
@@ -169,7 +170,7 @@ worker-exec = %s
 
 func TestRun_EmperorConfig(t *testing.T) {
 	needBinaries(t)
-	port1, port2 := freePort(t), freePort(t)
+	port1, port2 := testenv.FreePort(t), testenv.FreePort(t)
 	conf := func(port int, name string) []byte {
 		text := fmt.Sprintf("[uwsgi]\nhttp-socket = 127.0.0.1:%d\nworker-exec = %s\nenv = NAME=%s\n", port, bins.hello, name)
 		frame, err := protocol.AppendFrame(nil, []byte(text), false)
@@ -222,7 +223,7 @@ func TestRun_EmperorConfig(t *testing.T) {
 func TestRun_WorkerRespawn(t *testing.T) {
 	needBinaries(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	ini := writeFile(t, dir, "app.ini", fmt.Sprintf(`[uwsgi]
 http-socket = 127.0.0.1:%d
 worker-exec = %s
@@ -255,7 +256,7 @@ strict = true
 http-socket = 127.0.0.1:%d
 worker-exec = %s
 no-such-option = 1
-`, freePort(t), bins.hello))
+`, testenv.FreePort(t), bins.hello))
 	v := startVassal(t, []string{"--ini", ini}, nil)
 	if code := v.wait(t, exitDeadline); code == 0 {
 		t.Fatal("exit status 0 with an unknown option under strict")
@@ -286,7 +287,7 @@ func TestRun_Readiness(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			port := freePort(t)
+			port := testenv.FreePort(t)
 			ini := writeFile(t, dir, "app.ini", "[uwsgi]\n"+tt.sockets(dir, port)+"worker-exec = "+tt.exec+"\n")
 			em := newFakeEmperor(t, false)
 			v := startVassal(t, []string{"--ini", ini}, em.files, em.env...)
@@ -307,16 +308,13 @@ func TestRun_Readiness(t *testing.T) {
 // stop.
 func TestRun_UnderUWSGIEmperor(t *testing.T) {
 	needBinaries(t)
-	uwsgi, err := exec.LookPath("uwsgi")
-	if err != nil {
-		t.Skip("uwsgi is not installed")
-	}
+	uwsgi := testenv.UWSGI(t)
 	dir := t.TempDir()
 	vassals := filepath.Join(dir, "vassals")
 	if err := os.Mkdir(vassals, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	conf := func(name string) string {
 		return fmt.Sprintf("[uwsgi]\nhttp-socket = 127.0.0.1:%d\nworker-exec = %s\nenv = NAME=%s\n", port, bins.hello, name)
 	}
