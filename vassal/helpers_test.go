@@ -1,8 +1,6 @@
 package vassal_test
 
 import (
-	"github.com/emperor-dev/emperor/internal/testenv"
-
 	"bytes"
 	"errors"
 	"fmt"
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/internal/testenv"
 )
 
 // bins are the binaries TestMain builds: the vassal and the hello app.
