@@ -35,7 +35,6 @@ type Emperor struct {
 	pending      []spawnRequest // spawn requests not yet taken by the spawner
 	ragnarok     bool
 	buried       bool // the mercy expired and the killed vassals had their chance to be reaped
-	mercyTimer   *time.Timer
 	cwd          string
 	baseEnv      []string
 
@@ -729,7 +728,7 @@ func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc
 			e.stop(v, "Ragnarok")
 		}
 	}
-	e.mercyTimer = e.after(e.opts.ReloadMercy, timerFired{kind: mercyTimer})
+	e.after(e.opts.ReloadMercy, timerFired{kind: mercyTimer})
 }
 
 // noMercy SIGKILLs every vassal still alive when the mercy expires, then
