@@ -1,0 +1,145 @@
+package emperor
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/protocol"
+)
+
+// readControl reads every byte the vassal sent, until EAGAIN. Several bytes
+// can arrive in one read; uWSGI handles one per wake-up.
+func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
+	var buf [64]byte
+	for {
+		n, err := unix.Read(p.ctl, buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			e.poll.rearm(p.ctl, tok)
+			return
+		case err != nil || n == 0:
+			reason := "control channel closed"
+			if err != nil {
+				reason = "control channel: " + err.Error()
+			}
+			delete(e.fds, tok)
+			unix.Close(p.ctl)
+			p.ctl = -1
+			if v.state == Running {
+				e.curse(v, reason)
+			}
+			return
+		}
+		for _, b := range buf[:n] {
+			e.vassalByte(v, protocol.Byte(b))
+			if v.proc != p || p.ctl < 0 {
+				return // the byte ended this process's channel
+			}
+		}
+	}
+}
+
+// vassalByte records one protocol byte from a vassal and acts on it.
+func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
+	v.received[b]++
+	now := time.Now()
+	switch b {
+	case protocol.Spawned:
+		v.ready = true
+	case protocol.ConfigRequest:
+		e.pushConfig(v)
+	case protocol.Accepting:
+		v.accepting = true
+	case protocol.Loyal:
+		if !v.loyal {
+			e.log.Info("vassal is loyal", e.attrs(v)...)
+		}
+		v.loyal = true
+		v.unloyalDeaths = 0
+	case protocol.Heartbeat:
+		v.lastHeartbeat = now
+	case protocol.Voluntary:
+		if v.state == Running {
+			v.voluntary = true
+			e.stop(v, "voluntary stop (byte 22)")
+		}
+	case protocol.Reinforcements:
+		e.log.Info("vassal asks for reinforcements", e.attrs(v)...)
+	default:
+		e.log.Debug("unknown byte from vassal", e.attrs(v, "byte", int(b))...)
+	}
+	if b != protocol.Heartbeat {
+		e.log.Debug("vassal byte", e.attrs(v, "byte", int(b), "meaning", b.FromVassal())...)
+	}
+	if e.opts.Notify != nil {
+		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Byte: byte(b), IsByte: true, Pid: v.proc.pid, Reason: b.FromVassal()})
+	}
+}
+
+// pushConfig sends the vassal its current config text, once after spawn and
+// in answer to every byte 2. It is never pushed after a reload byte (that
+// made uWSGI 2.0 vassals run one version behind, bug B9).
+func (e *Emperor) pushConfig(v *vassal) {
+	if v.proc == nil || v.proc.cfg < 0 || v.ev.Config == nil {
+		return
+	}
+	frame, err := protocol.AppendFrame(nil, v.ev.Config, e.opts.ExtendedFrames)
+	if err == nil {
+		err = protocol.WriteAll(v.proc.cfg, frame)
+	}
+	if err != nil {
+		e.log.Error("cannot send config", e.attrs(v, "err", err)...)
+	}
+}
+
+// reload asks a running vassal to reload (byte 1).
+func (e *Emperor) reload(v *vassal, reason string) {
+	if v.proc == nil || v.proc.ctl < 0 {
+		return
+	}
+	if err := protocol.WriteByte(v.proc.ctl, protocol.Reload); err != nil {
+		e.curse(v, "reload: "+err.Error())
+		return
+	}
+	v.version = v.ev.Version
+	v.reloads++
+	v.ready, v.accepting = false, false
+	e.log.Info("vassal reload", e.attrs(v, "reason", reason)...)
+	if e.opts.Notify != nil {
+		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: v.proc.pid, Reason: "reload: " + reason})
+	}
+}
+
+// stop asks a running vassal to stop (byte 0, or 2 when graceful) and arms
+// the kill timer.
+func (e *Emperor) stop(v *vassal, reason string) {
+	b := protocol.Stop
+	if e.opts.GracefulShutdown {
+		b = protocol.GracefulStop
+	}
+	if v.proc != nil && v.proc.ctl >= 0 {
+		if err := protocol.WriteByte(v.proc.ctl, b); err != nil {
+			e.log.Warn("cannot send stop byte", e.attrs(v, "err", err)...)
+		}
+	}
+	e.transition(v, Stopping, reason)
+	e.armKill(v)
+}
+
+// curse marks a running vassal whose control channel broke.
+func (e *Emperor) curse(v *vassal, reason string) {
+	e.transition(v, Cursed, reason)
+	e.armKill(v)
+}
+
+// armKill arms the curse-tolerance timer of a stopping or cursed vassal.
+// During Ragnarok the mercy timer rules instead.
+func (e *Emperor) armKill(v *vassal) {
+	if e.ragnarok {
+		return
+	}
+	v.timer = e.after(e.opts.CurseTolerance, timerFired{key: v.key, gen: v.gen, kind: killTimer})
+}

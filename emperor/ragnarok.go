@@ -1,0 +1,51 @@
+package emperor
+
+import (
+	"context"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// startRagnarok stops every vassal in parallel. Those still alive after
+// ReloadMercy are SIGKILLed through their pidfds: only our own processes,
+// never kill(-1) (uWSGI's bug B3).
+func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc) {
+	if e.ragnarok {
+		e.log.Warn("Ragnarok already evoked", "reason", reason, "left", len(e.vassals))
+		return
+	}
+	e.ragnarok = true
+	cancelMonitors()
+	e.log.Info("Ragnarok: stopping every vassal", "reason", reason, "vassals", len(e.vassals), "mercy", e.opts.ReloadMercy)
+	// Spawns not yet on the spawner thread never happen.
+	for _, req := range e.pending {
+		if v := e.vassals[req.spec.Key]; v != nil && v.gen == req.gen {
+			e.remove(v, "Ragnarok before its spawn")
+		}
+	}
+	e.pending = nil
+	for _, v := range e.vassals {
+		switch v.state {
+		case Waiting, Disabled:
+			e.remove(v, "Ragnarok")
+		case Running:
+			e.stop(v, "Ragnarok")
+		}
+	}
+	e.after(e.opts.ReloadMercy, timerFired{kind: mercyTimer})
+}
+
+// noMercy SIGKILLs every vassal still alive when the mercy expires, then
+// gives them a short while to be reaped.
+func (e *Emperor) noMercy() {
+	e.log.Warn("Ragnarok: no mercy, SIGKILL to every vassal left", "left", len(e.vassals))
+	for _, v := range e.vassals {
+		if v.proc != nil && v.proc.pidfd >= 0 {
+			if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
+				e.log.Error("kill failed", e.attrs(v, "err", err)...)
+			}
+		}
+	}
+	e.after(5*time.Second, timerFired{kind: buryTimer})
+}

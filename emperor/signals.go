@@ -1,0 +1,51 @@
+package emperor
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"time"
+)
+
+// signal acts on one signal. The handler only forwarded it; all work is
+// here, in the loop (uWSGI works inside its handlers, bug B6).
+func (e *Emperor) signal(sig os.Signal, cancelMonitors context.CancelFunc) {
+	switch sig {
+	case syscall.SIGHUP:
+		e.log.Info("SIGHUP: reloading every vassal")
+		for _, v := range e.vassals {
+			if v.state == Running {
+				e.reload(v, "SIGHUP")
+			}
+		}
+	case syscall.SIGUSR1:
+		e.logStatus()
+	case syscall.SIGWINCH:
+		e.log.Info("SIGWINCH: rescanning")
+		for _, m := range e.opts.Monitors {
+			m.Rescan()
+		}
+	case syscall.SIGURG:
+		e.log.Info("SIGURG: clearing the blacklist")
+		for _, v := range e.vassals {
+			v.unloyalDeaths = 0
+			if v.state == Waiting && v.timer != nil {
+				e.spawn(v)
+			}
+		}
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT:
+		e.startRagnarok(sig.String(), cancelMonitors)
+	default:
+		e.log.Debug("ignored signal", "signal", sig.String())
+	}
+}
+
+// logStatus logs one line per vassal (SIGUSR1).
+func (e *Emperor) logStatus() {
+	e.log.Info("status", "vassals", len(e.vassals))
+	for _, v := range e.vassals {
+		e.log.Info("vassal status", e.attrs(v, "state", v.state.String(), "since", v.since.Format(time.RFC3339),
+			"ready", v.ready, "accepting", v.accepting, "loyal", v.loyal,
+			"reloads", v.reloads, "restarts", v.restarts, "last_exit", v.lastExit)...)
+	}
+}
