@@ -28,6 +28,12 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 			delete(e.fds, tok)
 			unix.Close(p.ctl)
 			p.ctl = -1
+			// Usually the process is already dead: then this is its exit,
+			// not a curse.
+			if st, exited, err := reap(p.pidfd); err == nil && exited {
+				e.exited(v, st)
+				return
+			}
 			if v.state == Running {
 				e.curse(v, reason)
 			}

@@ -199,6 +199,9 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 		case ev := <-e.events:
 			e.monitorEvent(ev)
 		case id := <-e.opts.Ready:
+			// The monitor sent its scan's events before this: apply the
+			// ones still queued, so the count below is the real one.
+			e.drainEvents()
 			readyLeft--
 			e.log.Info("monitor scanned", "monitor", e.monitorNames[id])
 			if readyLeft == 0 {
@@ -223,6 +226,18 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 		if e.buried {
 			e.log.Warn("the Emperor is buried; vassals that survived SIGKILL are left to the kernel", "left", len(e.vassals))
 			return nil
+		}
+	}
+}
+
+// drainEvents applies every monitor event already queued, without waiting.
+func (e *Emperor) drainEvents() {
+	for {
+		select {
+		case ev := <-e.events:
+			e.monitorEvent(ev)
+		default:
+			return
 		}
 	}
 }

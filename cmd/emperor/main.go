@@ -41,7 +41,7 @@ func main() {
 const preemptEnv = "_EMPEROR_GODEBUG"
 
 // reexecWithoutAsyncPreemption re-executes the Emperor with async
-// preemption off. The Go runtime preempts goroutines with SIGURG, which
+// preemption off (and the periodic GOMAXPROCS update, see below). The Go runtime preempts goroutines with SIGURG, which
 // signal.Notify cannot tell from a user's SIGURG, and SIGURG means "clear the
 // blacklist" to an Emperor. The loop never runs long without a function
 // call, so cooperative preemption is enough.
@@ -50,7 +50,9 @@ func reexecWithoutAsyncPreemption() {
 		return
 	}
 	orig := os.Getenv("GODEBUG")
-	godebug := "asyncpreemptoff=1"
+	// updatemaxprocs=0: GOMAXPROCS need not follow cgroup changes, which
+	// the runtime would otherwise poll for every second of an idle Emperor.
+	godebug := "asyncpreemptoff=1,updatemaxprocs=0"
 	if orig != "" {
 		godebug = orig + "," + godebug
 	}

@@ -409,7 +409,7 @@ func TestDir_Rescan(t *testing.T) {
 	}
 }
 
-// The deep scan, every 10 periods, stats everything even without Rescan.
+// The deep scan, every 100 periods, stats everything even without Rescan.
 func TestDir_DeepScan(t *testing.T) {
 	dir := realDir(t)
 	other := hardLinked(t, dir)

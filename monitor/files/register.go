@@ -19,7 +19,7 @@
 // listed with getdents and the names and inodes diffed against the
 // snapshot, stat()ing only what changed. Every entry is stat()ed in full
 // at start, on Rescan, after an inotify overflow or error, for directories
-// that cannot be watched, and every 10 periods as a safety net (for changes
+// that cannot be watched, and every 100 periods (5 minutes by default) as a safety net (for changes
 // made through a hard link in another directory, say).
 //
 // A directory that cannot be read is an outage: it is logged, nothing is

@@ -1,0 +1,741 @@
+// Command emperor-bench measures our Emperor and uWSGI's own Emperor side
+// by side, on the same real uWSGI vassals, one after the other, and prints
+// a table of the two.
+//
+//	emperor-bench -emperor bin/emperor [-uwsgi /usr/bin/uwsgi] [-quick]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// mibPerVassal is the memory a vassal (master + worker) is assumed to need
+// when deciding whether a cold-start size fits the machine.
+const mibPerVassal = 6
+
+type settings struct {
+	emperor, uwsgi string
+	sizes          []int
+	reps, coldReps int
+	idle           time.Duration
+	only           string
+	basePort       int
+	md             string
+	logDir         string
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var s settings
+	var sizes string
+	var quick bool
+	flag.StringVar(&s.emperor, "emperor", "", "our Emperor binary (needed unless -only uwsgi)")
+	flag.StringVar(&s.uwsgi, "uwsgi", "/usr/bin/uwsgi", "the uWSGI binary: its Emperor, and every vassal of both")
+	flag.StringVar(&sizes, "n", "100,500,1000", "cold-start sizes; the largest is also used for the steady-state and Ragnarok rows")
+	flag.IntVar(&s.reps, "reps", 20, "repetitions of each latency row")
+	flag.IntVar(&s.coldReps, "cold-reps", 3, "starts of each cold-start size (the table gives their p50 and p90)")
+	flag.DurationVar(&s.idle, "idle", 30*time.Second, "CPU measurement window at steady state")
+	flag.StringVar(&s.only, "only", "both", "which Emperor to measure: ours, uwsgi or both")
+	flag.BoolVar(&quick, "quick", false, "smoke run: -n 50 -reps 5 -cold-reps 1 -idle 5s (explicit flags win)")
+	flag.IntVar(&s.basePort, "base-port", 20000, "first loopback port; uWSGI's vassals use base..base+4999, ours base+5000..base+9999")
+	flag.StringVar(&s.md, "md", "", "also write the table as markdown to this file")
+	flag.StringVar(&s.logDir, "log-dir", "", "where each Emperor run's log goes (default: a new temporary directory)")
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if quick {
+		if !set["n"] {
+			sizes = "50"
+		}
+		if !set["reps"] {
+			s.reps = 5
+		}
+		if !set["idle"] {
+			s.idle = 5 * time.Second
+		}
+		if !set["cold-reps"] {
+			s.coldReps = 1
+		}
+	}
+	if err := s.check(sizes); err != nil {
+		fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+		return 2
+	}
+	raiseNofile()
+	watchStalls()
+
+	if s.logDir == "" {
+		d, err := os.MkdirTemp("", "emperor-bench-logs-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+			return 1
+		}
+		s.logDir = d
+	} else if err := os.MkdirAll(s.logDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+		return 1
+	}
+	work, err := os.MkdirTemp("", "emperor-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	onInterrupt(work)
+
+	began := time.Now()
+	header := s.header()
+	fmt.Print(header.text())
+	fmt.Printf("logs: %s\n\n", s.logDir)
+
+	vassalExe, err := filepath.EvalSymlinks(s.uwsgi)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+		return 1
+	}
+	// Sizes that fit in memory, decided once for both Emperors.
+	sizeNotes := map[int]string{}
+	var run []int
+	avail, err := memAvailable()
+	for _, n := range s.sizes {
+		need := int64(n) * mibPerVassal << 20
+		if err == nil && float64(need) > 0.7*float64(avail) {
+			sizeNotes[n] = fmt.Sprintf("skipped: %d vassals need ~%d MiB, more than 70%% of MemAvailable (%d MiB)", n, need>>20, avail>>20)
+			fmt.Fprintf(os.Stderr, "cold start N=%d %s\n", n, sizeNotes[n])
+			continue
+		}
+		run = append(run, n)
+	}
+
+	var kinds []*emperorKind
+	if s.only != "ours" {
+		kinds = append(kinds, uwsgiKind(s.uwsgi))
+	}
+	if s.only != "uwsgi" {
+		kinds = append(kinds, oursKind(s.emperor, s.uwsgi))
+	}
+	results := map[string]*rowSet{}
+	for _, k := range kinds {
+		results[k.name] = runSide(&s, k, work, vassalExe, run)
+	}
+	elapsed := time.Since(began)
+
+	t := buildTable(s.sizes, run, sizeNotes, results)
+	fmt.Println()
+	fmt.Print(t.text())
+	fmt.Printf("\nrun took %v; logs in %s\n", elapsed.Round(time.Second), s.logDir)
+	if s.md != "" {
+		md := header.markdown() + "\n" + t.markdown() + fmt.Sprintf("\nThe run took %v.\n", elapsed.Round(time.Second))
+		if err := os.WriteFile(s.md, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func (s *settings) check(sizes string) error {
+	for f := range strings.SplitSeq(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-n: %q is not a positive size", f)
+		}
+		s.sizes = append(s.sizes, n)
+	}
+	slices.Sort(s.sizes)
+	s.sizes = slices.Compact(s.sizes)
+	switch s.only {
+	case "ours", "uwsgi", "both":
+	default:
+		return fmt.Errorf("-only: want ours, uwsgi or both")
+	}
+	if s.only != "uwsgi" && s.emperor == "" {
+		return fmt.Errorf("-emperor is needed (or -only uwsgi)")
+	}
+	if s.reps < 1 || s.reps > 999 {
+		return fmt.Errorf("-reps: want 1..999")
+	}
+	if s.coldReps < 1 {
+		return fmt.Errorf("-cold-reps: want at least 1")
+	}
+	if s.idle <= 0 {
+		return fmt.Errorf("-idle: want a positive duration")
+	}
+	// Ports, per Emperor: base (touched vassal), base+1.. (new files),
+	// base+1000.. (cold starts, one block per size).
+	total := 0
+	for _, n := range s.sizes {
+		total += n
+	}
+	if total > 4000 {
+		return fmt.Errorf("-n: at most 4000 vassals in all (the port plan has 4000 per Emperor)")
+	}
+	if s.basePort < 1024 || s.basePort+10000 > 65535 {
+		return fmt.Errorf("-base-port: want 1024..55535")
+	}
+	if lo, hi, err := ephemeralPorts(); err == nil && s.basePort < hi && s.basePort+10000 > lo {
+		fmt.Fprintf(os.Stderr, "warning: ports %d..%d overlap the ephemeral range %d..%d\n", s.basePort, s.basePort+9999, lo, hi)
+	}
+	for _, b := range []string{s.emperor, s.uwsgi} {
+		if b == "" {
+			continue
+		}
+		if _, err := exec.LookPath(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ephemeralPorts() (int, int, error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("ip_local_port_range: %q", b)
+	}
+	return atoi(f[0]), atoi(f[1]), nil
+}
+
+// raiseNofile lifts the soft limit on open files to the hard one: a cold
+// start probes many ports at once and Ragnarok holds a pidfd per vassal.
+// (The Go runtime already does so at start and gives exec'ed children the
+// original soft limit back, so this only acts where it did not; the
+// Emperors then inherit the raised limit.)
+func raiseNofile() {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &l)
+	}
+}
+
+// onInterrupt stops the running Emperor and its vassals on ^C or SIGTERM,
+// then exits.
+func onInterrupt(work string) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-c
+		fmt.Fprintf(os.Stderr, "\nemperor-bench: %v: stopping the running Emperor\n", sig)
+		current.Lock()
+		r := current.r
+		current.Unlock()
+		r.shutdown(syscall.SIGTERM, 15*time.Second)
+		os.RemoveAll(work)
+		os.Exit(130)
+	}()
+}
+
+// runSide measures one Emperor: the latency rows on one run, then a run
+// per cold-start size; the largest also gives the steady-state and
+// Ragnarok rows.
+func runSide(s *settings, k *emperorKind, work, vassalExe string, sizes []int) *rowSet {
+	rows := newRowSet()
+	base := s.basePort + k.portOffset
+	progress(k.name, "section start; load average %s", loadavg())
+	rows.note("load", "load average at the start of its section %s", loadavg())
+
+	// Latency rows.
+	func() {
+		dir := mkdir(work, k.name+"-latency")
+		ports := []int{base}
+		for i := range s.reps {
+			ports = append(ports, base+1+i)
+		}
+		if busy := busyPorts(ports); len(busy) > 0 {
+			for _, key := range []string{"newfile", "touch", "kill"} {
+				rows.note(key, "skipped: ports in use: %v", busy)
+			}
+			return
+		}
+		r, err := startEmperor(k, dir, filepath.Join(s.logDir, k.name+"-latency.log"), vassalExe)
+		if err != nil {
+			rows.note("newfile", "start: %v", err)
+			return
+		}
+		defer func() {
+			r.shutdown(syscall.SIGTERM, eventTimeout)
+			reportLog(r)
+		}()
+		time.Sleep(2 * time.Second) // past the Emperor's first scan
+		mark := lateNS.Load()
+		measureNewDelete(r, base+1, s.reps, rows)
+		noteStalls(rows, "newfile", mark)
+
+		const touched = "touched.ini"
+		off := r.logSize()
+		if _, err := writeConfig(dir, touched, base); err != nil {
+			rows.note("touch", "%v", err)
+			return
+		}
+		if _, err := waitServing(base, pollEvery, time.Now().Add(eventTimeout)); err != nil {
+			rows.note("touch", "%v", err)
+			rows.note("kill", "%v", err)
+			return
+		}
+		if err := waitLoyal(r, touched, off); err != nil {
+			rows.note("touch", "%v", err)
+		}
+		mark = lateNS.Load()
+		measureTouch(r, touched, base, s.reps, rows)
+		noteStalls(rows, "touch", mark)
+		mark = lateNS.Load()
+		measureKill(r, touched, base, s.reps, rows)
+		noteStalls(rows, "kill", mark)
+	}()
+
+	// Cold starts: each size coldReps times; the last start of the
+	// largest size goes on to the steady-state and Ragnarok rows.
+	first := base + 1000
+	for i, n := range sizes {
+		block := first
+		first += n
+		for rep := range s.coldReps {
+			last := i == len(sizes)-1 && rep == s.coldReps-1
+			coldStart(s, k, rows, work, vassalExe, n, block, rep, last)
+		}
+	}
+	rows.note("load", "load average at the end of its section %s", loadavg())
+	progress(k.name, "section done")
+	return rows
+}
+
+// coldStart times one start of the Emperor on n configs (ports block..),
+// until every vassal serves; when last, it then measures the steady state
+// and Ragnarok.
+func coldStart(s *settings, k *emperorKind, rows *rowSet, work, vassalExe string, n, block, rep int, last bool) {
+	key := fmt.Sprintf("cold:%d", n)
+	ports := make([]int, n)
+	for j := range ports {
+		ports[j] = block + j
+	}
+	if avail, err := memAvailable(); err == nil && float64(int64(n)*mibPerVassal<<20) > 0.7*float64(avail) {
+		rows.note(key, "skipped: only %d MiB available now", avail>>20)
+		return
+	}
+	if busy := busyPorts(ports); len(busy) > 0 {
+		rows.note(key, "skipped: ports in use: %v", busy[:min(len(busy), 5)])
+		return
+	}
+	dir := mkdir(work, fmt.Sprintf("%s-cold-%d-%d", k.name, n, rep))
+	if err := writeColdConfigs(dir, block, n); err != nil {
+		rows.note(key, "%v", err)
+		return
+	}
+	progress(k.name, "cold start %d of %d vassals; load average %s", rep, n, loadavg())
+	r, err := startEmperor(k, dir, filepath.Join(s.logDir, fmt.Sprintf("%s-cold-%d-%d.log", k.name, n, rep)), vassalExe)
+	if err != nil {
+		rows.note(key, "start: %v", err)
+		return
+	}
+	defer reportLog(r)
+	mark := lateNS.Load()
+	t, served, err := waitAllServing(block, n, r.started.Add(coldDeadline(n)))
+	noteStalls(rows, key, mark)
+	if err != nil {
+		rows.add(key, inf)
+		rows.note(key, "%v", err)
+		progress(k.name, "cold start %d of %d: %v", rep, n, err)
+	} else {
+		rows.add(key, ms(t.Sub(r.started)))
+		progress(k.name, "cold start %d of %d: all %d serving after %.1f ms", rep, n, served, ms(t.Sub(r.started)))
+	}
+	if !last {
+		r.shutdown(syscall.SIGTERM, eventTimeout)
+		return
+	}
+	if err != nil {
+		rows.note("cpu", "not measured: the cold start of %d failed", n)
+		r.shutdown(syscall.SIGTERM, eventTimeout)
+		return
+	}
+	mark = lateNS.Load()
+	steady(r, n, s.idle, rows)
+	noteStalls(rows, "cpu", mark)
+	mark = lateNS.Load()
+	ragnarok(r, syscall.SIGTERM, rows)
+	noteStalls(rows, "ragnarok", mark)
+}
+
+func mkdir(parent, name string) string {
+	d := filepath.Join(parent, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+		os.Exit(1)
+	}
+	return d
+}
+
+func busyPorts(ports []int) []int {
+	var busy []int
+	for _, p := range ports {
+		if !portFree(p) {
+			busy = append(busy, p)
+		}
+	}
+	return busy
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// reportLog prints our Emperor's warnings and errors from its log, the
+// first sign of a misbehaviour.
+func reportLog(r *running) {
+	if r.kind.name != "ours" {
+		return
+	}
+	b, err := os.ReadFile(r.logPath)
+	if err != nil {
+		return
+	}
+	var bad []string
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			bad = append(bad, strings.TrimRight(line, "\n"))
+		}
+	}
+	if len(bad) > 0 {
+		progress(r.kind.name, "%d warnings/errors in %s, first: %s", len(bad), r.logPath, bad[0])
+	}
+}
+
+// ---- header ----
+
+type header [][2]string
+
+func (s *settings) header() header {
+	var u unix.Utsname
+	unix.Uname(&u)
+	h := header{
+		{"date", time.Now().Format(time.RFC1123)},
+		{"Go runtime", runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH},
+		{"kernel", unix.ByteSliceToString(u.Sysname[:]) + " " + unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])},
+		{"CPU", fmt.Sprintf("%d × %s", runtime.NumCPU(), cpuModel())},
+	}
+	if avail, err := memAvailable(); err == nil {
+		h = append(h, [2]string{"MemAvailable", fmt.Sprintf("%d MiB", avail>>20)})
+	}
+	h = append(h, [2]string{"uWSGI", s.uwsgi + " " + output(s.uwsgi, "--version")})
+	if s.emperor != "" {
+		ours := output(s.emperor, "--version")
+		if st, err := os.Stat(s.emperor); err == nil {
+			ours += ", built " + st.ModTime().Format(time.DateTime)
+		}
+		h = append(h, [2]string{"our Emperor", s.emperor + " " + ours})
+	}
+	h = append(h, [2]string{"settings", fmt.Sprintf("-n %s -reps %d -cold-reps %d -idle %v -only %s -base-port %d",
+		intsString(s.sizes), s.reps, s.coldReps, s.idle, s.only, s.basePort)})
+	h = append(h, [2]string{"load average", loadavg()})
+	return h
+}
+
+func (h header) text() string {
+	var b strings.Builder
+	for _, kv := range h {
+		fmt.Fprintf(&b, "%-13s %s\n", kv[0]+":", kv[1])
+	}
+	return b.String()
+}
+
+func (h header) markdown() string {
+	var b strings.Builder
+	for _, kv := range h {
+		fmt.Fprintf(&b, "- %s: %s\n", kv[0], kv[1])
+	}
+	return b.String()
+}
+
+func output(bin string, args ...string) string {
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func intsString(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// ---- table ----
+
+type unit int
+
+const (
+	unitMS  unit = iota // a duration in ms
+	unitCPU             // ms of CPU per 30 s
+	unitMiB
+)
+
+// rowDef is one line of the table.
+type rowDef struct {
+	key, label string
+	unit       unit
+	p90        bool
+	// target judges the row, given the p50s; "" when the row has none.
+	target func(uw, ours float64) string
+}
+
+func under50(_, ours float64) string {
+	if math.IsNaN(ours) {
+		return ""
+	}
+	return verdict(ours < 50, "ours < 50 ms")
+}
+
+func ratioAtLeast(r float64, what string) func(uw, ours float64) string {
+	return func(uw, ours float64) string {
+		if math.IsNaN(uw) || math.IsNaN(ours) || math.IsInf(uw, 0) || uw == 0 && ours == 0 {
+			return ""
+		}
+		return verdict(uw/ours >= r, what)
+	}
+}
+
+func verdict(ok bool, what string) string {
+	if ok {
+		return what + ": ok"
+	}
+	return what + ": MISSED"
+}
+
+func rowDefs(sizes []int) []rowDef {
+	defs := []rowDef{
+		{"touch", "touch → reload received (old worker exits)", unitMS, true, under50},
+		{"touchserve", "touch → serving again (new worker answers)", unitMS, true, nil},
+		{"spawn", "new file → vassal spawned (master exec'ed)", unitMS, true, under50},
+		{"newfile", "new file → serving", unitMS, true, nil},
+		{"stop", "delete → stop received (worker exits)", unitMS, true, under50},
+		{"delete", "delete → gone (master exited)", unitMS, true, nil},
+		{"kill", "kill -9 master → serving again", unitMS, true, nil},
+	}
+	for _, n := range sizes {
+		defs = append(defs, rowDef{fmt.Sprintf("cold:%d", n), fmt.Sprintf("cold start N=%d (all serving)", n), unitMS, true, ratioAtLeast(1, "no slower")})
+	}
+	return defs
+}
+
+func steadyDefs(n int) []rowDef {
+	return []rowDef{
+		{"cpu", fmt.Sprintf("emperor CPU at steady state, N=%d (ms per 30 s)", n), unitCPU, false, ratioAtLeast(10, "≤ 1/10 of uWSGI")},
+		{"cpuns", fmt.Sprintf("emperor CPU at steady state, N=%d, CPU-time clock (ms per 30 s)", n), unitCPU, false, ratioAtLeast(10, "≤ 1/10 of uWSGI")},
+		{"rss", fmt.Sprintf("emperor RSS at steady state, N=%d (MiB)", n), unitMiB, false, ratioAtLeast(0.5, "≤ 2× uWSGI")},
+		{"ragnarok", fmt.Sprintf("Ragnarok, N=%d (until the emperor and every vassal exited)", n), unitMS, false, ratioAtLeast(1, "no slower")},
+	}
+}
+
+type table struct {
+	head  []string
+	rows  [][]string
+	notes []string
+}
+
+func buildTable(sizes, ran []int, sizeNotes map[int]string, res map[string]*rowSet) *table {
+	t := &table{head: []string{"metric", "uwsgi p50", "uwsgi p90", "ours p50", "ours p90", "ratio (uwsgi/ours)", "target"}}
+	defs := rowDefs(sizes)
+	if len(ran) > 0 {
+		defs = append(defs, steadyDefs(ran[len(ran)-1])...)
+	}
+	for _, d := range defs {
+		row := []string{d.label}
+		var p50 [2]float64
+		for i, side := range []string{"uwsgi", "ours"} {
+			rs := res[side]
+			p50[i] = math.NaN()
+			if rs == nil {
+				row = append(row, "-", "-")
+				continue
+			}
+			v := rs.samples[d.key]
+			if len(v) == 0 {
+				why := "n/a"
+				if n, ok := strings.CutPrefix(d.key, "cold:"); ok && sizeNotes[atoi(n)] != "" {
+					why = "skipped"
+				}
+				row = append(row, why, "-")
+			} else {
+				p50[i] = percentile(v, 50)
+				p90 := "-"
+				if d.p90 && len(v) > 1 {
+					p90 = format(percentile(v, 90), d.unit)
+				}
+				row = append(row, format(p50[i], d.unit), p90)
+				if k := countInf(v); k > 0 {
+					t.notes = append(t.notes, fmt.Sprintf("%s, %s: %d of %d timed out", d.label, side, k, len(v)))
+				}
+			}
+			for _, n := range rs.notes[d.key] {
+				t.notes = append(t.notes, fmt.Sprintf("%s, %s: %s", strings.TrimSpace(d.label), side, n))
+			}
+		}
+		ratio, target := "-", ""
+		if !math.IsNaN(p50[0]) && !math.IsNaN(p50[1]) && !math.IsInf(p50[0], 0) && !math.IsInf(p50[1], 0) {
+			switch {
+			case p50[0] == 0 && p50[1] == 0:
+				ratio = "n/a (both 0)"
+			case p50[1] == 0:
+				ratio = "∞"
+			default:
+				ratio = fmt.Sprintf("%.2f", p50[0]/p50[1])
+			}
+		}
+		if d.target != nil {
+			target = d.target(p50[0], p50[1])
+		}
+		row = append(row, ratio, target)
+		t.rows = append(t.rows, row)
+	}
+	if len(ran) > 0 {
+		t.notes = append(t.notes, "emperor CPU from utime+stime counts whole 10 ms ticks (0 means under 10 ms in the window); "+
+			"the CPU-time clock row is the same measure at ns precision")
+	}
+	for _, side := range []string{"uwsgi", "ours"} {
+		if rs := res[side]; rs != nil {
+			for _, n := range rs.notes["load"] {
+				t.notes = append(t.notes, fmt.Sprintf("%s: %s", side, n))
+			}
+		}
+	}
+	for _, n := range sizes {
+		if sizeNotes[n] != "" {
+			t.notes = append(t.notes, fmt.Sprintf("cold start N=%d: %s", n, sizeNotes[n]))
+		}
+	}
+	return t
+}
+
+func percentile(v []float64, p int) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(math.Ceil(float64(p)/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func countInf(v []float64) int {
+	n := 0
+	for _, x := range v {
+		if math.IsInf(x, 1) {
+			n++
+		}
+	}
+	return n
+}
+
+func format(v float64, u unit) string {
+	if math.IsInf(v, 1) {
+		return "timeout"
+	}
+	switch u {
+	case unitMiB:
+		return fmt.Sprintf("%.1f MiB", v)
+	case unitCPU:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.2f s", v/1000)
+	case v >= 10:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.2f ms", v)
+}
+
+func (t *table) text() string {
+	w := make([]int, len(t.head))
+	for _, r := range append([][]string{t.head}, t.rows...) {
+		for i, c := range r {
+			w[i] = max(w[i], len([]rune(c)))
+		}
+	}
+	var b strings.Builder
+	line := func(r []string) {
+		for i, c := range r {
+			pad := w[i] - len([]rune(c))
+			if i == 0 || i == len(r)-1 {
+				b.WriteString(c + strings.Repeat(" ", pad))
+			} else {
+				b.WriteString(strings.Repeat(" ", pad) + c)
+			}
+			if i < len(r)-1 {
+				b.WriteString("  ")
+			}
+		}
+		b.WriteString("\n")
+	}
+	line(t.head)
+	for _, r := range t.rows {
+		line(r)
+	}
+	writeNotes(&b, t.notes)
+	return b.String()
+}
+
+func (t *table) markdown() string {
+	var b strings.Builder
+	b.WriteString("| " + strings.Join(t.head, " | ") + " |\n|")
+	for i := range t.head {
+		if i == 0 || i == len(t.head)-1 {
+			b.WriteString("---|")
+		} else {
+			b.WriteString("---:|")
+		}
+	}
+	b.WriteString("\n")
+	for _, r := range t.rows {
+		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+	}
+	writeNotes(&b, t.notes)
+	return b.String()
+}
+
+func writeNotes(w io.Writer, notes []string) {
+	if len(notes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nnotes:")
+	for _, n := range notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+}
