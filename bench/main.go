@@ -59,6 +59,14 @@ func run() int {
 	flag.StringVar(&s.md, "md", "", "also write the table as markdown to this file")
 	flag.StringVar(&s.logDir, "log-dir", "", "where each Emperor run's log goes (default: a new temporary directory)")
 	flag.Parse()
+	// The Emperors run in their own directories: make paths absolute.
+	for _, p := range []*string{&s.emperor, &s.uwsgi} {
+		if *p != "" && strings.Contains(*p, "/") {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
+	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if quick {
