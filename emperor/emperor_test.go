@@ -425,3 +425,19 @@ func TestGlobSeesNewSubdirectories(t *testing.T) {
 	os.RemoveAll(filepath.Join(root, "app1"))
 	h.waitReport("app1 stops", func(r report) bool { return r.Event == "exit" && r.Name == "one" })
 }
+
+func TestSigurgClearsTheRespawnPenalty(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Throttle = time.Hour // without SIGURG the third spawn would wait an hour
+		o.MaxThrottle = time.Hour
+	}})
+	writeFile(t, filepath.Join(dir, "loop.ini"), h.vassalConfig("name = loop\ncrash-after = 50ms"))
+	h.waitNote("penalised death", func(n emperor.Note) bool {
+		return n.Key.Name == "loop.ini" && n.To == emperor.Waiting && strings.Contains(n.Reason, "respawn in 1h0m0s")
+	})
+	h.signals <- syscall.SIGURG
+	h.waitNote("spawn right after SIGURG", func(n emperor.Note) bool {
+		return n.Key.Name == "loop.ini" && n.From == emperor.Waiting && n.To == emperor.Spawning
+	})
+}

@@ -59,6 +59,28 @@ master = true
 	}
 }
 
+func TestSettingsFromYAMLXMLAndJSON(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"e.yaml": "uwsgi:\n  emperor: /etc/vassals\n  emperor-freq: 7\n  vassal-set:\n    - a=1\n    - b=2\n",
+		"e.xml":  "<uwsgi>\n  <emperor>/etc/vassals</emperor>\n  <emperor-freq>7</emperor-freq>\n  <vassal-set>a=1</vassal-set>\n  <vassal-set>b=2</vassal-set>\n</uwsgi>\n",
+		"e.json": `{"uwsgi": {"emperor": "/etc/vassals", "emperor-freq": 7, "vassal-set": ["a=1", "b=2"]}}`,
+	}
+	for name, text := range files {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(text), 0o644)
+		flag := "--" + strings.TrimPrefix(filepath.Ext(name), ".")
+		s, err := parseSettings([]string{flag, path})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(s.emperors) != 1 || s.emperors[0] != "/etc/vassals" || s.freq != 7*time.Second || strings.Join(s.vassalSet, " ") != "a=1 b=2" {
+			t.Errorf("%s: emperors %q freq %s vassal-set %q", name, s.emperors, s.freq, s.vassalSet)
+		}
+	}
+}
+
 func TestUnknownOptionNamesFileAndLine(t *testing.T) {
 	dir := t.TempDir()
 	ini := filepath.Join(dir, "emperor.ini")
@@ -162,10 +184,64 @@ func TestSignals(t *testing.T) {
 		t.Fatalf("emperor after SIGTERM: %v (want exit 0)", err)
 	}
 	if pid != "" {
-		if _, err := os.Stat("/proc/" + pid); err == nil {
+		if running(pid) {
 			t.Errorf("vassal %s survived Ragnarok", pid)
 		}
 	}
+}
+
+// TestVassalsDieWithTheEmperor kills the Emperor with SIGKILL: no Ragnarok
+// runs, yet every vassal dies (Pdeathsig, set from the one spawner thread).
+func TestVassalsDieWithTheEmperor(t *testing.T) {
+	bin := buildBinaries(t)
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b", "c"} {
+		os.WriteFile(filepath.Join(dir, n+".ini"), []byte("[uwsgi]\nworker-exec = sleep 600\n"), 0o644)
+	}
+	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	sc := bufio.NewScanner(stderr)
+	for len(pids) < 3 && sc.Scan() {
+		if strings.Contains(sc.Text(), `msg="vassal running"`) {
+			pids = append(pids, fieldValue(sc.Text(), "pid"))
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if len(pids) < 3 {
+		t.Fatalf("only %d vassals started", len(pids))
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for {
+			if !running(pid) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vassal %s outlived its Emperor", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// running reports whether pid is alive; a zombie waiting for init to reap
+// it is not.
+func running(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // fieldValue extracts key=value from a slog text line.
