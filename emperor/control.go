@@ -1,6 +1,7 @@
 package emperor
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,6 +67,10 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 		v.loyal = true
 		v.unloyalDeaths = 0
 	case protocol.Heartbeat:
+		if v.lastHeartbeat.IsZero() && v.state == Running {
+			// Supervision starts with the first heartbeat, as in uWSGI.
+			e.armHeartbeat(v, e.opts.RequiredHeartbeat)
+		}
 		v.lastHeartbeat = now
 	case protocol.Voluntary:
 		if v.state == Running {
@@ -148,4 +153,27 @@ func (e *Emperor) armKill(v *vassal) {
 		return
 	}
 	v.timer = e.after(e.opts.CurseTolerance, timerFired{key: v.key, gen: v.gen, kind: killTimer})
+}
+
+// armHeartbeat checks the vassal's heartbeat after d. The timer is not reset
+// on every beat: when it fires it compares the last beat with the deadline
+// and re-arms for what is left.
+func (e *Emperor) armHeartbeat(v *vassal, d time.Duration) {
+	v.hbTimer = e.after(d, timerFired{key: v.key, gen: v.gen, kind: heartbeatTimer, proc: v.proc})
+}
+
+// heartbeatDue kills a running vassal whose heartbeats stopped for
+// emperor-required-heartbeat: uWSGI does the same (with SIGKILL); the exit
+// that follows respawns it, with the reason recorded.
+func (e *Emperor) heartbeatDue(v *vassal) {
+	late := time.Since(v.lastHeartbeat)
+	if left := e.opts.RequiredHeartbeat - late; left > 0 {
+		e.armHeartbeat(v, left)
+		return
+	}
+	e.log.Warn("vassal missed its heartbeat: SIGKILL", e.attrs(v, "last", late.Round(time.Millisecond), "required", e.opts.RequiredHeartbeat)...)
+	v.killReason = fmt.Sprintf("no heartbeat for %s", late.Round(time.Second))
+	if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
+		e.log.Error("kill failed", e.attrs(v, "err", err)...)
+	}
 }

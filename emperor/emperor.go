@@ -67,6 +67,7 @@ type timerKind uint8
 const (
 	spawnTimer timerKind = iota
 	killTimer
+	heartbeatTimer
 	mercyTimer
 	buryTimer
 )
@@ -77,6 +78,7 @@ type timerFired struct {
 	key  monitor.Key
 	gen  uint64
 	kind timerKind
+	proc *process // heartbeat timers: the process they watch
 }
 
 // New checks the options and prepares an Emperor.
@@ -459,6 +461,14 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	v.proc = nil
 	v.lastExit = st.String()
 	reason := fmt.Sprintf("pid %d: %s", p.pid, st)
+	if v.killReason != "" {
+		reason += " (" + v.killReason + ")"
+		v.killReason = ""
+	}
+	if v.hbTimer != nil {
+		v.hbTimer.Stop()
+		v.hbTimer = nil
+	}
 	exiled := !st.signaled && st.code == protocol.ExileCode
 	switch {
 	case !v.want || e.ragnarok:
@@ -525,6 +535,10 @@ func (e *Emperor) timerFired(t timerFired) {
 		if v.state == Waiting {
 			v.timer = nil
 			e.spawn(v)
+		}
+	case heartbeatTimer:
+		if v.state == Running && v.proc == t.proc {
+			e.heartbeatDue(v)
 		}
 	case killTimer:
 		if (v.state == Stopping || v.state == Cursed) && v.proc != nil {

@@ -441,3 +441,25 @@ func TestSigurgClearsTheRespawnPenalty(t *testing.T) {
 		return n.Key.Name == "loop.ini" && n.From == emperor.Waiting && n.To == emperor.Spawning
 	})
 }
+
+func TestSilentVassalIsKilledAfterTheRequiredHeartbeat(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.RequiredHeartbeat = 400 * time.Millisecond
+	}})
+	writeFile(t, filepath.Join(dir, "hb.ini"), h.vassalConfig("name = hb\nheartbeat-every = 50ms\nheartbeat-for = 1s"))
+	h.waitState("hb.ini", emperor.Running)
+	// Beating for a second is more than twice the requirement: it must
+	// survive that, and die only once it falls silent.
+	silent := h.waitReport("falls silent", func(r report) bool { return r.Event == "silent" && r.Name == "hb" })
+	n := h.waitNote("killed for its heartbeat", func(n emperor.Note) bool {
+		return n.Key.Name == "hb.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
+	})
+	if !strings.Contains(n.Reason, "killed by SIGKILL") || !strings.Contains(n.Reason, "no heartbeat") {
+		t.Errorf("death reason %q, want a SIGKILL for a missing heartbeat", n.Reason)
+	}
+	if n.Pid != 0 && n.Pid != silent.Pid {
+		t.Errorf("note for pid %d, the silent vassal was %d", n.Pid, silent.Pid)
+	}
+	h.waitState("hb.ini", emperor.Running) // respawned
+}

@@ -29,6 +29,8 @@ import (
 //	crash-after  = duration: exit with exit-code (default 1) after it
 //	send         = bytes sent at start, space separated (default "1 5")
 //	voluntary-after = duration: send byte 22, then exit 0 when told to stop
+//	heartbeat-every, heartbeat-for = durations: send byte 26 that often for
+//	that long, then fall silent (and report "silent")
 //
 // Reports are JSON datagrams (type report).
 func TestMain(m *testing.M) {
@@ -127,6 +129,17 @@ func testVassal(args []string) int {
 			send(report{Event: "exit", Byte: exitCode})
 			os.Exit(exitCode)
 		})
+	}
+	if s, ok := cfg.Get("heartbeat-every"); ok {
+		every, _ := time.ParseDuration(s)
+		forS, _ := cfg.Get("heartbeat-for")
+		span, _ := time.ParseDuration(forS)
+		go func() {
+			for end := time.Now().Add(span); time.Now().Before(end); time.Sleep(every) {
+				ctl.Write([]byte{byte(protocol.Heartbeat)})
+			}
+			send(report{Event: "silent"})
+		}()
 	}
 	if s, ok := cfg.Get("voluntary-after"); ok {
 		d, _ := time.ParseDuration(s)

@@ -52,6 +52,10 @@ type Options struct {
 	// before SIGKILL, repeated while it survives (emperor-curse-tolerance,
 	// default 30 s).
 	CurseTolerance time.Duration
+	// RequiredHeartbeat: once a vassal sent its first heartbeat (byte 26), a
+	// gap longer than this gets it SIGKILLed and respawned
+	// (emperor-required-heartbeat, default 30 s).
+	RequiredHeartbeat time.Duration
 	// Throttle is the penalty step for a vassal that keeps dying before it
 	// became loyal (emperor-throttle, default 1 s); MaxThrottle caps it
 	// (emperor-max-throttle, default 180 s).
@@ -113,6 +117,7 @@ func (o *Options) setDefaults() error {
 	}
 	def(&o.ReloadMercy, 30*time.Second)
 	def(&o.CurseTolerance, 30*time.Second)
+	def(&o.RequiredHeartbeat, 30*time.Second)
 	def(&o.Throttle, time.Second)
 	def(&o.MaxThrottle, 180*time.Second)
 	if o.Env == nil {

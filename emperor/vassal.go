@@ -37,6 +37,8 @@ type vassal struct {
 	// Protocol state of the current process.
 	ready, accepting, loyal bool
 	lastHeartbeat           time.Time
+	hbTimer                 *time.Timer // heartbeat supervision, from the first beat
+	killReason              string      // why the Emperor killed the current process
 	received                map[protocol.Byte]uint64
 
 	// voluntary is set by byte 22: the vassal is disabled after it exits.

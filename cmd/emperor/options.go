@@ -24,6 +24,7 @@ type settings struct {
 	inheritBefore    []string
 	reloadMercy      time.Duration
 	curseTolerance   time.Duration
+	heartbeat        time.Duration
 	throttle         time.Duration
 	maxThrottle      time.Duration
 	noBlacklist      bool
@@ -68,33 +69,34 @@ type optionSpec struct {
 // names and aliases.
 func (s *settings) optionTable() map[string]optionSpec {
 	t := map[string]optionSpec{
-		"emperor":                   {kind: kindList, list: &s.emperors, help: "a monitor: dir://, glob://, a directory or a glob (repeatable)"},
-		"dir":                       {kind: kindList, list: &s.emperors, prefix: "dir://", help: "watch a directory of vassal configs (same as --emperor dir://DIR)"},
-		"glob":                      {kind: kindList, list: &s.emperors, prefix: "glob://", help: "watch the configs a glob matches (same as --emperor glob://PATTERN)"},
-		"emperor-freq":              {kind: kindSeconds, dur: &s.freq, help: "seconds between safety rescans (default 3)"},
-		"binary-path":               {kind: kindString, str: &s.binary, help: "the vassal binary (default: our vassal; /usr/bin/uwsgi for uWSGI vassals)"},
-		"vassal-set":                {kind: kindList, list: &s.vassalSet, help: "KEY=VALUE passed to every vassal as --set"},
-		"vassals-include":           {kind: kindList, list: &s.include, help: "config included after every vassal's own"},
-		"vassals-include-before":    {kind: kindList, list: &s.includeBefore, help: "config included before every vassal's own"},
-		"vassals-inherit":           {kind: kindList, list: &s.inherit, help: "template every vassal inherits (after its own config)"},
-		"vassals-inherit-before":    {kind: kindList, list: &s.inheritBefore, help: "template every vassal inherits (before its own config)"},
-		"reload-mercy":              {kind: kindSeconds, dur: &s.reloadMercy, help: "seconds Ragnarok waits before SIGKILL (default 30)"},
-		"emperor-curse-tolerance":   {kind: kindSeconds, dur: &s.curseTolerance, help: "seconds a stopping vassal may linger before SIGKILL (default 30)"},
-		"emperor-throttle":          {kind: kindMillis, dur: &s.throttle, help: "ms added to a crash-looping vassal's respawn delay per death (default 1000)"},
-		"emperor-max-throttle":      {kind: kindMillis, dur: &s.maxThrottle, help: "ms cap of the respawn delay (default 180000)"},
-		"emperor-no-blacklist":      {kind: kindBool, flag: &s.noBlacklist, help: "never delay respawns"},
-		"emperor-nofollow":          {kind: kindBool, flag: &s.noFollow, help: "do not follow symlinks to configs"},
-		"emperor-graceful-shutdown": {kind: kindBool, flag: &s.graceful, help: "stop vassals with byte 2 (graceful) instead of 0"},
-		"emperor-extra-extension":   {kind: kindList, list: &s.extraExtensions, help: "another config extension (loaded with --config)"},
-		"emperor-use-clone":         {kind: kindString, str: &s.useClone, help: "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup"},
-		"emperor-tyrant":            {kind: kindBool, flag: &s.tyrant, help: "run each vassal as the owner of its config (never root)"},
-		"emperor-pidfile":           {kind: kindString, str: &s.pidfile, help: "write the Emperor's pid to this file"},
-		"log-format":                {kind: kindString, str: &s.logFormat, help: "text (default) or json"},
-		"log-level":                 {kind: kindString, str: &s.logLevel, help: "debug, info (default), warn or error"},
-		"help":                      {kind: kindBool, flag: &s.help, help: "show this help"},
-		"version":                   {kind: kindBool, flag: &s.version, help: "show the version"},
-		"set-placeholder":           {kind: kindList, list: new([]string), help: "KEY=VALUE placeholder for %(KEY)"},
-		"set-ph":                    {kind: kindList, list: new([]string), help: "alias of set-placeholder"},
+		"emperor":                    {kind: kindList, list: &s.emperors, help: "a monitor: dir://, glob://, a directory or a glob (repeatable)"},
+		"dir":                        {kind: kindList, list: &s.emperors, prefix: "dir://", help: "watch a directory of vassal configs (same as --emperor dir://DIR)"},
+		"glob":                       {kind: kindList, list: &s.emperors, prefix: "glob://", help: "watch the configs a glob matches (same as --emperor glob://PATTERN)"},
+		"emperor-freq":               {kind: kindSeconds, dur: &s.freq, help: "seconds between safety rescans (default 3)"},
+		"binary-path":                {kind: kindString, str: &s.binary, help: "the vassal binary (default: our vassal; /usr/bin/uwsgi for uWSGI vassals)"},
+		"vassal-set":                 {kind: kindList, list: &s.vassalSet, help: "KEY=VALUE passed to every vassal as --set"},
+		"vassals-include":            {kind: kindList, list: &s.include, help: "config included after every vassal's own"},
+		"vassals-include-before":     {kind: kindList, list: &s.includeBefore, help: "config included before every vassal's own"},
+		"vassals-inherit":            {kind: kindList, list: &s.inherit, help: "template every vassal inherits (after its own config)"},
+		"vassals-inherit-before":     {kind: kindList, list: &s.inheritBefore, help: "template every vassal inherits (before its own config)"},
+		"reload-mercy":               {kind: kindSeconds, dur: &s.reloadMercy, help: "seconds Ragnarok waits before SIGKILL (default 30)"},
+		"emperor-curse-tolerance":    {kind: kindSeconds, dur: &s.curseTolerance, help: "seconds a stopping vassal may linger before SIGKILL (default 30)"},
+		"emperor-required-heartbeat": {kind: kindSeconds, dur: &s.heartbeat, help: "seconds a vassal that sent a heartbeat may stay silent before SIGKILL (default 30)"},
+		"emperor-throttle":           {kind: kindMillis, dur: &s.throttle, help: "ms added to a crash-looping vassal's respawn delay per death (default 1000)"},
+		"emperor-max-throttle":       {kind: kindMillis, dur: &s.maxThrottle, help: "ms cap of the respawn delay (default 180000)"},
+		"emperor-no-blacklist":       {kind: kindBool, flag: &s.noBlacklist, help: "never delay respawns"},
+		"emperor-nofollow":           {kind: kindBool, flag: &s.noFollow, help: "do not follow symlinks to configs"},
+		"emperor-graceful-shutdown":  {kind: kindBool, flag: &s.graceful, help: "stop vassals with byte 2 (graceful) instead of 0"},
+		"emperor-extra-extension":    {kind: kindList, list: &s.extraExtensions, help: "another config extension (loaded with --config)"},
+		"emperor-use-clone":          {kind: kindString, str: &s.useClone, help: "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup"},
+		"emperor-tyrant":             {kind: kindBool, flag: &s.tyrant, help: "run each vassal as the owner of its config (never root)"},
+		"emperor-pidfile":            {kind: kindString, str: &s.pidfile, help: "write the Emperor's pid to this file"},
+		"log-format":                 {kind: kindString, str: &s.logFormat, help: "text (default) or json"},
+		"log-level":                  {kind: kindString, str: &s.logLevel, help: "debug, info (default), warn or error"},
+		"help":                       {kind: kindBool, flag: &s.help, help: "show this help"},
+		"version":                    {kind: kindBool, flag: &s.version, help: "show the version"},
+		"set-placeholder":            {kind: kindList, list: new([]string), help: "KEY=VALUE placeholder for %(KEY)"},
+		"set-ph":                     {kind: kindList, list: new([]string), help: "alias of set-placeholder"},
 	}
 	alias := func(name, of string) { t[name] = t[of] }
 	alias("vassals-set", "vassal-set")
@@ -106,24 +108,23 @@ func (s *settings) optionTable() map[string]optionSpec {
 // ignoredUWSGI are uWSGI options an existing emperor.ini may carry that this
 // Emperor does not act on (yet); they are logged, never silently dropped.
 var ignoredUWSGI = map[string]string{
-	"master":                     "the Emperor needs no master process",
-	"vacuum":                     "the Emperor creates no sockets to clean",
-	"die-on-term":                "SIGTERM always runs Ragnarok",
-	"strict":                     "the Emperor's config is always strict",
-	"emperor-stats":              "not implemented yet",
-	"emperor-stats-server":       "not implemented yet",
-	"emperor-required-heartbeat": "not implemented yet",
-	"emperor-cap":                "not implemented yet",
-	"emperor-procname":           "process names are not changed",
-	"auto-procname":              "process names are not changed",
-	"procname-prefix":            "process names are not changed",
-	"memory-report":              "not applicable",
-	"logdate":                    "log lines always carry a time",
-	"log-date":                   "log lines always carry a time",
-	"thunder-lock":               "not applicable",
-	"enable-threads":             "not applicable",
-	"plugin":                     "the Emperor loads no plugins",
-	"plugins":                    "the Emperor loads no plugins",
+	"master":               "the Emperor needs no master process",
+	"vacuum":               "the Emperor creates no sockets to clean",
+	"die-on-term":          "SIGTERM always runs Ragnarok",
+	"strict":               "the Emperor's config is always strict",
+	"emperor-stats":        "not implemented yet",
+	"emperor-stats-server": "not implemented yet",
+	"emperor-cap":          "not implemented yet",
+	"emperor-procname":     "process names are not changed",
+	"auto-procname":        "process names are not changed",
+	"procname-prefix":      "process names are not changed",
+	"memory-report":        "not applicable",
+	"logdate":              "log lines always carry a time",
+	"log-date":             "log lines always carry a time",
+	"thunder-lock":         "not applicable",
+	"enable-threads":       "not applicable",
+	"plugin":               "the Emperor loads no plugins",
+	"plugins":              "the Emperor loads no plugins",
 }
 
 var placeholderRef = regexp.MustCompile(`%\(([^)\s]+)\)`)
