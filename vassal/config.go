@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,10 @@ const (
 	// DefaultListen is the listen queue of every socket when listen is not
 	// set (uWSGI's default).
 	DefaultListen = 100
+	// DefaultReadyTimeout is ready-timeout when it is not set: how long the
+	// first generation of workers has to become ready before the vassal
+	// gives up and exits 1.
+	DefaultReadyTimeout = 60 * time.Second
 )
 
 // SocketKind says which option asked for a socket, and so which protocol
@@ -81,6 +86,23 @@ type Settings struct {
 	Mercy time.Duration
 	// Listen is the listen queue length of every socket.
 	Listen int
+	// ReadyTimeout is ready-timeout: how long the first generation has to
+	// become ready (0 = forever).
+	ReadyTimeout time.Duration
+	// DieOnTerm is die-on-term (default true): SIGTERM stops the vassal;
+	// false makes SIGTERM a graceful reload, as in uWSGI 2.0.
+	DieOnTerm bool
+	// Heartbeat is heartbeat: the period of byte 26 (0 = none).
+	Heartbeat time.Duration
+	// Vacuum is vacuum: remove the unix sockets and pidfiles the vassal
+	// created when it exits.
+	Vacuum bool
+	// ChmodSocket is the mode of the unix socket files (0 = umask's).
+	ChmodSocket os.FileMode
+	// ReusePort is reuse-port: bind TCP sockets with SO_REUSEPORT.
+	ReusePort bool
+	// Pidfile is pidfile: where the vassal writes its pid at start.
+	Pidfile string
 }
 
 // optionRule says how the runtime treats an option it knows.
@@ -101,6 +123,14 @@ const (
 var knownOptions = map[string]optionRule{
 	"http-socket":         used,
 	"socket":              used,
+	"uwsgi-socket":        used,
+	"ready-timeout":       used,
+	"heartbeat":           used,
+	"vacuum":              used,
+	"die-on-term":         used,
+	"chmod-socket":        used,
+	"reuse-port":          used,
+	"pidfile":             used,
 	"worker-exec":         used,
 	"processes":           used,
 	"workers":             used, // uWSGI's alias of processes
@@ -110,8 +140,6 @@ var knownOptions = map[string]optionRule{
 	"listen":              used,
 	"strict":              used,
 	"master":              harmless, // the runtime always is a master
-	"vacuum":              harmless, // unix sockets we create are always removed
-	"die-on-term":         harmless, // SIGTERM always stops the vassal
 	"enable-threads":      harmless, // only for embedded interpreters
 	"thunder-lock":        harmless, // only for uWSGI's own accept loop
 	"plugin":              harmless, // plugins load languages; worker-exec runs any program
@@ -157,7 +185,7 @@ func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, erro
 		switch o.Key {
 		case "http-socket":
 			kind = HTTPSocket
-		case "socket":
+		case "socket", "uwsgi-socket":
 			kind = RawSocket
 		default:
 			continue
@@ -215,7 +243,50 @@ func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, erro
 	if s.Listen < 1 {
 		return Settings{}, lastErr(c, "listen", "must be at least 1", "")
 	}
+	if s.ReadyTimeout, err = seconds(c, "ready-timeout", DefaultReadyTimeout); err != nil {
+		return Settings{}, err
+	}
+	if s.Heartbeat, err = seconds(c, "heartbeat", 0); err != nil {
+		return Settings{}, err
+	}
+	if s.Vacuum, err = c.Bool("vacuum"); err != nil {
+		return Settings{}, err
+	}
+	if s.ReusePort, err = c.Bool("reuse-port"); err != nil {
+		return Settings{}, err
+	}
+	s.DieOnTerm = true
+	if _, ok := c.Get("die-on-term"); ok {
+		if s.DieOnTerm, err = c.Bool("die-on-term"); err != nil {
+			return Settings{}, err
+		}
+	}
+	if v, ok := c.Get("chmod-socket"); ok {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			s.ChmodSocket = 0o666 // a bare flag, as in uWSGI
+		} else {
+			m, err := strconv.ParseUint(v, 8, 32)
+			if err != nil || m == 0 || m > 0o777 {
+				return Settings{}, lastErr(c, "chmod-socket", fmt.Sprintf("%q is not an octal mode", v), "use e.g. 660, or the bare flag for 666")
+			}
+			s.ChmodSocket = os.FileMode(m)
+		}
+	}
+	s.Pidfile = strings.TrimSpace(last(c, "pidfile"))
 	return s, nil
+}
+
+// seconds reads key as a non-negative number of seconds.
+func seconds(c *config.Config, key string, def time.Duration) (time.Duration, error) {
+	n, err := c.Int(key, int(def/time.Second))
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		return 0, lastErr(c, key, "negative", "give a number of seconds, 0 to disable")
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // last returns the last value of key, or "".

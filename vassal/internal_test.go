@@ -194,7 +194,7 @@ func TestBindSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.close()
+	defer l.close(true)
 	if !strings.HasPrefix(l.dial, "127.0.0.1:") || strings.HasSuffix(l.dial, ":0") {
 		t.Errorf("dial address %q", l.dial)
 	}
@@ -218,7 +218,7 @@ func TestBindSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
-	if err := u2.close(); err != nil {
+	if err := u2.close(true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {

@@ -31,7 +31,20 @@ type listener struct {
 // "host:port", ":port" (every IPv4 interface), "[v6]:port", a unix socket
 // path, or "@name" for an abstract unix socket. A stale unix socket file
 // (nothing answers on it) is replaced; a live one is an error.
-func bindSocket(spec SocketSpec, backlog int) (_ *listener, retErr error) {
+func bindSocket(spec SocketSpec, backlog int) (*listener, error) {
+	return bindSocketWith(spec, bindOptions{backlog: backlog})
+}
+
+// bindOptions are the settings that shape every bound socket.
+type bindOptions struct {
+	backlog   int
+	chmod     os.FileMode // unix socket file mode; 0 keeps the umask's
+	reusePort bool        // SO_REUSEPORT on TCP sockets
+}
+
+// bindSocketWith is bindSocket with chmod-socket and reuse-port applied.
+func bindSocketWith(spec SocketSpec, o bindOptions) (_ *listener, retErr error) {
+	backlog := o.backlog
 	l := &listener{spec: spec}
 	var (
 		family int
@@ -80,9 +93,20 @@ func bindSocket(spec SocketSpec, backlog int) (_ *listener, retErr error) {
 			// "[::]:port" means IPv6 only; ":port" is the IPv4 wildcard.
 			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 		}
+		if o.reusePort {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				return nil, os.NewSyscallError("setsockopt SO_REUSEPORT", err)
+			}
+		}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, os.NewSyscallError("bind", err)
+	}
+	if l.unlink != "" && o.chmod != 0 {
+		if err := os.Chmod(l.unlink, o.chmod); err != nil {
+			os.Remove(l.unlink)
+			return nil, fmt.Errorf("chmod-socket: %w", err)
+		}
 	}
 	l.backlog = backlog
 	if err := unix.Listen(fd, backlog); err != nil {
@@ -123,10 +147,12 @@ func (l *listener) setBacklog(n int) error {
 	return nil
 }
 
-// close closes the socket and removes the unix socket file it created.
-func (l *listener) close() error {
+// close closes the socket and, with vacuum, removes the unix socket file it
+// created (without vacuum the file stays, as uWSGI leaves it; the next bind
+// replaces it when nothing listens on it).
+func (l *listener) close(vacuum bool) error {
 	err := l.file.Close()
-	if l.unlink != "" {
+	if l.unlink != "" && vacuum {
 		if rerr := os.Remove(l.unlink); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 			err = rerr
 		}
