@@ -44,6 +44,7 @@ type Emperor struct {
 	polled  chan []uint64
 	spawned chan spawnResult
 	timers  chan timerFired
+	queries chan chan *Stats
 	done    chan struct{} // closed when the loop exits
 }
 
@@ -102,6 +103,7 @@ func New(opts Options) (*Emperor, error) {
 		polled:       make(chan []uint64, 16),
 		spawned:      make(chan spawnResult, 64),
 		timers:       make(chan timerFired, 256),
+		queries:      make(chan chan *Stats),
 		done:         make(chan struct{}),
 	}
 	for _, m := range opts.Monitors {
@@ -145,6 +147,18 @@ func (e *Emperor) Run(ctx context.Context) error {
 	reqs := make(chan spawnRequest)
 	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv)
 	defer close(reqs)
+
+	if e.opts.Stats != "" {
+		l, err := listenStats(e.opts.Stats)
+		if err != nil {
+			return fmt.Errorf("emperor-stats %s: %w", e.opts.Stats, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.serveStats(bg, l)
+		}()
+	}
 
 	monCtx, cancelMonitors := context.WithCancel(ctx)
 	defer cancelMonitors()
@@ -220,6 +234,8 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			}
 		case t := <-e.timers:
 			e.timerFired(t)
+		case reply := <-e.queries:
+			reply <- e.stats()
 		}
 		if e.ragnarok && len(e.vassals) == 0 {
 			e.log.Info("the Emperor is buried")

@@ -2,8 +2,10 @@ package emperor_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -462,4 +464,38 @@ func TestSilentVassalIsKilledAfterTheRequiredHeartbeat(t *testing.T) {
 		t.Errorf("note for pid %d, the silent vassal was %d", n.Pid, silent.Pid)
 	}
 	h.waitState("hb.ini", emperor.Running) // respawned
+}
+
+func TestStatsServerSpeaksUWSGIsJSON(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "stats.sock")
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) { o.Stats = sock }})
+	// A name uWSGI would break its JSON with.
+	odd := `we"ird\name.ini`
+	writeFile(t, filepath.Join(dir, odd), h.vassalConfig("name = odd\nsend = 1 5 17 26"))
+	n := h.waitState(odd, emperor.Running)
+	h.waitNote("heartbeat", func(n emperor.Note) bool { return n.IsByte && n.Byte == 26 })
+
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var s emperor.Stats
+	if err := json.NewDecoder(c).Decode(&s); err != nil {
+		t.Fatalf("stats are not valid JSON: %v", err)
+	}
+	if s.Pid != os.Getpid() || len(s.Emperor) != 1 || !strings.HasPrefix(s.Emperor[0], "dir://") {
+		t.Errorf("emperor fields: pid %d emperor %q", s.Pid, s.Emperor)
+	}
+	if len(s.Vassals) != 1 {
+		t.Fatalf("vassals %+v", s.Vassals)
+	}
+	v := s.Vassals[0]
+	if v.ID != odd || v.Pid != n.Pid || v.State != "running" || v.Ready != 1 || v.Accepting != 1 || v.Loyal != 1 || v.LastHeartbeat == 0 {
+		t.Errorf("vassal %+v", v)
+	}
+	if v.Born == 0 || v.FirstRun == 0 || v.Monitor != s.Emperor[0] {
+		t.Errorf("born %d first_run %d monitor %q", v.Born, v.FirstRun, v.Monitor)
+	}
 }

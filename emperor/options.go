@@ -69,6 +69,12 @@ type Options struct {
 	// Stdout and Stderr are inherited by vassals (default the Emperor's).
 	Stdout, Stderr *os.File
 
+	// Stats is the address of the stats server (emperor-stats): host:port
+	// for TCP, otherwise a unix socket path. Empty: none.
+	Stats string
+	// Version is reported in stats.
+	Version string
+
 	// Signals delivers the Emperor's signals (SIGHUP, SIGUSR1, ...); nil
 	// means none. The caller calls signal.Notify; Run never does, so tests
 	// can drive it.

@@ -18,6 +18,8 @@ type vassal struct {
 	// gen they were made for, and stale ones are dropped.
 	gen   uint64
 	since time.Time
+	// reason is why it entered its state.
+	reason string
 
 	// ev is the desired config: the latest Touch from the monitor.
 	ev monitor.Event
@@ -69,6 +71,7 @@ func (e *Emperor) transition(v *vassal, to State, reason string) {
 	v.state = to
 	v.gen++
 	v.since = time.Now()
+	v.reason = reason
 	pid := 0
 	if v.proc != nil {
 		pid = v.proc.pid

@@ -80,6 +80,9 @@ func vassalEnviron() []string {
 
 // run is the whole command; it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "status" {
+		return status(ctx, args[1:], stdout, stderr)
+	}
 	s, err := parseSettings(args)
 	if err != nil {
 		fmt.Fprintln(stderr, "emperor:", err)
@@ -221,6 +224,8 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		NoBlacklist:       s.noBlacklist,
 		Env:               vassalEnviron(),
 		Signals:           sigs,
+		Stats:             s.stats,
+		Version:           Version,
 		Logger:            logger,
 	})
 	if err != nil {

@@ -136,7 +136,8 @@ func TestSignals(t *testing.T) {
 	bin := buildBinaries(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "sleepy.ini"), []byte("[uwsgi]\nworker-exec = sleep 600\n"), 0o644)
-	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--reload-mercy", "5")
+	sock := filepath.Join(t.TempDir(), "stats.sock")
+	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--reload-mercy", "5", "--emperor-stats", sock)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -169,6 +170,17 @@ func TestSignals(t *testing.T) {
 	}
 	line := waitLine(`msg="vassal running"`)
 	pid := fieldValue(line, "pid")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"status", sock}, &out, &errb); code != 0 {
+		t.Fatalf("emperor status: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "sleepy.ini") || !strings.Contains(out.String(), "running") || !strings.Contains(out.String(), pid) {
+		t.Errorf("emperor status printed:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"status", sock, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"id": "sleepy.ini"`) {
+		t.Errorf("emperor status --json: exit %d:\n%s", code, out.String())
+	}
 	cmd.Process.Signal(syscall.SIGUSR1)
 	waitLine(`msg="vassal status" vassal=sleepy.ini`)
 	cmd.Process.Signal(syscall.SIGHUP)

@@ -32,6 +32,7 @@ type settings struct {
 	graceful         bool
 	extraExtensions  []string
 	pidfile          string
+	stats            string
 	useClone         string
 	tyrant           bool
 	logFormat        string
@@ -90,6 +91,7 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"emperor-extra-extension":    {kind: kindList, list: &s.extraExtensions, help: "another config extension (loaded with --config)"},
 		"emperor-use-clone":          {kind: kindString, str: &s.useClone, help: "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup"},
 		"emperor-tyrant":             {kind: kindBool, flag: &s.tyrant, help: "run each vassal as the owner of its config (never root)"},
+		"emperor-stats":              {kind: kindString, str: &s.stats, help: "stats server: host:port (TCP) or a unix socket path"},
 		"emperor-pidfile":            {kind: kindString, str: &s.pidfile, help: "write the Emperor's pid to this file"},
 		"log-format":                 {kind: kindString, str: &s.logFormat, help: "text (default) or json"},
 		"log-level":                  {kind: kindString, str: &s.logLevel, help: "debug, info (default), warn or error"},
@@ -100,6 +102,7 @@ func (s *settings) optionTable() map[string]optionSpec {
 	}
 	alias := func(name, of string) { t[name] = t[of] }
 	alias("vassals-set", "vassal-set")
+	alias("emperor-stats-server", "emperor-stats")
 	alias("emperor-extra-ext", "emperor-extra-extension")
 	alias("h", "help")
 	return t

@@ -7,7 +7,9 @@
 //
 // See package vassal for the options it reads and the protocol it speaks.
 // It exits 0 after a requested stop (Emperor stop byte, SIGTERM, SIGINT,
-// SIGQUIT) and 1 on a config error or when the Emperor's channel closes.
+// SIGQUIT) and 1 on a config error, a socket it cannot bind, workers that
+// never become ready, or when the Emperor's channel closes. SIGHUP reloads
+// gracefully; so does SIGTERM with die-on-term = false.
 // It logs to stderr; set VASSAL_DEBUG=1 to also log every protocol byte.
 package main
 
@@ -52,18 +54,19 @@ func main() {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
-	defer stop()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
 
-	err := vassal.Run(ctx, vassal.Options{
-		Args:   os.Args[1:],
-		Logger: logger,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
+	err := vassal.Run(context.Background(), vassal.Options{
+		Args:    os.Args[1:],
+		Logger:  logger,
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Signals: sigs,
 	})
 	if err != nil {
 		logger.Error("vassal failed", "vassal", vassal.NameOf(os.Args[1:]), "err", err)
-		stop()
+		signal.Stop(sigs)
 		os.Exit(1)
 	}
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/emperor-dev/emperor/emperor"
+)
+
+// status is `emperor status ADDR [--json]`: it reads the stats server at
+// ADDR (host:port or a unix socket path, the emperor-stats value) and prints
+// one line per vassal, or the raw JSON for scripts.
+func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var addr string
+	asJSON := false
+	for _, a := range args {
+		switch {
+		case a == "--json" || a == "-json":
+			asJSON = true
+		case strings.HasPrefix(a, "-"):
+			fmt.Fprintf(stderr, "emperor status: unknown flag %s\nusage: emperor status ADDR [--json]\n", a)
+			return 2
+		case addr == "":
+			addr = a
+		default:
+			fmt.Fprintln(stderr, "usage: emperor status ADDR [--json]")
+			return 2
+		}
+	}
+	if addr == "" {
+		fmt.Fprintln(stderr, "usage: emperor status ADDR [--json]   (ADDR: the emperor-stats address)")
+		return 2
+	}
+	network := "unix"
+	if strings.Contains(addr, ":") {
+		network = "tcp"
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "emperor status: %v\n", err)
+		return 1
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		fmt.Fprintf(stderr, "emperor status: reading %s: %v\n", addr, err)
+		return 1
+	}
+	if asJSON {
+		stdout.Write(raw)
+		return 0
+	}
+	var s emperor.Stats
+	if err := json.Unmarshal(raw, &s); err != nil {
+		fmt.Fprintf(stderr, "emperor status: %s did not answer with emperor stats: %v\n", addr, err)
+		return 1
+	}
+	printStatus(stdout, &s)
+	return 0
+}
+
+func printStatus(w io.Writer, s *emperor.Stats) {
+	fmt.Fprintf(w, "Emperor pid %d governing %d vassals (%s)\n", s.Pid, len(s.Vassals), strings.Join(s.Emperor, ", "))
+	sort.Slice(s.Vassals, func(i, j int) bool {
+		if s.Vassals[i].Monitor != s.Vassals[j].Monitor {
+			return s.Vassals[i].Monitor < s.Vassals[j].Monitor
+		}
+		return s.Vassals[i].ID < s.Vassals[j].ID
+	})
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLOYAL\tLAST REASON")
+	for _, v := range s.Vassals {
+		pid, up := "-", "-"
+		if v.Pid > 0 {
+			pid = fmt.Sprint(v.Pid)
+			up = (time.Duration(v.Uptime) * time.Second).String()
+		}
+		loyal := "no"
+		if v.Loyal == 1 {
+			loyal = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.ID, v.State, pid, up, v.Restarts, loyal, v.Reason)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,188 @@
+package emperor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// Stats is the Emperor's state as its stats server serves it: the shape of
+// uWSGI's emperor stats (so existing tools read it), always valid JSON, with
+// our own fields added after uWSGI's.
+type Stats struct {
+	Version       string        `json:"version"`
+	Pid           int           `json:"pid"`
+	UID           int           `json:"uid"`
+	GID           int           `json:"gid"`
+	Cwd           string        `json:"cwd"`
+	Emperor       []string      `json:"emperor"`
+	EmperorTyrant int           `json:"emperor_tyrant"`
+	ThrottleLevel int           `json:"throttle_level"`
+	Vassals       []VassalStats `json:"vassals"`
+	Blacklist     []Blacklisted `json:"blacklist"`
+}
+
+// VassalStats is one vassal in Stats. Times are UNIX seconds, 0 when never.
+type VassalStats struct {
+	ID            string `json:"id"`
+	Pid           int    `json:"pid"`
+	Born          int64  `json:"born"`
+	LastMod       int64  `json:"last_mod"`
+	LastHeartbeat int64  `json:"last_heartbeat"`
+	Loyal         int    `json:"loyal"`
+	Ready         int    `json:"ready"`
+	Accepting     int    `json:"accepting"`
+	FirstRun      int64  `json:"first_run"`
+	Cursed        int64  `json:"cursed"`
+	Zerg          int    `json:"zerg"`
+	OnDemand      string `json:"on_demand"`
+	UID           int    `json:"uid"`
+	GID           int    `json:"gid"`
+	Monitor       string `json:"monitor"`
+	Respawns      int    `json:"respawns"`
+
+	// Ours.
+	State        string  `json:"state"`
+	Since        int64   `json:"since"`
+	Uptime       float64 `json:"uptime"` // seconds the current process has run
+	Restarts     int     `json:"restarts"`
+	LastExit     string  `json:"last_exit"`
+	Reason       string  `json:"reason"`
+	Penalty      float64 `json:"penalty"` // seconds of respawn delay an unloyal death would now cost
+	HeartbeatAge float64 `json:"heartbeat_age"`
+}
+
+// Blacklisted is a vassal whose respawns are delayed for dying unloyal.
+type Blacklisted struct {
+	ID            string `json:"id"`
+	Monitor       string `json:"monitor"`
+	ThrottleLevel int64  `json:"throttle_level"` // ms, as uWSGI reports it
+	Attempt       int    `json:"attempt"`
+}
+
+// stats builds a snapshot; it runs on the loop.
+func (e *Emperor) stats() *Stats {
+	now := time.Now()
+	s := &Stats{
+		Version: e.opts.Version, Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Cwd: e.cwd,
+		Vassals: make([]VassalStats, 0, len(e.vassals)), Blacklist: []Blacklisted{},
+	}
+	for _, m := range e.opts.Monitors {
+		s.Emperor = append(s.Emperor, m.String())
+	}
+	if e.opts.Tyrant {
+		s.EmperorTyrant = 1
+	}
+	unix := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.Unix()
+	}
+	b := func(x bool) int {
+		if x {
+			return 1
+		}
+		return 0
+	}
+	for _, v := range e.vassals {
+		vs := VassalStats{
+			ID: v.key.Name, Pid: -1, Born: v.ev.Version.ModTime / 1e9, LastMod: v.version.ModTime / 1e9,
+			LastHeartbeat: unix(v.lastHeartbeat), Loyal: b(v.loyal), Ready: b(v.ready), Accepting: b(v.accepting),
+			FirstRun: unix(v.firstRun), Monitor: e.monitorNames[v.key.Monitor], Respawns: v.reloads,
+			State: v.state.String(), Since: unix(v.since), Restarts: v.restarts, LastExit: v.lastExit, Reason: v.reason,
+		}
+		if v.ev.Owner != nil {
+			vs.UID, vs.GID = int(v.ev.Owner.UID), int(v.ev.Owner.GID)
+		}
+		if v.state == Stopping || v.state == Cursed {
+			vs.Cursed = unix(v.since)
+		}
+		if v.proc != nil {
+			vs.Pid = v.proc.pid
+			vs.Uptime = now.Sub(v.proc.started).Seconds()
+		}
+		if !v.lastHeartbeat.IsZero() {
+			vs.HeartbeatAge = now.Sub(v.lastHeartbeat).Seconds()
+		}
+		if !e.opts.NoBlacklist && v.unloyalDeaths > 0 {
+			pen := respawnDelay(v.unloyalDeaths+1, e.opts.Throttle, e.opts.MaxThrottle, false)
+			vs.Penalty = pen.Seconds()
+			s.Blacklist = append(s.Blacklist, Blacklisted{ID: v.key.Name, Monitor: vs.Monitor,
+				ThrottleLevel: pen.Milliseconds(), Attempt: v.unloyalDeaths})
+		}
+		s.Vassals = append(s.Vassals, vs)
+	}
+	return s
+}
+
+// Snapshot returns the current Stats, asked of the loop. It fails when ctx
+// ends first or the Emperor is not running.
+func (e *Emperor) Snapshot(ctx context.Context) (*Stats, error) {
+	reply := make(chan *Stats, 1)
+	select {
+	case e.queries <- reply:
+	case <-e.done:
+		return nil, errors.New("the Emperor is not running")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case s := <-reply:
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// listenStats opens the stats socket: TCP when addr has a ':', otherwise
+// a unix socket (mode 0600: stats name every vassal and monitor).
+func listenStats(addr string) (net.Listener, error) {
+	if strings.Contains(addr, ":") {
+		return net.Listen("tcp", addr)
+	}
+	os.Remove(addr)
+	l, err := net.Listen("unix", addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(addr, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// serveStats answers every connection with one JSON document, each in its
+// own goroutine with a deadline, so a slow client stalls nothing (uWSGI
+// serves stats inside its loop, bug B33).
+func (e *Emperor) serveStats(ctx context.Context, l net.Listener) {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				e.log.Error("stats server stopped", "err", err)
+			}
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(4 * time.Second))
+			qctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+			defer cancel()
+			s, err := e.Snapshot(qctx)
+			if err != nil {
+				return
+			}
+			enc := json.NewEncoder(c)
+			enc.SetIndent("", "\t")
+			enc.Encode(s)
+		}()
+	}
+}
