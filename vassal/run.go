@@ -53,12 +53,14 @@ package vassal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +88,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Stdout and Stderr are given to the workers; default the vassal's.
 	Stdout, Stderr io.Writer
+	// Signals, when not nil, delivers the signals the caller receives:
+	// SIGHUP reloads gracefully, SIGTERM stops (or reloads, with
+	// die-on-term = false), any other signal stops.
+	Signals <-chan os.Signal
 }
 
 // Run runs the vassal until it is told to stop: by the Emperor, or by ctx
@@ -133,9 +139,17 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	r.settings = settings
 	socks, err := r.acquireSockets(settings)
 	if err != nil {
 		return err
+	}
+	if settings.Pidfile != "" {
+		if err := writePidfile(settings.Pidfile); err != nil {
+			r.releaseSockets(socks)
+			return err
+		}
+		r.pidfiles = append(r.pidfiles, settings.Pidfile)
 	}
 	if em != nil {
 		go em.readControl(
@@ -146,7 +160,23 @@ func Run(ctx context.Context, o Options) error {
 
 	go spawner(r.spawns)
 	defer close(r.spawns) // after every worker is reaped: see loop
-	return r.loop(ctx, settings, socks)
+	err = r.loop(ctx, settings, socks)
+	if r.settings.Vacuum {
+		for _, p := range r.pidfiles {
+			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				r.log.Warn("vacuum: cannot remove pidfile", "path", p, "err", rerr)
+			}
+		}
+	}
+	return err
+}
+
+// writePidfile writes the vassal's pid to path.
+func writePidfile(path string) error {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pidfile: %w", err)
+	}
+	return nil
 }
 
 // envLookup answers lookups from an environment list; the last entry of a
@@ -183,8 +213,16 @@ type workerExited struct {
 	gen, slot, pid int
 	exit           workerExit
 	err            error
+	stderr         string // the last line the worker wrote to stderr
 	reap           chan struct{}
 }
+
+// readyTimedOut: ready-timeout passed since the vassal started.
+type readyTimedOut struct{ after time.Duration }
+
+// heartbeatDue: time to send the next heartbeat. seq tells stale timers
+// apart.
+type heartbeatDue struct{ seq int }
 
 // respawnDue: a respawn backoff is over. seq tells stale timers apart.
 type respawnDue struct{ gen, slot, seq int }
@@ -205,6 +243,8 @@ func (workerExited) isEvent() {}
 func (respawnDue) isEvent()   {}
 func (mercyExpired) isEvent() {}
 func (probed) isEvent()       {}
+func (readyTimedOut) isEvent() {}
+func (heartbeatDue) isEvent()  {}
 
 // socketKey identifies a socket across config versions.
 type socketKey struct {
@@ -235,7 +275,21 @@ type runner struct {
 	reloadAgain bool // a reload was asked for while loading
 	stopping    bool
 	exitErr     error
+	settings    Settings // of the newest generation
+	pidfiles    []string // written by the vassal, removed with vacuum
+	// failures counts workers that died (or could not start) in a row
+	// before the vassal was ever ready; cause is the latest reason.
+	failures int
+	cause    string
+	// heartbeat is the period of the running heartbeat timer (0: none);
+	// heartbeatSeq invalidates older timers.
+	heartbeat    time.Duration
+	heartbeatSeq int
 }
+
+// maxFailuresBeforeReady is how many worker failures in a row, before the
+// vassal was ever ready, make it give up.
+const maxFailuresBeforeReady = 5
 
 // generation is the set of workers started from one version of the config.
 type generation struct {
@@ -295,12 +349,18 @@ func (r *runner) loop(ctx context.Context, settings Settings, socks []*listener)
 		r.waiters.Wait()
 	}()
 	r.startGeneration(settings, socks)
+	if settings.ReadyTimeout > 0 {
+		t := r.after(settings.ReadyTimeout, readyTimedOut{settings.ReadyTimeout})
+		defer t.Stop()
+	}
 	ctxDone := ctx.Done()
 	for !r.stopping || len(r.gens) > 0 {
 		select {
 		case <-ctxDone:
 			ctxDone = nil
 			r.stop("signal", nil)
+		case sig := <-r.o.Signals:
+			r.signaled(sig)
 		case ev := <-r.events:
 			r.handle(ev)
 		}
@@ -325,7 +385,52 @@ func (r *runner) handle(ev event) {
 		r.mercyExpired(ev)
 	case probed:
 		r.probed(ev)
+	case readyTimedOut:
+		if !r.loyal && !r.stopping {
+			err := fmt.Errorf("workers not ready after ready-timeout (%v)", ev.after)
+			if r.cause != "" {
+				err = fmt.Errorf("%w; last worker failure: %s", err, r.cause)
+			}
+			r.stop("never ready", err)
+		}
+	case heartbeatDue:
+		r.heartbeatDue(ev)
 	}
+}
+
+// signaled handles a signal the caller passed on.
+func (r *runner) signaled(sig os.Signal) {
+	switch {
+	case sig == syscall.SIGHUP, sig == syscall.SIGTERM && !r.settings.DieOnTerm:
+		r.log.Info("graceful reload", "signal", sig.String())
+		r.emperorSaid(protocol.Reload)
+	default:
+		r.stop("signal "+sig.String(), nil)
+	}
+}
+
+// setHeartbeat (re)starts the heartbeat timer when the period changed.
+func (r *runner) setHeartbeat(d time.Duration) {
+	if d == r.heartbeat || r.em == nil {
+		return
+	}
+	r.heartbeat = d
+	r.heartbeatSeq++
+	if d > 0 {
+		r.after(d, heartbeatDue{seq: r.heartbeatSeq})
+	}
+}
+
+// heartbeatDue sends Heartbeat (26) while a worker of the newest
+// generation runs, and arms the next one.
+func (r *runner) heartbeatDue(ev heartbeatDue) {
+	if ev.seq != r.heartbeatSeq || r.stopping {
+		return
+	}
+	if n := len(r.gens); n > 0 && slices.ContainsFunc(r.gens[n-1].workers, func(w *worker) bool { return w.cmd != nil }) {
+		r.send(protocol.Heartbeat)
+	}
+	r.after(r.heartbeat, heartbeatDue{seq: r.heartbeatSeq})
 }
 
 // emperorSaid handles a control byte.
@@ -390,6 +495,7 @@ func (r *runner) configLoaded(ev configLoaded) {
 			r.stopGeneration(g, "superseded by a newer reload")
 		}
 	}
+	r.settings = ev.settings
 	r.startGeneration(ev.settings, socks)
 }
 
@@ -410,15 +516,15 @@ func (r *runner) acquireSockets(s Settings) ([]*listener, error) {
 			out = append(out, l)
 			continue
 		}
-		l, err := bindSocket(spec, s.Listen)
+		l, err := bindSocketWith(spec, bindOptions{backlog: s.Listen, chmod: s.ChmodSocket, reusePort: s.ReusePort})
 		if err != nil {
 			for _, l := range fresh {
-				l.close()
+				l.close(true)
 				delete(r.sockets, socketKey{l.spec.Kind, l.spec.Addr})
 			}
 			return nil, fmt.Errorf("%s: %s %s: %w", where(spec.File, spec.Line), spec.Kind, spec.Addr, err)
 		}
-		r.log.Info("socket bound", "option", spec.Kind.String(), "addr", spec.Addr, "probe", l.dial)
+		r.log.Info("socket bound", "option", spec.Kind.String(), "addr", spec.Addr, "bound", l.dial)
 		r.sockets[key] = l
 		fresh = append(fresh, l)
 		out = append(out, l)
@@ -438,7 +544,7 @@ func (r *runner) releaseSockets(socks []*listener) {
 			continue
 		}
 		delete(r.sockets, socketKey{l.spec.Kind, l.spec.Addr})
-		if err := l.close(); err != nil {
+		if err := l.close(r.settings.Vacuum); err != nil {
 			r.log.Warn("closing socket", "addr", l.spec.Addr, "err", err)
 		} else {
 			r.log.Info("socket closed", "option", l.spec.Kind.String(), "addr", l.spec.Addr)
@@ -465,6 +571,7 @@ func (r *runner) startGeneration(s Settings, socks []*listener) {
 		stderr:  r.o.Stderr,
 	}
 	r.gens = append(r.gens, g)
+	r.setHeartbeat(s.Heartbeat)
 	r.log.Info("starting workers", "gen", g.id, "processes", s.Processes, "exec", s.Exec)
 	for i := range s.Processes {
 		w := &worker{slot: i + 1}
@@ -497,12 +604,19 @@ func (r *runner) updateLeaders() {
 // startWorker starts the process of one worker slot through the spawner
 // thread. A failed start is handled like a worker that died at once.
 func (r *runner) startWorker(g *generation, w *worker) {
+	tap, stderr, err := tapStderr(g.spec.stderr)
+	if err != nil {
+		r.log.Error("cannot start worker", "gen", g.id, "worker", w.slot, "err", err)
+		r.workerFailed(g, w, 0, err.Error())
+		return
+	}
 	reply := make(chan spawnReply, 1)
-	r.spawns <- spawnRequest{spec: g.spec, reply: reply}
+	r.spawns <- spawnRequest{spec: g.spec, stderr: stderr, reply: reply}
 	res := <-reply
+	stderr.Close() // the worker has its copy
 	if res.err != nil {
 		r.log.Error("cannot start worker", "gen", g.id, "worker", w.slot, "err", res.err)
-		r.scheduleRespawn(g, w, 0)
+		r.workerFailed(g, w, 0, "worker-exec: "+res.err.Error())
 		return
 	}
 	w.cmd, w.pid, w.started = res.cmd, res.cmd.Process.Pid, time.Now()
@@ -514,7 +628,7 @@ func (r *runner) startWorker(g *generation, w *worker) {
 		defer r.waiters.Done()
 		exit, err := awaitExit(pid)
 		reap := make(chan struct{})
-		r.post(workerExited{gen: gen, slot: slot, pid: pid, exit: exit, err: err, reap: reap})
+		r.post(workerExited{gen: gen, slot: slot, pid: pid, exit: exit, err: err, stderr: tap.lastLine(tapDrain), reap: reap})
 		select {
 		case <-reap:
 		case <-r.done:
@@ -554,6 +668,25 @@ func (r *runner) workerExited(ev workerExited) {
 		return
 	}
 	r.log.Warn("worker died", "gen", g.id, "worker", w.slot, "pid", ev.pid, "how", how, "lived", lived.Round(time.Millisecond))
+	cause := "worker-exec: " + how
+	if ev.stderr != "" {
+		cause += ": " + ev.stderr
+	}
+	r.workerFailed(g, w, lived, cause)
+}
+
+// workerFailed counts a worker failure before the vassal was ever ready,
+// gives up after maxFailuresBeforeReady in a row, and otherwise schedules
+// the respawn.
+func (r *runner) workerFailed(g *generation, w *worker, lived time.Duration, cause string) {
+	if !r.loyal {
+		r.failures++
+		r.cause = cause
+		if r.failures >= maxFailuresBeforeReady {
+			r.stop("workers keep failing", fmt.Errorf("worker failed %d times in a row before ever being ready: %s", r.failures, cause))
+			return
+		}
+	}
 	r.scheduleRespawn(g, w, lived)
 }
 

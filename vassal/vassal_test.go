@@ -71,6 +71,7 @@ socket = %s
 worker-exec = %s
 processes = 2
 worker-reload-mercy = 5
+vacuum = true
 `, port, unixSock, bins.hello))
 
 	em := newFakeEmperor(t, false)

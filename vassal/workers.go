@@ -1,6 +1,7 @@
 package vassal
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -135,7 +137,7 @@ next:
 // vassal binary in ListenExecArg mode, stdin on /dev/null, its own process
 // group (so a stop reaches whatever the command forks), and SIGKILL when the
 // thread that spawned it dies.
-func (s *workerSpec) cmd() *exec.Cmd {
+func (s *workerSpec) cmd(stderr *os.File) *exec.Cmd {
 	cmd := &exec.Cmd{
 		Path:       s.self,
 		Args:       []string{"vassal-worker", ListenExecArg, s.command},
@@ -143,7 +145,7 @@ func (s *workerSpec) cmd() *exec.Cmd {
 		Dir:        s.dir,
 		ExtraFiles: s.files,
 		Stdout:     s.stdout,
-		Stderr:     s.stderr,
+		Stderr:     stderr,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: syscall.SIGKILL,
@@ -155,10 +157,66 @@ func (s *workerSpec) cmd() *exec.Cmd {
 	return cmd
 }
 
+// tapDrain bounds the wait for a dead worker's last stderr bytes.
+const tapDrain = 500 * time.Millisecond
+
+// stderrTap copies a worker's stderr to the vassal's and remembers its last
+// non-empty line, which names the cause when the worker fails ("sh: 1:
+// exec: ./app: not found").
+type stderrTap struct {
+	mu   sync.Mutex
+	last string
+	done chan struct{} // closed at EOF: every writer has exited
+}
+
+// tapStderr returns a tap copying to w and the write end for the worker.
+func tapStderr(w io.Writer) (*stderrTap, *os.File, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	t := &stderrTap{done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		defer pr.Close()
+		br := bufio.NewReaderSize(pr, 4096)
+		for {
+			line, err := br.ReadSlice('\n')
+			if len(line) > 0 {
+				_, _ = w.Write(line)
+				if s := strings.TrimSpace(string(line)); s != "" {
+					t.mu.Lock()
+					t.last = s
+					t.mu.Unlock()
+				}
+			}
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return
+			}
+		}
+	}()
+	return t, pw, nil
+}
+
+// lastLine returns the last line written, waiting up to d for the output
+// of a dead worker to be read to its end.
+func (t *stderrTap) lastLine(d time.Duration) string {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.done:
+	case <-timer.C:
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
 // spawnRequest asks the spawner thread to start one worker.
 type spawnRequest struct {
-	spec  *workerSpec
-	reply chan spawnReply
+	spec   *workerSpec
+	stderr *os.File // the worker's stderr: the write end of its tap
+	reply  chan spawnReply
 }
 
 // spawnReply is the spawner's answer.
@@ -176,7 +234,7 @@ func spawner(reqs <-chan spawnRequest) {
 	runtime.LockOSThread()
 	// Never unlocked: when this goroutine returns, the thread exits.
 	for r := range reqs {
-		cmd := r.spec.cmd()
+		cmd := r.spec.cmd(r.stderr)
 		err := cmd.Start()
 		r.reply <- spawnReply{cmd: cmd, err: err}
 	}
