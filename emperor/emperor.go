@@ -34,8 +34,15 @@ type Emperor struct {
 	pending      []spawnRequest // spawn requests not yet taken by the spawner
 	ragnarok     bool
 	buried       bool // the mercy expired and the killed vassals had their chance to be reaped
-	cwd          string
-	baseEnv      []string
+	live         int  // vassals with a process (uWSGI's "governing N vassals")
+
+	// systemd notify state.
+	notify        *notifier
+	readySent     bool
+	statusPending bool
+	statusSent    int
+	cwd           string
+	baseEnv       []string
 
 	poll *poller
 
@@ -69,6 +76,8 @@ const (
 	spawnTimer timerKind = iota
 	killTimer
 	heartbeatTimer
+	statusTimer
+	watchdogTimer
 	mercyTimer
 	buryTimer
 )
@@ -170,6 +179,13 @@ func (e *Emperor) Run(ctx context.Context) error {
 		}()
 	}
 
+	e.notify = newNotifier(bg, e.opts.NotifySocket, e.log.Warn)
+	if e.opts.Ready == nil {
+		e.initialScanDone()
+	}
+	if e.opts.WatchdogEvery > 0 {
+		e.after(e.opts.WatchdogEvery, timerFired{kind: watchdogTimer})
+	}
 	e.log.Info("the Emperor is ruling", "monitors", len(e.opts.Monitors), "binary", e.opts.Binary, "pid", os.Getpid())
 	err = e.loop(ctx, reqs, cancelMonitors)
 	close(e.done)
@@ -222,6 +238,7 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			e.log.Info("monitor scanned", "monitor", e.monitorNames[id])
 			if readyLeft == 0 {
 				e.log.Info("initial scan complete", "vassals", len(e.vassals))
+				e.initialScanDone()
 			}
 		case send <- head:
 			e.pending[0] = spawnRequest{}
@@ -237,8 +254,10 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 		case reply := <-e.queries:
 			reply <- e.stats()
 		}
+		e.statusChanged()
 		if e.ragnarok && len(e.vassals) == 0 {
 			e.log.Info("the Emperor is buried")
+			e.notify.send("STATUS=The Emperor is buried.\n")
 			return nil
 		}
 		if e.buried {
@@ -246,6 +265,17 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			return nil
 		}
 	}
+}
+
+// initialScanDone tells systemd the Emperor is ready: every monitor's first
+// scan is applied (uWSGI says READY before it scanned anything, bug B41).
+func (e *Emperor) initialScanDone() {
+	if e.readySent {
+		return
+	}
+	e.readySent = true
+	e.statusSent = e.live
+	e.notify.send("READY=1\n" + statusLine(e.live))
 }
 
 // drainEvents applies every monitor event already queued, without waiting.
@@ -391,6 +421,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 	}
 	p := res.proc
 	v.proc = p
+	e.live++
 	v.version = v.spawnVersion
 	v.ready, v.accepting, v.loyal = false, false, false
 	v.lastHeartbeat = time.Time{}
@@ -475,6 +506,7 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	p := v.proc
 	e.closeProcess(p, v.ctlTok, v.pidTok)
 	v.proc = nil
+	e.live--
 	v.lastExit = st.String()
 	reason := fmt.Sprintf("pid %d: %s", p.pid, st)
 	if v.killReason != "" {
@@ -540,6 +572,15 @@ func (e *Emperor) timerFired(t timerFired) {
 		return
 	case buryTimer:
 		e.buried = true
+		return
+	case statusTimer:
+		e.sendStatus()
+		return
+	case watchdogTimer:
+		// Sent from the loop: when the loop stalls, the pings stop and
+		// systemd acts.
+		e.notify.send("WATCHDOG=1\n")
+		e.after(e.opts.WatchdogEvery, t)
 		return
 	}
 	v := e.vassals[t.key]

@@ -499,3 +499,55 @@ func TestStatsServerSpeaksUWSGIsJSON(t *testing.T) {
 		t.Errorf("born %d first_run %d monitor %q", v.Born, v.FirstRun, v.Monitor)
 	}
 }
+
+func TestSystemdNotify(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msgs := make(chan string, 256)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	var pending []string
+	expect := func(what string) string {
+		t.Helper()
+		m, ok := waitFor(&pending, msgs, func(m string) bool { return strings.Contains(m, what) })
+		if !ok {
+			t.Fatalf("no notify message with %q; got %q", what, pending)
+		}
+		return m
+	}
+	// Two vassals exist before the Emperor starts: READY comes after both
+	// were spawned by the first scan, not before it.
+	h0cfg := func(name string) string { return "[uwsgi]\nname = " + name + "\n" }
+	writeFile(t, filepath.Join(dir, "a.ini"), h0cfg("a"))
+	writeFile(t, filepath.Join(dir, "b.ini"), h0cfg("b"))
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.NotifySocket = sock
+		o.WatchdogEvery = 50 * time.Millisecond
+	}})
+	ready := expect("READY=1")
+	if !strings.Contains(ready, "STATUS=The Emperor is governing") {
+		t.Errorf("READY without a status: %q", ready)
+	}
+	h.waitState("a.ini", emperor.Running)
+	h.waitState("b.ini", emperor.Running)
+	expect("STATUS=The Emperor is governing 2 vassals")
+	expect("WATCHDOG=1")
+	writeFile(t, filepath.Join(dir, "c.ini"), h0cfg("c"))
+	expect("STATUS=The Emperor is governing 3 vassals")
+	h.cancel()
+	expect("STOPPING=1")
+	expect("STATUS=The Emperor is buried.")
+}

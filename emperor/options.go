@@ -75,6 +75,12 @@ type Options struct {
 	// Version is reported in stats.
 	Version string
 
+	// NotifySocket is systemd's NOTIFY_SOCKET (Type=notify); empty: none.
+	NotifySocket string
+	// WatchdogEvery is how often to send WATCHDOG=1 (see WatchdogInterval);
+	// 0: never.
+	WatchdogEvery time.Duration
+
 	// Signals delivers the Emperor's signals (SIGHUP, SIGUSR1, ...); nil
 	// means none. The caller calls signal.Notify; Run never does, so tests
 	// can drive it.

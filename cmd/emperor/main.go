@@ -225,6 +225,8 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Env:               vassalEnviron(),
 		Signals:           sigs,
 		Stats:             s.stats,
+		NotifySocket:      os.Getenv("NOTIFY_SOCKET"),
+		WatchdogEvery:     emperor.WatchdogInterval(os.Environ(), os.Getpid()),
 		Version:           Version,
 		Logger:            logger,
 	})
