@@ -47,12 +47,13 @@ type Emperor struct {
 	poll *poller
 
 	// Channels into the loop.
-	events  chan monitor.Event
-	polled  chan []uint64
-	spawned chan spawnResult
-	timers  chan timerFired
-	queries chan chan *Stats
-	done    chan struct{} // closed when the loop exits
+	events   chan monitor.Event
+	polled   chan []uint64
+	spawned  chan spawnResult
+	timers   chan timerFired
+	queries  chan chan *Stats
+	commands chan command
+	done     chan struct{} // closed when the loop exits
 }
 
 type fdKind uint8
@@ -113,6 +114,7 @@ func New(opts Options) (*Emperor, error) {
 		spawned:      make(chan spawnResult, 64),
 		timers:       make(chan timerFired, 256),
 		queries:      make(chan chan *Stats),
+		commands:     make(chan command),
 		done:         make(chan struct{}),
 	}
 	for _, m := range opts.Monitors {
@@ -166,6 +168,18 @@ func (e *Emperor) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			e.serveStats(bg, l)
+		}()
+	}
+
+	if e.opts.CommandSocket != "" {
+		l, err := listenCommands(e.opts.CommandSocket)
+		if err != nil {
+			return fmt.Errorf("emperor-command-socket %s: %w", e.opts.CommandSocket, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.serveCommands(bg, l)
 		}()
 	}
 
@@ -253,6 +267,8 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			e.timerFired(t)
 		case reply := <-e.queries:
 			reply <- e.stats()
+		case c := <-e.commands:
+			c.reply <- e.command(c.args)
 		}
 		e.statusChanged()
 		if e.ragnarok && len(e.vassals) == 0 {
@@ -339,6 +355,9 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 				v.voluntary = false // restart once it is down
 			}
 		case Disabled:
+			if v.held {
+				break // stopped by command: only start brings it back
+			}
 			if ev.Version != v.version || (e.opts.Tyrant && !sameOwner(ev.Owner, v.owner)) {
 				v.voluntary = false
 				e.transition(v, Waiting, "config changed while disabled")
@@ -521,6 +540,8 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	switch {
 	case !v.want || e.ragnarok:
 		e.remove(v, reason)
+	case v.held:
+		e.transition(v, Disabled, reason+"; stays down until started")
 	case v.voluntary:
 		e.transition(v, Disabled, reason+"; stays down until its config changes")
 	case exiled && v.state != Stopping:

@@ -551,3 +551,69 @@ func TestSystemdNotify(t *testing.T) {
 	expect("STOPPING=1")
 	expect("STATUS=The Emperor is buried.")
 }
+
+func TestCommandSocket(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	sock := filepath.Join(t.TempDir(), "command.sock")
+	h := startEmperor(t, setup{dirs: []string{d1, d2}, opts: func(o *emperor.Options) { o.CommandSocket = sock }})
+	writeFile(t, filepath.Join(d1, "app.ini"), h.vassalConfig("name = one"))
+	writeFile(t, filepath.Join(d1, "solo.ini"), h.vassalConfig("name = solo"))
+	writeFile(t, filepath.Join(d2, "app.ini"), h.vassalConfig("name = two"))
+	h.waitState("solo.ini", emperor.Running)
+	solo := h.waitReport("solo", func(r report) bool { return r.Event == "start" && r.Name == "solo" })
+	ctx := context.Background()
+	send := func(args ...string) (string, error) { return emperor.SendCommand(ctx, sock, args...) }
+
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("command socket mode %v, %v: want 0600", fi.Mode(), err)
+	}
+	if _, err := send("reload", "solo.ini"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReport("reload byte", func(r report) bool { return r.Name == "solo" && r.Event == "byte" && r.Byte == 1 })
+
+	// A name in two monitors must be disambiguated.
+	h.waitReport("one", func(r report) bool { return r.Event == "start" && r.Name == "one" })
+	h.waitReport("two", func(r report) bool { return r.Event == "start" && r.Name == "two" })
+	if _, err := send("reload", "app.ini"); err == nil || !strings.Contains(err.Error(), "several monitors") {
+		t.Errorf("ambiguous reload: %v", err)
+	}
+	real2, _ := filepath.EvalSymlinks(d2)
+	if _, err := send("reload", "app.ini", "dir://"+real2); err != nil {
+		t.Errorf("reload with monitor: %v", err)
+	}
+	h.waitReport("two reloads", func(r report) bool { return r.Name == "two" && r.Event == "byte" && r.Byte == 1 })
+
+	// stop keeps it down, even across a config change; start brings it back.
+	if _, err := send("stop", "solo.ini"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("solo.ini", emperor.Disabled)
+	if alive(solo.Pid) {
+		t.Errorf("stopped vassal %d alive", solo.Pid)
+	}
+	writeFile(t, filepath.Join(d1, "solo.ini"), h.vassalConfig("name = solo\n# changed"))
+	if _, err := send("start", "solo.ini"); err != nil {
+		t.Fatal(err)
+	}
+	n := h.waitNote("solo restarts", func(n emperor.Note) bool {
+		return n.Key.Name == "solo.ini" && n.From == emperor.Disabled
+	})
+	if n.Reason != "started by command" {
+		t.Errorf("solo left disabled because %q, want the start command (a config change must not restart a stopped vassal)", n.Reason)
+	}
+	h.waitState("solo.ini", emperor.Running)
+
+	if got, err := send("blacklist-clear"); err != nil || !strings.HasPrefix(got, "cleared") {
+		t.Errorf("blacklist-clear: %q %v", got, err)
+	}
+	if _, err := send("rescan"); err != nil {
+		t.Errorf("rescan: %v", err)
+	}
+	if _, err := send("explode"); err == nil {
+		t.Error("unknown command accepted")
+	}
+	if _, err := send("reload", "nosuch.ini"); err == nil {
+		t.Error("reload of an unknown vassal accepted")
+	}
+}

@@ -26,13 +26,7 @@ func (e *Emperor) signal(sig os.Signal, cancelMonitors context.CancelFunc) {
 			m.Rescan()
 		}
 	case syscall.SIGURG:
-		e.log.Info("SIGURG: clearing the blacklist")
-		for _, v := range e.vassals {
-			v.unloyalDeaths = 0
-			if v.state == Waiting && v.timer != nil {
-				e.spawn(v)
-			}
-		}
+		e.log.Info("SIGURG: clearing the blacklist", "cleared", e.clearPenalties(nil))
 	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT:
 		e.startRagnarok(sig.String(), cancelMonitors)
 	default:

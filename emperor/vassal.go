@@ -43,6 +43,8 @@ type vassal struct {
 	killReason              string      // why the Emperor killed the current process
 	received                map[protocol.Byte]uint64
 
+	// held: stopped by the command socket; only its start command restarts it.
+	held bool
 	// voluntary is set by byte 22: the vassal is disabled after it exits.
 	voluntary bool
 	// unloyalDeaths counts consecutive deaths before loyalty.

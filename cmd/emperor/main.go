@@ -80,8 +80,13 @@ func vassalEnviron() []string {
 
 // run is the whole command; it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "status" {
-		return status(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "status":
+			return status(ctx, args[1:], stdout, stderr)
+		case "reload", "stop", "start", "blacklist-clear", "rescan":
+			return control(ctx, args, stdout, stderr)
+		}
 	}
 	s, err := parseSettings(args)
 	if err != nil {
@@ -225,6 +230,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Env:               vassalEnviron(),
 		Signals:           sigs,
 		Stats:             s.stats,
+		CommandSocket:     s.commandSocket,
 		NotifySocket:      os.Getenv("NOTIFY_SOCKET"),
 		WatchdogEvery:     emperor.WatchdogInterval(os.Environ(), os.Getpid()),
 		Version:           Version,

@@ -137,7 +137,8 @@ func TestSignals(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "sleepy.ini"), []byte("[uwsgi]\nworker-exec = sleep 600\n"), 0o644)
 	sock := filepath.Join(t.TempDir(), "stats.sock")
-	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--reload-mercy", "5", "--emperor-stats", sock)
+	csock := filepath.Join(t.TempDir(), "command.sock")
+	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--reload-mercy", "5", "--emperor-stats", sock, "--emperor-command-socket", csock)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -185,6 +186,14 @@ func TestSignals(t *testing.T) {
 	waitLine(`msg="vassal status" vassal=sleepy.ini`)
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitLine(`msg="vassal reload"`)
+	out.Reset()
+	if code := run(context.Background(), []string{"reload", "sleepy.ini", "--socket", csock}, &out, &errb); code != 0 || !strings.Contains(out.String(), "reloading sleepy.ini") {
+		t.Errorf("emperor reload: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	waitLine(`reason=command`)
+	if code := run(context.Background(), []string{"reload", "nosuch.ini", "--socket", csock}, &out, &errb); code == 0 {
+		t.Errorf("emperor reload of an unknown vassal exited 0")
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	waitLine("Ragnarok")
 	go func() {

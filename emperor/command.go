@@ -1,0 +1,213 @@
+package emperor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// The command socket (emperor-command-socket) is a unix stream socket,
+// mode 0600, so only its owner (root, usually) may command the Emperor. A
+// client sends one line and reads one line back:
+//
+//	reload NAME [MONITOR]        send byte 1 to a running vassal
+//	stop NAME [MONITOR]          stop it and keep it down until start or a config change
+//	start NAME [MONITOR]         start a vassal stopped by stop (or disabled)
+//	blacklist-clear [NAME [MONITOR]]  lift respawn penalties
+//	rescan                       rescan every monitor now
+//
+// The answer is "ok: ..." or "error: ...". MONITOR is needed only when two
+// monitors hold a vassal of that name.
+
+// command is one request from the command socket, answered by the loop.
+type command struct {
+	args  []string
+	reply chan string
+}
+
+// listenCommands opens the command socket at path, mode 0600.
+func listenCommands(path string) (net.Listener, error) {
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// serveCommands reads one command per connection, each in its own
+// goroutine with a deadline.
+func (e *Emperor) serveCommands(ctx context.Context, l net.Listener) {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				e.log.Error("command socket stopped", "err", err)
+			}
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(4 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil && line == "" {
+				return
+			}
+			cmd := command{args: strings.Fields(line), reply: make(chan string, 1)}
+			answer := "error: the Emperor is not running"
+			select {
+			case e.commands <- cmd:
+				select {
+				case answer = <-cmd.reply:
+				case <-e.done:
+				}
+			case <-e.done:
+			case <-ctx.Done():
+			}
+			fmt.Fprintln(c, answer)
+		}()
+	}
+}
+
+// command runs one command on the loop and returns its answer.
+func (e *Emperor) command(args []string) string {
+	if len(args) == 0 {
+		return "error: empty command"
+	}
+	e.log.Info("command", "command", strings.Join(args, " "))
+	verb, rest := args[0], args[1:]
+	if verb == "rescan" {
+		for _, m := range e.opts.Monitors {
+			m.Rescan()
+		}
+		return "ok: rescanning"
+	}
+	if verb == "blacklist-clear" && len(rest) == 0 {
+		n := e.clearPenalties(nil)
+		return fmt.Sprintf("ok: cleared %d", n)
+	}
+	switch verb {
+	case "reload", "stop", "start", "blacklist-clear":
+	default:
+		return fmt.Sprintf("error: unknown command %q (reload, stop, start, blacklist-clear, rescan)", verb)
+	}
+	if len(rest) == 0 || len(rest) > 2 {
+		return "error: usage: " + verb + " NAME [MONITOR]"
+	}
+	v, err := e.find(rest)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	switch verb {
+	case "reload":
+		if v.state != Running {
+			return fmt.Sprintf("error: %s is %s, not running", v.key.Name, v.state)
+		}
+		e.reload(v, "command")
+		return "ok: reloading " + v.key.Name
+	case "stop":
+		switch v.state {
+		case Running:
+			v.held = true
+			e.stop(v, "stopped by command")
+		case Waiting:
+			v.held = true
+			e.transition(v, Disabled, "stopped by command")
+		default:
+			return fmt.Sprintf("error: %s is %s", v.key.Name, v.state)
+		}
+		return "ok: stopping " + v.key.Name
+	case "start":
+		if v.state != Disabled {
+			return fmt.Sprintf("error: %s is %s, not stopped", v.key.Name, v.state)
+		}
+		v.held, v.voluntary = false, false
+		e.transition(v, Waiting, "started by command")
+		e.spawn(v)
+		return "ok: starting " + v.key.Name
+	default: // blacklist-clear NAME
+		e.clearPenalties(v)
+		return "ok: cleared " + v.key.Name
+	}
+}
+
+// find returns the vassal a command names: NAME, or NAME MONITOR when the
+// name alone is ambiguous.
+func (e *Emperor) find(args []string) (*vassal, error) {
+	var found []*vassal
+	for k, v := range e.vassals {
+		if k.Name != args[0] {
+			continue
+		}
+		if len(args) == 2 && args[1] != k.Monitor && args[1] != e.monitorNames[k.Monitor] {
+			continue
+		}
+		found = append(found, v)
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no vassal %q", strings.Join(args, " "))
+	case 1:
+		return found[0], nil
+	}
+	var mons []string
+	for _, v := range found {
+		mons = append(mons, e.monitorNames[v.key.Monitor])
+	}
+	return nil, fmt.Errorf("%q is in several monitors (%s): name one", args[0], strings.Join(mons, ", "))
+}
+
+// clearPenalties lifts the respawn penalty of v, or of every vassal when v
+// is nil; a vassal waiting out its penalty spawns now. It returns how many
+// had one.
+func (e *Emperor) clearPenalties(only *vassal) int {
+	n := 0
+	for _, v := range e.vassals {
+		if only != nil && v != only {
+			continue
+		}
+		if v.unloyalDeaths > 0 {
+			n++
+		}
+		v.unloyalDeaths = 0
+		if v.state == Waiting && v.timer != nil {
+			e.spawn(v)
+		}
+	}
+	return n
+}
+
+// SendCommand sends one command line to the command socket at path and
+// returns the Emperor's answer.
+func SendCommand(ctx context.Context, path string, args ...string) (string, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintln(c, strings.Join(args, " ")); err != nil {
+		return "", err
+	}
+	answer, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil && answer == "" {
+		return "", err
+	}
+	answer = strings.TrimSpace(answer)
+	if msg, ok := strings.CutPrefix(answer, "error: "); ok {
+		return "", errors.New(msg)
+	}
+	return strings.TrimPrefix(answer, "ok: "), nil
+}
