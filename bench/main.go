@@ -58,9 +58,15 @@ func run() int {
 	flag.IntVar(&s.basePort, "base-port", 20000, "first loopback port; uWSGI's vassals use base..base+4999, ours base+5000..base+9999")
 	flag.StringVar(&s.md, "md", "", "also write the table as markdown to this file")
 	flag.StringVar(&s.logDir, "log-dir", "", "where each Emperor run's log goes (default: a new temporary directory)")
+	// The vassal runtime section (bench/vassal*.go).
+	var vs vbSettings
+	flag.StringVar(&vs.vassal, "vassal", "", "our vassal binary: adds the vassal runtime table (skipped when empty)")
+	flag.StringVar(&vs.hello, "hello", "", "the Go hello app (examples/apps/hello) our vassal hosts in the vassal runtime table")
+	flag.StringVar(&vs.helloPy, "hello-py", "examples/apps/hello.py", "the Python hello app our vassal hosts in the vassal runtime table")
+	flag.IntVar(&vs.reps, "vassal-reps", 0, "starts of each vassal in the vassal runtime table (default -reps; 3 with -quick)")
 	flag.Parse()
 	// The Emperors run in their own directories: make paths absolute.
-	for _, p := range []*string{&s.emperor, &s.uwsgi} {
+	for _, p := range []*string{&s.emperor, &s.uwsgi, &vs.vassal, &vs.hello, &vs.helloPy} {
 		if *p != "" && strings.Contains(*p, "/") {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
@@ -82,10 +88,22 @@ func run() int {
 		if !set["cold-reps"] {
 			s.coldReps = 1
 		}
+		if !set["vassal-reps"] {
+			vs.reps = 3
+		}
+	}
+	if vs.reps <= 0 {
+		vs.reps = s.reps
 	}
 	if err := s.check(sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "emperor-bench:", err)
 		return 2
+	}
+	if vs.vassal != "" {
+		if _, err := exec.LookPath(vs.vassal); err != nil {
+			fmt.Fprintln(os.Stderr, "emperor-bench: -vassal:", err)
+			return 2
+		}
 	}
 	raiseNofile()
 	watchStalls()
@@ -144,14 +162,28 @@ func run() int {
 	for _, k := range kinds {
 		results[k.name] = runSide(&s, k, work, vassalExe, run)
 	}
+	t := buildTable(s.sizes, run, sizeNotes, results)
+	// The vassal runtime section, after the Emperors.
+	var vt *table
+	if vs.vassal != "" {
+		vs.uwsgi, vs.only, vs.logDir = s.uwsgi, s.only, s.logDir
+		vt = runVassalSection(&vs, work)
+	}
 	elapsed := time.Since(began)
 
-	t := buildTable(s.sizes, run, sizeNotes, results)
 	fmt.Println()
 	fmt.Print(t.text())
+	if vt != nil {
+		fmt.Println()
+		fmt.Print(vt.text())
+	}
 	fmt.Printf("\nrun took %v; logs in %s\n", elapsed.Round(time.Second), s.logDir)
 	if s.md != "" {
-		md := header.markdown() + "\n" + t.markdown() + fmt.Sprintf("\nThe run took %v.\n", elapsed.Round(time.Second))
+		md := header.markdown() + "\n" + t.markdown()
+		if vt != nil {
+			md += "\n" + vt.markdown()
+		}
+		md += fmt.Sprintf("\nThe run took %v.\n", elapsed.Round(time.Second))
 		if err := os.WriteFile(s.md, []byte(md), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "emperor-bench:", err)
 			return 1

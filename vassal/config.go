@@ -65,6 +65,9 @@ type SocketSpec struct {
 	// File and Line say where the option came from, for errors.
 	File string
 	Line int
+	// Shared is N+1 when the option was "=N", a reference to the N-th
+	// shared-socket, whose address Addr then holds; 0 otherwise.
+	Shared int
 }
 
 // Settings is everything the runtime takes from a vassal config. Two
@@ -103,6 +106,11 @@ type Settings struct {
 	ReusePort bool
 	// Pidfile is pidfile: where the vassal writes its pid at start.
 	Pidfile string
+	// ChownSocket is chown-socket: "user[:group]" for the unix socket
+	// files ("" = leave them).
+	ChownSocket string
+	// SkipZero is skip-zero: do not adopt a listening socket on fd 0.
+	SkipZero bool
 }
 
 // optionRule says how the runtime treats an option it knows.
@@ -131,6 +139,9 @@ var knownOptions = map[string]optionRule{
 	"chmod-socket":        used,
 	"reuse-port":          used,
 	"pidfile":             used,
+	"shared-socket":       used,
+	"chown-socket":        used,
+	"skip-zero":           used,
 	"worker-exec":         used,
 	"processes":           used,
 	"workers":             used, // uWSGI's alias of processes
@@ -180,6 +191,14 @@ func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, erro
 	}
 
 	s := Settings{Chdir: last(c, "chdir")}
+	var shared []string
+	for _, o := range c.Lookup("shared-socket") {
+		v := strings.TrimSpace(o.Value)
+		if v == "" || strings.HasPrefix(v, "=") {
+			return Settings{}, optErr(o, "empty address", "use host:port, :port or a unix socket path")
+		}
+		shared = append(shared, v)
+	}
 	for _, o := range c.Options {
 		var kind SocketKind
 		switch o.Key {
@@ -193,7 +212,16 @@ func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, erro
 		if strings.TrimSpace(o.Value) == "" {
 			return Settings{}, optErr(o, "empty address", "use host:port, :port or a unix socket path")
 		}
-		s.Sockets = append(s.Sockets, SocketSpec{Kind: kind, Addr: strings.TrimSpace(o.Value), File: o.File, Line: o.Line})
+		spec := SocketSpec{Kind: kind, Addr: strings.TrimSpace(o.Value), File: o.File, Line: o.Line}
+		if ref, ok := strings.CutPrefix(spec.Addr, "="); ok {
+			n, err := strconv.Atoi(ref)
+			if err != nil || n < 0 || n >= len(shared) {
+				return Settings{}, optErr(o, fmt.Sprintf("%q names no shared-socket", spec.Addr),
+					fmt.Sprintf("=N is the N-th shared-socket, from 0; there are %d", len(shared)))
+			}
+			spec.Addr, spec.Shared = shared[n], n+1
+		}
+		s.Sockets = append(s.Sockets, spec)
 	}
 
 	execs := c.Lookup("worker-exec")
@@ -274,6 +302,10 @@ func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, erro
 		}
 	}
 	s.Pidfile = strings.TrimSpace(last(c, "pidfile"))
+	s.ChownSocket = strings.TrimSpace(last(c, "chown-socket"))
+	if s.SkipZero, err = c.Bool("skip-zero"); err != nil {
+		return Settings{}, err
+	}
 	return s, nil
 }
 
@@ -356,6 +388,12 @@ func loadSettings(args []string, getenv func(string) (string, bool), fetch func(
 	})
 	if err != nil {
 		return Settings{}, err
+	}
+	if !s.SkipZero && isListening(0) {
+		// As uWSGI: a listening socket on fd 0 (an Emperor's on-demand
+		// socket, inetd-style spawners) is one more socket.
+		log.Info("adopting the listening socket inherited on fd 0", "skip", "set skip-zero to leave it")
+		s.Sockets = append(s.Sockets, SocketSpec{Kind: RawSocket, Addr: "fd://0", File: "inherited fd 0"})
 	}
 	if s.Chdir != "" {
 		// Refuse it now rather than failing every worker start.

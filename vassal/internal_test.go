@@ -119,7 +119,7 @@ custom = 2
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSockets := []SocketSpec{{HTTPSocket, "127.0.0.1:9000", "", 3}, {RawSocket, "/tmp/x.sock", "", 4}, {HTTPSocket, ":9001", "", 5}}
+	wantSockets := []SocketSpec{{HTTPSocket, "127.0.0.1:9000", "", 3, 0}, {RawSocket, "/tmp/x.sock", "", 4, 0}, {HTTPSocket, ":9001", "", 5, 0}}
 	if len(s.Sockets) != len(wantSockets) {
 		t.Fatalf("sockets %+v", s.Sockets)
 	}

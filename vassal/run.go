@@ -123,6 +123,7 @@ func Run(ctx context.Context, o Options) error {
 		done:    make(chan struct{}),
 		spawns:  make(chan spawnRequest),
 		sockets: map[socketKey]*listener{},
+		shared:  map[string]*listener{},
 	}
 	r.leaders.Store(&[]int{})
 
@@ -161,6 +162,11 @@ func Run(ctx context.Context, o Options) error {
 	go spawner(r.spawns)
 	defer close(r.spawns) // after every worker is reaped: see loop
 	err = r.loop(ctx, settings, socks)
+	for _, l := range r.shared {
+		if cerr := l.close(r.settings.Vacuum); cerr != nil {
+			r.log.Warn("closing shared socket", "addr", l.spec.Addr, "err", cerr)
+		}
+	}
 	if r.settings.Vacuum {
 		for _, p := range r.pidfiles {
 			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
@@ -248,9 +254,13 @@ func (heartbeatDue) isEvent()  {}
 
 // socketKey identifies a socket across config versions.
 type socketKey struct {
-	kind SocketKind
-	addr string
+	kind   SocketKind
+	addr   string
+	shared int // SocketSpec.Shared
 }
+
+// keyOf is the key of the socket spec names.
+func keyOf(spec SocketSpec) socketKey { return socketKey{spec.Kind, spec.Addr, spec.Shared} }
 
 // runner is one run of the vassal. Fields below the mark are owned by the
 // loop goroutine.
@@ -268,6 +278,7 @@ type runner struct {
 
 	// Owned by the loop.
 	sockets     map[socketKey]*listener
+	shared      map[string]*listener // shared-socket by address, bound once
 	gens        []*generation // oldest first
 	nextGen     int
 	loyal       bool
@@ -505,7 +516,7 @@ func (r *runner) configLoaded(ev configLoaded) {
 func (r *runner) acquireSockets(s Settings) ([]*listener, error) {
 	var out, fresh []*listener
 	for _, spec := range s.Sockets {
-		key := socketKey{spec.Kind, spec.Addr}
+		key := keyOf(spec)
 		if l := r.sockets[key]; l != nil {
 			if slices.Contains(out, l) {
 				continue
@@ -516,11 +527,11 @@ func (r *runner) acquireSockets(s Settings) ([]*listener, error) {
 			out = append(out, l)
 			continue
 		}
-		l, err := bindSocketWith(spec, bindOptions{backlog: s.Listen, chmod: s.ChmodSocket, reusePort: s.ReusePort})
+		l, err := r.bind(spec, s)
 		if err != nil {
 			for _, l := range fresh {
 				l.close(true)
-				delete(r.sockets, socketKey{l.spec.Kind, l.spec.Addr})
+				delete(r.sockets, keyOf(l.spec))
 			}
 			return nil, fmt.Errorf("%s: %s %s: %w", where(spec.File, spec.Line), spec.Kind, spec.Addr, err)
 		}
@@ -535,6 +546,25 @@ func (r *runner) acquireSockets(s Settings) ([]*listener, error) {
 	return out, nil
 }
 
+// bind binds the socket spec names; a reference to a shared-socket binds
+// that one once and returns a duplicate of it.
+func (r *runner) bind(spec SocketSpec, s Settings) (*listener, error) {
+	o := bindOptions{backlog: s.Listen, chmod: s.ChmodSocket, reusePort: s.ReusePort, chown: s.ChownSocket}
+	if spec.Shared == 0 {
+		return bindSocketWith(spec, o)
+	}
+	sh := r.shared[spec.Addr]
+	if sh == nil {
+		var err error
+		if sh, err = bindSocketWith(SocketSpec{Kind: RawSocket, Addr: spec.Addr, File: spec.File, Line: spec.Line}, o); err != nil {
+			return nil, fmt.Errorf("shared-socket: %w", err)
+		}
+		r.log.Info("shared socket bound", "addr", spec.Addr, "bound", sh.dial)
+		r.shared[spec.Addr] = sh
+	}
+	return dupListener(sh, spec)
+}
+
 // releaseSockets drops a generation's hold on its sockets and closes the
 // ones nobody uses any more.
 func (r *runner) releaseSockets(socks []*listener) {
@@ -543,7 +573,7 @@ func (r *runner) releaseSockets(socks []*listener) {
 		if l.users > 0 {
 			continue
 		}
-		delete(r.sockets, socketKey{l.spec.Kind, l.spec.Addr})
+		delete(r.sockets, keyOf(l.spec))
 		if err := l.close(r.settings.Vacuum); err != nil {
 			r.log.Warn("closing socket", "addr", l.spec.Addr, "err", err)
 		} else {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,11 +41,15 @@ type bindOptions struct {
 	backlog   int
 	chmod     os.FileMode // unix socket file mode; 0 keeps the umask's
 	reusePort bool        // SO_REUSEPORT on TCP sockets
+	chown     string      // chown-socket: "user[:group]" for unix socket files
 }
 
 // bindSocketWith is bindSocket with chmod-socket and reuse-port applied.
 func bindSocketWith(spec SocketSpec, o bindOptions) (_ *listener, retErr error) {
 	backlog := o.backlog
+	if n, ok := inheritedFD(spec.Addr); ok {
+		return adoptListener(spec, n, backlog)
+	}
 	l := &listener{spec: spec}
 	var (
 		family int
@@ -106,6 +111,16 @@ func bindSocketWith(spec SocketSpec, o bindOptions) (_ *listener, retErr error) 
 		if err := os.Chmod(l.unlink, o.chmod); err != nil {
 			os.Remove(l.unlink)
 			return nil, fmt.Errorf("chmod-socket: %w", err)
+		}
+	}
+	if l.unlink != "" && o.chown != "" {
+		uid, gid, err := lookupOwner(o.chown)
+		if err == nil {
+			err = os.Lchown(l.unlink, uid, gid)
+		}
+		if err != nil {
+			os.Remove(l.unlink)
+			return nil, fmt.Errorf("chown-socket: %w", err)
 		}
 	}
 	l.backlog = backlog
@@ -252,4 +267,100 @@ func removeStaleSocket(path string) error {
 		return err
 	}
 	return nil
+}
+
+// inheritedFD parses "fd://N", a listening socket the vassal inherited.
+func inheritedFD(addr string) (int, bool) {
+	v, ok := strings.CutPrefix(addr, "fd://")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0
+}
+
+// adoptListener takes over the inherited listening socket fd n: it must be a
+// stream socket that listens already. Its listen queue is set to backlog.
+// Closing it later never removes a file: the vassal did not create it.
+func adoptListener(spec SocketSpec, n, backlog int) (*listener, error) {
+	typ, err := unix.GetsockoptInt(n, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return nil, fmt.Errorf("inherited fd %d is not a socket: %w", n, os.NewSyscallError("getsockopt", err))
+	}
+	if typ != unix.SOCK_STREAM {
+		return nil, fmt.Errorf("inherited fd %d is not a stream socket", n)
+	}
+	if !isListening(n) {
+		return nil, fmt.Errorf("inherited fd %d is not a listening socket", n)
+	}
+	sa, err := unix.Getsockname(n)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	l := &listener{spec: spec, backlog: backlog}
+	switch a := sa.(type) {
+	case *unix.SockaddrUnix:
+		l.network, l.dial = "unix", a.Name
+	default:
+		l.network, l.dial = "tcp", dialAddr(sa)
+	}
+	if err := unix.Listen(n, backlog); err != nil {
+		return nil, os.NewSyscallError("listen", err)
+	}
+	unix.CloseOnExec(n)
+	l.file = os.NewFile(uintptr(n), spec.Kind.String()+" "+spec.Addr)
+	return l, nil
+}
+
+// isListening reports whether fd is a socket in the listening state
+// (SO_ACCEPTCONN).
+func isListening(fd int) bool {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	return err == nil && v == 1
+}
+
+// dupListener returns a second listener on the socket of l (a shared
+// socket an option refers to with =N): closing it leaves l open.
+func dupListener(l *listener, spec SocketSpec) (*listener, error) {
+	fd, err := unix.FcntlInt(l.file.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, os.NewSyscallError("dup", err)
+	}
+	d := *l
+	d.spec, d.unlink, d.users = spec, "", 0
+	d.file = os.NewFile(uintptr(fd), spec.Kind.String()+" "+spec.Addr)
+	return &d, nil
+}
+
+// lookupOwner resolves "user[:group]" (names or numbers). Without a group
+// the user's primary group is used.
+func lookupOwner(spec string) (uid, gid int, err error) {
+	name, group, hasGroup := strings.Cut(spec, ":")
+	uid, gid = -1, -1
+	if name != "" {
+		if n, err := strconv.Atoi(name); err == nil {
+			uid = n
+		} else {
+			u, err := user.Lookup(name)
+			if err != nil {
+				return 0, 0, err
+			}
+			uid, _ = strconv.Atoi(u.Uid)
+			if !hasGroup {
+				gid, _ = strconv.Atoi(u.Gid)
+			}
+		}
+	}
+	if hasGroup && group != "" {
+		if n, err := strconv.Atoi(group); err == nil {
+			gid = n
+		} else {
+			g, err := user.LookupGroup(group)
+			if err != nil {
+				return 0, 0, err
+			}
+			gid, _ = strconv.Atoi(g.Gid)
+		}
+	}
+	return uid, gid, nil
 }
