@@ -60,6 +60,10 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 		e.pushConfig(v)
 	case protocol.Accepting:
 		v.accepting = true
+		if !v.changedAt.IsZero() {
+			e.metrics.ready(now.Sub(v.changedAt))
+			v.changedAt = time.Time{}
+		}
 	case protocol.Loyal:
 		if !v.loyal {
 			e.log.Info("vassal is loyal", e.attrs(v)...)
@@ -173,6 +177,7 @@ func (e *Emperor) heartbeatDue(v *vassal) {
 	}
 	e.log.Warn("vassal missed its heartbeat: SIGKILL", e.attrs(v, "last", late.Round(time.Millisecond), "required", e.opts.RequiredHeartbeat)...)
 	v.killReason = fmt.Sprintf("no heartbeat for %s", late.Round(time.Second))
+	v.killCause = "heartbeat"
 	if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
 		e.log.Error("kill failed", e.attrs(v, "err", err)...)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -38,6 +39,7 @@ type Emperor struct {
 
 	// systemd notify state.
 	notify        *notifier
+	metrics       *metrics // nil unless emperor-metrics is set
 	readySent     bool
 	statusPending bool
 	statusSent    int
@@ -171,6 +173,18 @@ func (e *Emperor) Run(ctx context.Context) error {
 		}()
 	}
 
+	if e.opts.Metrics != "" {
+		l, err := net.Listen("tcp", e.opts.Metrics)
+		if err != nil {
+			return fmt.Errorf("emperor-metrics %s: %w", e.opts.Metrics, err)
+		}
+		e.metrics = newMetrics()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.serveMetrics(bg, l)
+		}()
+	}
 	if e.opts.CommandSocket != "" {
 		l, err := listenCommands(e.opts.CommandSocket)
 		if err != nil {
@@ -326,13 +340,16 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 	switch ev.Op {
 	case monitor.Touch:
 		if v == nil {
-			v = &vassal{key: ev.Key, ev: ev, want: true, received: map[protocol.Byte]uint64{}, firstRun: time.Now()}
+			v = &vassal{key: ev.Key, ev: ev, want: true, received: map[protocol.Byte]uint64{}, firstRun: time.Now(), changedAt: time.Now()}
 			e.vassals[ev.Key] = v
 			e.transition(v, Waiting, "new config ("+ev.Reason+")")
 			e.spawn(v)
 			return
 		}
 		changed := ev.Version != v.ev.Version
+		if changed {
+			v.changedAt = time.Now()
+		}
 		v.ev = ev
 		readded := !v.want
 		v.want = true
@@ -346,6 +363,7 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 			switch {
 			case e.opts.Tyrant && !sameOwner(ev.Owner, v.owner):
 				// Stop, then respawn as the new owner (or refuse root).
+				v.stopCause = "owner_changed"
 				e.stop(v, "tyrant: the config's owner changed")
 			case ev.Version != v.version:
 				e.reload(v, "config changed ("+ev.Reason+")")
@@ -435,12 +453,14 @@ func (e *Emperor) spawnDone(res spawnResult) {
 			return
 		}
 		v.unloyalDeaths++
+		e.metrics.restart("spawn_failed")
 		e.wait(v, "spawn failed: "+res.err.Error())
 		return
 	}
 	p := res.proc
 	v.proc = p
 	e.live++
+	e.metrics.spawned()
 	v.version = v.spawnVersion
 	v.ready, v.accepting, v.loyal = false, false, false
 	v.lastHeartbeat = time.Time{}
@@ -528,9 +548,11 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	e.live--
 	v.lastExit = st.String()
 	reason := fmt.Sprintf("pid %d: %s", p.pid, st)
+	restartReason := "died"
 	if v.killReason != "" {
 		reason += " (" + v.killReason + ")"
-		v.killReason = ""
+		restartReason = v.killCause
+		v.killReason, v.killCause = "", ""
 	}
 	if v.hbTimer != nil {
 		v.hbTimer.Stop()
@@ -547,6 +569,7 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	case exiled && v.state != Stopping:
 		e.transition(v, Disabled, reason+" (exiled); stays down until its config changes")
 	case v.state == Stopping:
+		restartReason = v.stopCause
 		e.wait(v, reason+"; restarting")
 	default:
 		if !v.loyal {
@@ -556,6 +579,7 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	}
 	if v.state == Waiting || v.state == Spawning {
 		v.restarts++
+		e.metrics.restart(restartReason)
 	}
 }
 

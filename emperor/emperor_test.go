@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/files"
 	"github.com/emperor-dev/emperor/monitor/monitortest"
@@ -615,5 +616,42 @@ func TestCommandSocket(t *testing.T) {
 	}
 	if _, err := send("reload", "nosuch.ini"); err == nil {
 		t.Error("reload of an unknown vassal accepted")
+	}
+}
+
+func TestPrometheusMetrics(t *testing.T) {
+	dir := t.TempDir()
+	port := testenv.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) { o.Metrics = addr }})
+	writeFile(t, filepath.Join(dir, "ok.ini"), h.vassalConfig("name = ok\nsend = 1 5 17"))
+	writeFile(t, filepath.Join(dir, "crash.ini"), h.vassalConfig("name = crash\ncrash-after = 100ms"))
+	h.waitNote("ok accepting", func(n emperor.Note) bool { return n.Key.Name == "ok.ini" && n.IsByte && n.Byte == 5 })
+	h.waitNote("crash respawned", func(n emperor.Note) bool {
+		return n.Key.Name == "crash.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
+	})
+	var body string
+	deadline := time.Now().Add(wait)
+	for {
+		b, err := get("http://" + addr + "/metrics")
+		body = b
+		if err == nil && strings.Contains(b, `emperor_restarts_total{reason="died"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed the restart (err %v):\n%s", err, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{
+		`emperor_vassal_up{monitor="dir://`,
+		`emperor_vassal_loyal{monitor="dir://`,
+		`emperor_vassals{state="running"}`,
+		"emperor_spawns_total",
+		"emperor_config_to_ready_seconds_count 2", // ok.ini and crash.ini's first start; respawns are not config changes
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

@@ -72,6 +72,9 @@ type Options struct {
 	// Stats is the address of the stats server (emperor-stats): host:port
 	// for TCP, otherwise a unix socket path. Empty: none.
 	Stats string
+	// Metrics is the host:port serving Prometheus metrics at /metrics
+	// (emperor-metrics). Empty: none.
+	Metrics string
 	// CommandSocket is the path of the command socket
 	// (emperor-command-socket), mode 0600. Empty: none.
 	CommandSocket string

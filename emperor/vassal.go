@@ -39,6 +39,9 @@ type vassal struct {
 	// Protocol state of the current process.
 	ready, accepting, loyal bool
 	lastHeartbeat           time.Time
+	killCause               string      // its metrics label
+	stopCause               string      // why a stop that restarts was asked (metrics label)
+	changedAt               time.Time   // config appeared or changed, not yet accepting
 	hbTimer                 *time.Timer // heartbeat supervision, from the first beat
 	killReason              string      // why the Emperor killed the current process
 	received                map[protocol.Byte]uint64

@@ -231,6 +231,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Signals:           sigs,
 		Stats:             s.stats,
 		CommandSocket:     s.commandSocket,
+		Metrics:           s.metrics,
 		NotifySocket:      os.Getenv("NOTIFY_SOCKET"),
 		WatchdogEvery:     emperor.WatchdogInterval(os.Environ(), os.Getpid()),
 		Version:           Version,

@@ -33,6 +33,7 @@ type settings struct {
 	extraExtensions  []string
 	pidfile          string
 	stats            string
+	metrics          string
 	commandSocket    string
 	useClone         string
 	tyrant           bool
@@ -94,6 +95,7 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"emperor-tyrant":             {kind: kindBool, flag: &s.tyrant, help: "run each vassal as the owner of its config (never root)"},
 		"emperor-stats":              {kind: kindString, str: &s.stats, help: "stats server: host:port (TCP) or a unix socket path"},
 		"emperor-command-socket":     {kind: kindString, str: &s.commandSocket, help: "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan"},
+		"emperor-metrics":            {kind: kindString, str: &s.metrics, help: "host:port serving Prometheus metrics at /metrics"},
 		"emperor-pidfile":            {kind: kindString, str: &s.pidfile, help: "write the Emperor's pid to this file"},
 		"log-format":                 {kind: kindString, str: &s.logFormat, help: "text (default) or json"},
 		"log-level":                  {kind: kindString, str: &s.logLevel, help: "debug, info (default), warn or error"},
