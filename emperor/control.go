@@ -53,6 +53,9 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 	v.received[b]++
 	now := time.Now()
+	if b == protocol.Spawned || b == protocol.Accepting || b == protocol.Loyal {
+		e.doneStarting(v)
+	}
 	switch b {
 	case protocol.Spawned:
 		v.ready = true

@@ -32,7 +32,10 @@ type Emperor struct {
 	fds          map[uint64]fdRef
 	nextTok      uint64
 	monitorNames map[string]string
-	pending      []spawnRequest // spawn requests not yet taken by the spawner
+	pending      []spawnRequest    // spawn requests not yet taken by the spawner
+	admission    []admissionTicket // spawns waiting for a start slot
+	starting     int               // vassals holding a start slot
+	admitDue     bool              // a slot freed: admit after this event
 	ragnarok     bool
 	buried       bool // the mercy expired and the killed vassals had their chance to be reaped
 	live         int  // vassals with a process (uWSGI's "governing N vassals")
@@ -80,6 +83,7 @@ const (
 	killTimer
 	heartbeatTimer
 	statusTimer
+	startTimer
 	watchdogTimer
 	mercyTimer
 	buryTimer
@@ -284,6 +288,10 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 		case c := <-e.commands:
 			c.reply <- e.command(c.args)
 		}
+		if e.admitDue {
+			e.admitDue = false
+			e.admit()
+		}
 		e.statusChanged()
 		if e.ragnarok && len(e.vassals) == 0 {
 			e.log.Info("the Emperor is buried")
@@ -398,8 +406,8 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 	}
 }
 
-// spawn queues a spawn of v on the spawner thread.
-func (e *Emperor) spawn(v *vassal) {
+// startSpawn queues a spawn of v on the spawner thread.
+func (e *Emperor) startSpawn(v *vassal) {
 	dir := e.cwd
 	if v.ev.Path != "" {
 		dir = filepath.Dir(v.ev.Path)
@@ -429,6 +437,7 @@ func (e *Emperor) spawn(v *vassal) {
 		}
 	}
 	e.transition(v, Spawning, "spawn")
+	e.beginStarting(v)
 	v.spawnVersion = v.ev.Version
 	e.pending = append(e.pending, spawnRequest{spec: spec, gen: v.gen})
 }
@@ -446,6 +455,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 		return
 	}
 	if res.err != nil {
+		e.doneStarting(v)
 		v.lastExit = "spawn failed: " + res.err.Error()
 		e.log.Error("spawn failed", e.attrs(v, "err", res.err, "argv", res.spec.Argv)...)
 		if !v.want || e.ragnarok {
@@ -546,6 +556,7 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	e.closeProcess(p, v.ctlTok, v.pidTok)
 	v.proc = nil
 	e.live--
+	e.doneStarting(v)
 	v.lastExit = st.String()
 	reason := fmt.Sprintf("pid %d: %s", p.pid, st)
 	restartReason := "died"
@@ -585,6 +596,7 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 
 // remove takes a vassal out of the table.
 func (e *Emperor) remove(v *vassal, reason string) {
+	e.doneStarting(v)
 	e.transition(v, Absent, reason)
 	delete(e.vassals, v.key)
 }
@@ -629,6 +641,13 @@ func (e *Emperor) timerFired(t timerFired) {
 		return
 	}
 	v := e.vassals[t.key]
+	if t.kind == startTimer {
+		// Its gen is the start sequence: a start window outlives transitions.
+		if v != nil && v.starting && v.startSeq == t.gen {
+			e.doneStarting(v)
+		}
+		return
+	}
 	if v == nil || v.gen != t.gen {
 		return
 	}

@@ -38,6 +38,7 @@ type harness struct {
 	pendingReports []report
 	cancel         context.CancelFunc
 	done           chan error
+	em             *emperor.Emperor
 }
 
 type setup struct {
@@ -84,6 +85,7 @@ func startEmperor(t *testing.T, s setup) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.em = em
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)
@@ -654,4 +656,52 @@ func TestPrometheusMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+func TestFloodIsAdmittedAFewAtATime(t *testing.T) {
+	const flood, limit = 40, 3
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) { o.MaxStarting = limit }})
+	for i := range flood {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("v%02d.ini", i)), h.vassalConfig(fmt.Sprintf("name = v%02d\nready-after = 50ms", i)))
+	}
+	starting := map[string]bool{}
+	most, running := 0, 0
+	statsSlow := time.Duration(0)
+	h.waitNote("every vassal running", func(n emperor.Note) bool {
+		switch {
+		case n.IsByte && (n.Byte == 1 || n.Byte == 5 || n.Byte == 17):
+			delete(starting, n.Key.Name)
+		case n.To == emperor.Spawning:
+			starting[n.Key.Name] = true
+		case n.To == emperor.Waiting || n.To == emperor.Absent || n.To == emperor.Disabled:
+			delete(starting, n.Key.Name)
+		}
+		if n.To == emperor.Running && !n.IsByte {
+			running++
+			// Stats answer at once while the flood is admitted.
+			began := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := h.em.Snapshot(ctx)
+			cancel()
+			if err != nil {
+				t.Errorf("stats during the flood: %v", err)
+			}
+			statsSlow = max(statsSlow, time.Since(began))
+		}
+		most = max(most, len(starting))
+		return running == flood
+	})
+	if most > limit {
+		t.Errorf("%d vassals were starting at once, the limit is %d", most, limit)
+	}
+	if most < limit {
+		t.Errorf("at most %d starting at once: the flood was not admitted as fast as allowed (%d)", most, limit)
+	}
+	if statsSlow > time.Second {
+		t.Errorf("a stats snapshot took %s during the flood", statsSlow)
+	}
+	// A stop is not held up by the queue either.
+	os.Remove(filepath.Join(dir, "v00.ini"))
+	h.waitState("v00.ini", emperor.Absent)
 }

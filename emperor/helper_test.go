@@ -28,6 +28,7 @@ import (
 //	ignore-stop  = 1: ignore stop bytes (Ragnarok must SIGKILL it)
 //	crash-after  = duration: exit with exit-code (default 1) after it
 //	send         = bytes sent at start, space separated (default "1 5")
+//	ready-after  = duration to wait before sending them
 //	voluntary-after = duration: send byte 22, then exit 0 when told to stop
 //	heartbeat-every, heartbeat-for = durations: send byte 26 that often for
 //	that long, then fall silent (and report "silent")
@@ -116,6 +117,10 @@ func testVassal(args []string) int {
 	sendBytes := "1 5"
 	if s, ok := cfg.Get("send"); ok {
 		sendBytes = s
+	}
+	if s, ok := cfg.Get("ready-after"); ok {
+		d, _ := time.ParseDuration(s)
+		time.Sleep(d)
 	}
 	for _, f := range strings.Fields(sendBytes) {
 		n, _ := strconv.Atoi(f)

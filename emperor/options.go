@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/emperor-dev/emperor/monitor"
@@ -52,6 +53,12 @@ type Options struct {
 	// before SIGKILL, repeated while it survives (emperor-curse-tolerance,
 	// default 30 s).
 	CurseTolerance time.Duration
+	// MaxStarting bounds how many vassals start at once (emperor-max-starting;
+	// default 4 per CPU, negative: no bound); StartWindow is how long a
+	// vassal that does not speak the protocol counts as starting (default
+	// 10 s). See admission.go.
+	MaxStarting int
+	StartWindow time.Duration
 	// RequiredHeartbeat: once a vassal sent its first heartbeat (byte 26), a
 	// gap longer than this gets it SIGKILLed and respawned
 	// (emperor-required-heartbeat, default 30 s).
@@ -136,6 +143,10 @@ func (o *Options) setDefaults() error {
 	def(&o.ReloadMercy, 30*time.Second)
 	def(&o.CurseTolerance, 30*time.Second)
 	def(&o.RequiredHeartbeat, 30*time.Second)
+	def(&o.StartWindow, 10*time.Second)
+	if o.MaxStarting == 0 {
+		o.MaxStarting = 4 * runtime.NumCPU()
+	}
 	def(&o.Throttle, time.Second)
 	def(&o.MaxThrottle, 180*time.Second)
 	if o.Env == nil {

@@ -24,6 +24,11 @@ type Stats struct {
 	ThrottleLevel int           `json:"throttle_level"`
 	Vassals       []VassalStats `json:"vassals"`
 	Blacklist     []Blacklisted `json:"blacklist"`
+
+	// Ours: admission control (see admission.go).
+	Starting    int `json:"starting"`
+	Queued      int `json:"queued"`
+	MaxStarting int `json:"max_starting"`
 }
 
 // VassalStats is one vassal in Stats. Times are UNIX seconds, 0 when never.
@@ -73,6 +78,12 @@ func (e *Emperor) stats() *Stats {
 	}
 	for _, m := range e.opts.Monitors {
 		s.Emperor = append(s.Emperor, m.String())
+	}
+	s.Starting, s.MaxStarting = e.starting, e.opts.MaxStarting
+	for _, t := range e.admission {
+		if t.v.queued && t.v.gen == t.gen {
+			s.Queued++
+		}
 	}
 	if e.opts.Tyrant {
 		s.EmperorTyrant = 1

@@ -46,6 +46,12 @@ type vassal struct {
 	killReason              string      // why the Emperor killed the current process
 	received                map[protocol.Byte]uint64
 
+	// Admission control (admission.go).
+	queued     bool        // in the admission queue
+	starting   bool        // holds a start slot
+	startSeq   uint64      // tags the start window timer
+	startTimer *time.Timer // ends the start window
+
 	// held: stopped by the command socket; only its start command restarts it.
 	held bool
 	// voluntary is set by byte 22: the vassal is disabled after it exits.
@@ -72,6 +78,9 @@ func (e *Emperor) transition(v *vassal, to State, reason string) {
 	if v.timer != nil {
 		v.timer.Stop()
 		v.timer = nil
+	}
+	if from == Waiting {
+		v.queued = false // its admission ticket is void
 	}
 	v.state = to
 	v.gen++

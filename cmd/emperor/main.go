@@ -232,6 +232,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Stats:             s.stats,
 		CommandSocket:     s.commandSocket,
 		Metrics:           s.metrics,
+		MaxStarting:       s.maxStarting,
 		NotifySocket:      os.Getenv("NOTIFY_SOCKET"),
 		WatchdogEvery:     emperor.WatchdogInterval(os.Environ(), os.Getpid()),
 		Version:           Version,

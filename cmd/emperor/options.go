@@ -34,6 +34,7 @@ type settings struct {
 	pidfile          string
 	stats            string
 	metrics          string
+	maxStarting      int
 	commandSocket    string
 	useClone         string
 	tyrant           bool
@@ -53,6 +54,7 @@ const (
 	kindBool
 	kindSeconds
 	kindMillis
+	kindInt
 )
 
 type optionSpec struct {
@@ -64,6 +66,7 @@ type optionSpec struct {
 	str  *string
 	flag *bool
 	dur  *time.Duration
+	num  *int
 	// prefix is prepended to each list value (--dir DIR means dir://DIR).
 	prefix string
 }
@@ -96,6 +99,7 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"emperor-stats":              {kind: kindString, str: &s.stats, help: "stats server: host:port (TCP) or a unix socket path"},
 		"emperor-command-socket":     {kind: kindString, str: &s.commandSocket, help: "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan"},
 		"emperor-metrics":            {kind: kindString, str: &s.metrics, help: "host:port serving Prometheus metrics at /metrics"},
+		"emperor-max-starting":       {kind: kindInt, num: &s.maxStarting, help: "vassals starting at once (default 4 per CPU; -1: no bound)"},
 		"emperor-pidfile":            {kind: kindString, str: &s.pidfile, help: "write the Emperor's pid to this file"},
 		"log-format":                 {kind: kindString, str: &s.logFormat, help: "text (default) or json"},
 		"log-level":                  {kind: kindString, str: &s.logLevel, help: "debug, info (default), warn or error"},
@@ -188,6 +192,12 @@ func (spec optionSpec) apply(o config.Option) error {
 			return err
 		}
 		*spec.flag = b
+	case kindInt:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return bad("%q is not an integer", o.Value)
+		}
+		*spec.num = n
 	case kindSeconds, kindMillis:
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
