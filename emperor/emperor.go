@@ -583,6 +583,9 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 		restartReason = v.stopCause
 		e.wait(v, reason+"; restarting")
 	default:
+		if time.Since(p.started) >= e.opts.StableRun {
+			v.unloyalDeaths = 0 // it ran long enough: not a crash loop
+		}
 		if !v.loyal {
 			v.unloyalDeaths++
 		}

@@ -705,3 +705,21 @@ func TestFloodIsAdmittedAFewAtATime(t *testing.T) {
 	os.Remove(filepath.Join(dir, "v00.ini"))
 	h.waitState("v00.ini", emperor.Absent)
 }
+
+func TestStableRunClearsThePenalty(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Throttle = time.Hour
+		o.StableRun = 200 * time.Millisecond
+	}})
+	// It dies every 400 ms, never loyal, but each run is "stable".
+	writeFile(t, filepath.Join(dir, "slow.ini"), h.vassalConfig("name = slow\ncrash-after = 400ms"))
+	for i := range 3 {
+		n := h.waitNote("death", func(n emperor.Note) bool {
+			return n.Key.Name == "slow.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
+		})
+		if strings.Contains(n.Reason, "respawn in") {
+			t.Fatalf("death %d penalised after a stable run: %q", i+1, n.Reason)
+		}
+	}
+}

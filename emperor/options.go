@@ -67,6 +67,9 @@ type Options struct {
 	// became loyal (emperor-throttle, default 1 s); MaxThrottle caps it
 	// (emperor-max-throttle, default 180 s).
 	Throttle, MaxThrottle time.Duration
+	// StableRun: a process that ran this long before dying clears its
+	// vassal's penalty, loyal or not (default 60 s).
+	StableRun time.Duration
 	// NoBlacklist disables the penalty (emperor-no-blacklist).
 	NoBlacklist bool
 
@@ -144,6 +147,7 @@ func (o *Options) setDefaults() error {
 	def(&o.CurseTolerance, 30*time.Second)
 	def(&o.RequiredHeartbeat, 30*time.Second)
 	def(&o.StartWindow, 10*time.Second)
+	def(&o.StableRun, time.Minute)
 	if o.MaxStarting == 0 {
 		o.MaxStarting = 4 * runtime.NumCPU()
 	}
