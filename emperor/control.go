@@ -64,7 +64,7 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 	case protocol.Accepting:
 		v.accepting = true
 		if !v.changedAt.IsZero() {
-			e.metrics.ready(now.Sub(v.changedAt))
+			e.counters.ConfigToReady.observe(now.Sub(v.changedAt).Seconds())
 			v.changedAt = time.Time{}
 		}
 	case protocol.Loyal:

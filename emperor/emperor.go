@@ -42,7 +42,7 @@ type Emperor struct {
 
 	// systemd notify state.
 	notify        *notifier
-	metrics       *metrics // nil unless emperor-metrics is set
+	counters      Counters
 	readySent     bool
 	statusPending bool
 	statusSent    int
@@ -122,6 +122,7 @@ func New(opts Options) (*Emperor, error) {
 		queries:      make(chan chan *Stats),
 		commands:     make(chan command),
 		done:         make(chan struct{}),
+		counters:     newCounters(),
 	}
 	for _, m := range opts.Monitors {
 		e.monitorNames[m.ID()] = m.String()
@@ -182,7 +183,6 @@ func (e *Emperor) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("emperor-metrics %s: %w", e.opts.Metrics, err)
 		}
-		e.metrics = newMetrics()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -463,14 +463,14 @@ func (e *Emperor) spawnDone(res spawnResult) {
 			return
 		}
 		v.unloyalDeaths++
-		e.metrics.restart("spawn_failed")
+		e.counters.Restarts["spawn_failed"]++
 		e.wait(v, "spawn failed: "+res.err.Error())
 		return
 	}
 	p := res.proc
 	v.proc = p
 	e.live++
-	e.metrics.spawned()
+	e.counters.Spawns++
 	v.version = v.spawnVersion
 	v.ready, v.accepting, v.loyal = false, false, false
 	v.lastHeartbeat = time.Time{}
@@ -593,7 +593,7 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	}
 	if v.state == Waiting || v.state == Spawning {
 		v.restarts++
-		e.metrics.restart(restartReason)
+		e.counters.Restarts[restartReason]++
 	}
 }
 

@@ -646,11 +646,13 @@ func TestPrometheusMetrics(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, want := range []string{
-		`emperor_vassal_up{monitor="dir://`,
-		`emperor_vassal_loyal{monitor="dir://`,
+		`emperor_vassal_up{vassal="ok.ini",monitor="dir://`,
+		`emperor_vassal_loyal{vassal="ok.ini",monitor="dir://`,
 		`emperor_vassals{state="running"}`,
 		"emperor_spawns_total",
 		"emperor_config_to_ready_seconds_count 2", // ok.ini and crash.ini's first start; respawns are not config changes
+		`emperor_config_to_ready_seconds_bucket{le="+Inf"} 2`,
+		"# TYPE emperor_config_to_ready_seconds histogram",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

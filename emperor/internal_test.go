@@ -116,3 +116,27 @@ func TestVassalEnv(t *testing.T) {
 		t.Errorf("vassalEnv =\n%q\nwant\n%q", got, want)
 	}
 }
+
+func TestMetricsTextEscapesLabels(t *testing.T) {
+	s := &Stats{Counters: newCounters(), Vassals: []VassalStats{{ID: "we\"ird\\na\nme.ini", Monitor: "dir:///v", State: "running", Pid: 7, Loyal: 1}}}
+	s.Counters.ConfigToReady.observe(0.03)
+	s.Counters.Restarts["died"] = 2
+	var b strings.Builder
+	writeMetrics(&b, s)
+	out := b.String()
+	for _, want := range []string{
+		`emperor_vassal_up{vassal="we\"ird\\na\nme.ini",monitor="dir:///v"} 1`,
+		`emperor_vassals{state="running"} 1`,
+		`emperor_restarts_total{reason="died"} 2`,
+		`emperor_config_to_ready_seconds_bucket{le="0.025"} 0`,
+		`emperor_config_to_ready_seconds_bucket{le="0.05"} 1`,
+		`emperor_config_to_ready_seconds_count 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "\n") != strings.Count(out, "\n") || strings.Contains(out, "me.ini\",monitor") && strings.Contains(out, "a\nme") {
+		t.Errorf("a raw newline leaked into a label")
+	}
+}

@@ -1,126 +1,205 @@
 package emperor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
-	"net/http"
+	"strconv"
+	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the Emperor's Prometheus metrics (emperor-metrics). Gauges
-// come from a Stats snapshot taken by the loop at scrape time, so nothing
-// but the loop touches the vassal table; counters and the histogram are
-// updated by the loop as things happen.
-type metrics struct {
-	spawns        prometheus.Counter
-	restarts      *prometheus.CounterVec
-	configToReady prometheus.Histogram
+// Prometheus metrics (emperor-metrics): GET /metrics answers in the
+// Prometheus text format, built from a Stats snapshot that the loop takes at
+// scrape time, so nothing but the loop touches the vassal table or the
+// counters.
+//
+// The format and the tiny HTTP/1 responder are written by hand on purpose:
+// prometheus/client_golang adds 4.5 MiB to the Emperor's resident memory at
+// start (its protobuf descriptors), and net/http with any metrics library
+// still 2.5 MiB; at 1000 vassals the whole Emperor must stay under 15 MiB.
+
+// readyBuckets are the upper bounds (seconds) of the config-to-ready
+// histogram.
+var readyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// Counters are the Emperor's cumulative counts, kept by the loop.
+type Counters struct {
+	// Spawns counts vassal processes started.
+	Spawns uint64 `json:"spawns"`
+	// Restarts counts processes restarted, by reason: died, heartbeat,
+	// spawn_failed, owner_changed.
+	Restarts map[string]uint64 `json:"restarts"`
+	// ConfigToReady is the time from a config appearing or changing to its
+	// vassal accepting (byte 5).
+	ConfigToReady Histogram `json:"config_to_ready"`
 }
 
-func newMetrics() *metrics {
-	return &metrics{
-		spawns: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "emperor_spawns_total", Help: "Vassal processes started.",
-		}),
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "emperor_restarts_total", Help: "Vassal processes restarted, by reason (died, heartbeat, spawn_failed, owner_changed).",
-		}, []string{"reason"}),
-		configToReady: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "emperor_config_to_ready_seconds",
-			Help:    "Time from a config appearing or changing to its vassal announcing it accepts (byte 5) or is ready (byte 1).",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}),
+// Histogram is a Prometheus-style cumulative histogram.
+type Histogram struct {
+	Bounds []float64 `json:"bounds"` // upper bounds, seconds
+	Counts []uint64  `json:"counts"` // observations ≤ each bound
+	Sum    float64   `json:"sum"`
+	Count  uint64    `json:"count"`
+}
+
+func newCounters() Counters {
+	return Counters{
+		Restarts:      map[string]uint64{},
+		ConfigToReady: Histogram{Bounds: readyBuckets, Counts: make([]uint64, len(readyBuckets))},
 	}
 }
 
-// restart counts one restart; safe on a nil *metrics (metrics off).
-func (m *metrics) restart(reason string) {
-	if m != nil {
-		m.restarts.WithLabelValues(reason).Inc()
+func (h *Histogram) observe(v float64) {
+	for i, b := range h.Bounds {
+		if v <= b {
+			h.Counts[i]++
+		}
+	}
+	h.Sum += v
+	h.Count++
+}
+
+func (c *Counters) clone() Counters {
+	out := *c
+	out.Restarts = make(map[string]uint64, len(c.Restarts))
+	for k, v := range c.Restarts {
+		out.Restarts[k] = v
+	}
+	out.ConfigToReady.Counts = append([]uint64(nil), c.ConfigToReady.Counts...)
+	return out
+}
+
+// quoteLabel quotes a label value as the text format wants: backslash,
+// double quote and newline escaped.
+func quoteLabel(s string) string {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return `"` + s + `"`
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// writeMetrics writes one Stats snapshot in the Prometheus text format.
+func writeMetrics(w io.Writer, s *Stats) {
+	family := func(name, typ, help string) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	perVassal := []struct {
+		name, help string
+		value      func(v *VassalStats) (float64, bool)
+	}{
+		{"emperor_vassal_up", "1 when the vassal has a running process.", func(v *VassalStats) (float64, bool) {
+			if v.Pid > 0 {
+				return 1, true
+			}
+			return 0, true
+		}},
+		{"emperor_vassal_uptime_seconds", "How long the vassal's current process has run.", func(v *VassalStats) (float64, bool) { return v.Uptime, true }},
+		{"emperor_vassal_loyal", "1 once the vassal's process sent byte 17.", func(v *VassalStats) (float64, bool) { return float64(v.Loyal), true }},
+		{"emperor_vassal_restarts", "Processes this vassal started after its first.", func(v *VassalStats) (float64, bool) { return float64(v.Restarts), true }},
+		{"emperor_vassal_penalty_seconds", "Respawn delay the vassal's next unloyal death would cost.", func(v *VassalStats) (float64, bool) { return v.Penalty, true }},
+		{"emperor_vassal_heartbeat_age_seconds", "Seconds since the vassal's last heartbeat.", func(v *VassalStats) (float64, bool) { return v.HeartbeatAge, v.LastHeartbeat != 0 }},
+	}
+	for _, m := range perVassal {
+		family(m.name, "gauge", m.help)
+		for i := range s.Vassals {
+			v := &s.Vassals[i]
+			if x, ok := m.value(v); ok {
+				fmt.Fprintf(w, "%s{vassal=%s,monitor=%s} %s\n", m.name, quoteLabel(v.ID), quoteLabel(v.Monitor), num(x))
+			}
+		}
+	}
+	byState := map[string]int{}
+	for _, v := range s.Vassals {
+		byState[v.State]++
+	}
+	family("emperor_vassals", "gauge", "Vassals by state.")
+	for st := Waiting; st < numStates; st++ {
+		fmt.Fprintf(w, "emperor_vassals{state=%q} %d\n", st.String(), byState[st.String()])
+	}
+	family("emperor_vassals_starting", "gauge", "Vassals holding a start slot (admission control).")
+	fmt.Fprintf(w, "emperor_vassals_starting %d\n", s.Starting)
+	family("emperor_vassals_queued", "gauge", "Vassals waiting for a start slot.")
+	fmt.Fprintf(w, "emperor_vassals_queued %d\n", s.Queued)
+	family("emperor_throttle_level", "gauge", "The spawn throttle level, as uWSGI's stats report it.")
+	fmt.Fprintf(w, "emperor_throttle_level %d\n", s.ThrottleLevel)
+	family("emperor_spawns_total", "counter", "Vassal processes started.")
+	fmt.Fprintf(w, "emperor_spawns_total %d\n", s.Counters.Spawns)
+	family("emperor_restarts_total", "counter", "Vassal processes restarted, by reason.")
+	for _, r := range []string{"died", "heartbeat", "spawn_failed", "owner_changed"} {
+		fmt.Fprintf(w, "emperor_restarts_total{reason=%q} %d\n", r, s.Counters.Restarts[r])
+	}
+	h := &s.Counters.ConfigToReady
+	family("emperor_config_to_ready_seconds", "histogram", "Time from a config appearing or changing to its vassal accepting (byte 5).")
+	for i, b := range h.Bounds {
+		fmt.Fprintf(w, "emperor_config_to_ready_seconds_bucket{le=%q} %d\n", num(b), h.Counts[i])
+	}
+	fmt.Fprintf(w, "emperor_config_to_ready_seconds_bucket{le=\"+Inf\"} %d\n", h.Count)
+	fmt.Fprintf(w, "emperor_config_to_ready_seconds_sum %s\nemperor_config_to_ready_seconds_count %d\n", num(h.Sum), h.Count)
+}
+
+// serveMetrics answers GET /metrics on l until ctx ends: one request per
+// connection, each in its own goroutine with a deadline.
+func (e *Emperor) serveMetrics(ctx context.Context, l net.Listener) {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				e.log.Error("metrics server stopped", "err", err)
+			}
+			return
+		}
+		go e.answerMetrics(ctx, c)
 	}
 }
 
-func (m *metrics) spawned() {
-	if m != nil {
-		m.spawns.Inc()
-	}
-}
-
-func (m *metrics) ready(d time.Duration) {
-	if m != nil {
-		m.configToReady.Observe(d.Seconds())
-	}
-}
-
-var (
-	descVassals  = prometheus.NewDesc("emperor_vassals", "Vassals by state.", []string{"state"}, nil)
-	descUp       = prometheus.NewDesc("emperor_vassal_up", "1 when the vassal has a running process.", []string{"vassal", "monitor"}, nil)
-	descUptime   = prometheus.NewDesc("emperor_vassal_uptime_seconds", "How long the vassal's current process has run.", []string{"vassal", "monitor"}, nil)
-	descLoyal    = prometheus.NewDesc("emperor_vassal_loyal", "1 once the vassal's process sent byte 17.", []string{"vassal", "monitor"}, nil)
-	descVRestart = prometheus.NewDesc("emperor_vassal_restarts", "Processes this vassal started after its first.", []string{"vassal", "monitor"}, nil)
-	descPenalty  = prometheus.NewDesc("emperor_vassal_penalty_seconds", "Respawn delay the vassal's next unloyal death would cost.", []string{"vassal", "monitor"}, nil)
-	descHB       = prometheus.NewDesc("emperor_vassal_heartbeat_age_seconds", "Seconds since the vassal's last heartbeat (absent before its first).", []string{"vassal", "monitor"}, nil)
-	descThrottle = prometheus.NewDesc("emperor_throttle_level", "The global spawn throttle level, as uWSGI reports it.", nil, nil)
-)
-
-// snapshotCollector turns a Stats snapshot into gauges at scrape time.
-type snapshotCollector struct{ e *Emperor }
-
-func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descVassals, descUp, descUptime, descLoyal, descVRestart, descPenalty, descHB, descThrottle} {
-		ch <- d
-	}
-}
-
-func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-	defer cancel()
-	s, err := c.e.Snapshot(ctx)
+func (e *Emperor) answerMetrics(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(io.LimitReader(c, 16<<10))
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return
 	}
-	byState := map[string]int{}
-	for st := Waiting; st < numStates; st++ {
-		byState[st.String()] = 0
-	}
-	g := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	for _, v := range s.Vassals {
-		byState[v.State]++
-		up := 0.0
-		if v.Pid > 0 {
-			up = 1
+	for { // the headers: read and ignore
+		h, err := r.ReadString('\n')
+		if err != nil {
+			return
 		}
-		g(descUp, up, v.ID, v.Monitor)
-		g(descUptime, v.Uptime, v.ID, v.Monitor)
-		g(descLoyal, float64(v.Loyal), v.ID, v.Monitor)
-		g(descVRestart, float64(v.Restarts), v.ID, v.Monitor)
-		g(descPenalty, v.Penalty, v.ID, v.Monitor)
-		if v.LastHeartbeat != 0 {
-			g(descHB, v.HeartbeatAge, v.ID, v.Monitor)
+		if strings.TrimRight(h, "\r\n") == "" {
+			break
 		}
 	}
-	for st, n := range byState {
-		g(descVassals, float64(n), st)
+	reply := func(status, ctype string, body []byte) {
+		fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", status, ctype, len(body))
+		c.Write(body)
 	}
-	g(descThrottle, float64(s.ThrottleLevel))
-}
-
-// serveMetrics serves /metrics on l until ctx ends.
-func (e *Emperor) serveMetrics(ctx context.Context, l net.Listener) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(snapshotCollector{e}, e.metrics.spawns, e.metrics.restarts, e.metrics.configToReady)
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: 5 * time.Second}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
-	stop := context.AfterFunc(ctx, func() { srv.Close() })
-	defer stop()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
-		e.log.Error("metrics server stopped", "err", err)
+	f := strings.Fields(line)
+	if len(f) < 2 || (f[0] != "GET" && f[0] != "HEAD") {
+		reply("405 Method Not Allowed", "text/plain", []byte("GET /metrics\n"))
+		return
 	}
+	if path, _, _ := strings.Cut(f[1], "?"); path != "/metrics" {
+		reply("404 Not Found", "text/plain", []byte("GET /metrics\n"))
+		return
+	}
+	qctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	s, err := e.Snapshot(qctx)
+	if err != nil {
+		reply("503 Service Unavailable", "text/plain", []byte(err.Error()+"\n"))
+		return
+	}
+	var body bytes.Buffer
+	writeMetrics(&body, s)
+	reply("200 OK", "text/plain; version=0.0.4; charset=utf-8", body.Bytes())
 }

@@ -29,6 +29,8 @@ type Stats struct {
 	Starting    int `json:"starting"`
 	Queued      int `json:"queued"`
 	MaxStarting int `json:"max_starting"`
+	// Ours: cumulative counts.
+	Counters Counters `json:"counters"`
 }
 
 // VassalStats is one vassal in Stats. Times are UNIX seconds, 0 when never.
@@ -80,6 +82,7 @@ func (e *Emperor) stats() *Stats {
 		s.Emperor = append(s.Emperor, m.String())
 	}
 	s.Starting, s.MaxStarting = e.starting, e.opts.MaxStarting
+	s.Counters = e.counters.clone()
 	for _, t := range e.admission {
 		if t.v.queued && t.v.gen == t.gen {
 			s.Queued++
