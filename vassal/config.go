@@ -111,6 +111,51 @@ type Settings struct {
 	ChownSocket string
 	// SkipZero is skip-zero: do not adopt a listening socket on fd 0.
 	SkipZero bool
+	// Idle is idle: with DieOnIdle, how long without an open TCP
+	// connection before the vassal stops (0 = never).
+	Idle      time.Duration
+	DieOnIdle bool
+	// SOS is vassal-sos: send Reinforcements (30) when a TCP socket's
+	// accept queue stayed non-empty this long (0 = never).
+	SOS time.Duration
+	// SOSBacklog is vassal-sos-backlog: send Reinforcements when an
+	// accept queue holds at least this many connections (0 = never).
+	SOSBacklog int
+	// MaxWorkerLifetime is max-worker-lifetime: a worker older than this
+	// (±10%) is replaced (0 = never).
+	MaxWorkerLifetime time.Duration
+	// ReloadOnRSS is reload-on-rss in bytes (the option is in MB): a
+	// worker whose RSS is larger is replaced (0 = never).
+	ReloadOnRSS uint64
+	// MasterFifo are the master-fifo paths, slots 0 to 9; the first is
+	// active at start. Read at start only.
+	MasterFifo []string
+	// Stats is stats (alias stats-server): the stats server's address,
+	// host:port or a unix socket path; StatsHTTP is stats-http. Read at
+	// start only.
+	Stats     string
+	StatsHTTP bool
+	// Daemons are attach-daemon and smart-attach-daemon, in config
+	// order. Read at start only.
+	Daemons []DaemonSpec
+	// UID and GID are uid and gid (names or numbers): after binding its
+	// sockets the vassal drops to them. Caps is cap: capabilities kept
+	// across the drop and given to the workers as ambient ones. Pidfile2
+	// is written after the drop. All read at start only.
+	UID, GID string
+	Caps     []uintptr
+	Pidfile2 string
+	// LogTo is logto: a file the vassal's log and the workers' output are
+	// appended to. Read at start only.
+	LogTo string
+	// ProcnamePrefix is procname-prefix: prefixed to the vassal's process
+	// name and to the workers' argv[0] where they are exec'd directly.
+	ProcnamePrefix string
+	// PrivilegedPatch and UnprivilegedPatch are
+	// privileged-binary-patch-arg and unprivileged-binary-patch-arg: a
+	// command that replaces the vassal once its sockets are bound (and,
+	// for the unprivileged one, after the uid and gid drop).
+	PrivilegedPatch, UnprivilegedPatch string
 }
 
 // optionRule says how the runtime treats an option it knows.
@@ -129,37 +174,56 @@ const (
 // option is an error. The harmless ones are listed with the reason they may
 // be ignored.
 var knownOptions = map[string]optionRule{
-	"http-socket":         used,
-	"socket":              used,
-	"uwsgi-socket":        used,
-	"ready-timeout":       used,
-	"heartbeat":           used,
-	"vacuum":              used,
-	"die-on-term":         used,
-	"chmod-socket":        used,
-	"reuse-port":          used,
-	"pidfile":             used,
-	"shared-socket":       used,
-	"chown-socket":        used,
-	"skip-zero":           used,
-	"worker-exec":         used,
-	"processes":           used,
-	"workers":             used, // uWSGI's alias of processes
-	"chdir":               used,
-	"env":                 used,
-	"worker-reload-mercy": used,
-	"listen":              used,
-	"strict":              used,
-	"master":              harmless, // the runtime always is a master
-	"enable-threads":      harmless, // only for embedded interpreters
-	"thunder-lock":        harmless, // only for uWSGI's own accept loop
-	"plugin":              harmless, // plugins load languages; worker-exec runs any program
-	"plugins":             harmless,
-	"need-app":            harmless, // a worker with no app exits, and is respawned
-	"single-interpreter":  harmless, // only for embedded interpreters
-	"auto-procname":       harmless, // cosmetic
-	"procname-prefix":     harmless, // cosmetic
-	"memory-report":       harmless, // only changes uWSGI's request logs
+	"http-socket":                   used,
+	"socket":                        used,
+	"uwsgi-socket":                  used,
+	"ready-timeout":                 used,
+	"heartbeat":                     used,
+	"vacuum":                        used,
+	"die-on-term":                   used,
+	"chmod-socket":                  used,
+	"reuse-port":                    used,
+	"pidfile":                       used,
+	"shared-socket":                 used,
+	"chown-socket":                  used,
+	"skip-zero":                     used,
+	"idle":                          used,
+	"die-on-idle":                   used,
+	"vassal-sos":                    used,
+	"vassal-sos-backlog":            used,
+	"max-worker-lifetime":           used,
+	"reload-on-rss":                 used,
+	"master-fifo":                   used,
+	"stats":                         used,
+	"stats-server":                  used,
+	"stats-http":                    used,
+	"attach-daemon":                 used,
+	"smart-attach-daemon":           used,
+	"uid":                           used,
+	"gid":                           used,
+	"cap":                           used,
+	"pidfile2":                      used,
+	"logto":                         used,
+	"procname-prefix":               used,
+	"privileged-binary-patch-arg":   used,
+	"unprivileged-binary-patch-arg": used,
+	"worker-exec":                   used,
+	"processes":                     used,
+	"workers":                       used, // uWSGI's alias of processes
+	"chdir":                         used,
+	"env":                           used,
+	"worker-reload-mercy":           used,
+	"listen":                        used,
+	"strict":                        used,
+	"master":                        harmless, // the runtime always is a master
+	"enable-threads":                harmless, // only for embedded interpreters
+	"thunder-lock":                  harmless, // only for uWSGI's own accept loop
+	"plugin":                        harmless, // plugins load languages; worker-exec runs any program
+	"plugins":                       harmless,
+	"need-app":                      harmless, // a worker with no app exits, and is respawned
+	"single-interpreter":            harmless, // only for embedded interpreters
+	"auto-procname":                 harmless, // cosmetic
+	"memory-report":                 harmless, // only changes uWSGI's request logs
 }
 
 // ParseSettings reads the options the runtime uses from a loaded and
@@ -305,6 +369,77 @@ func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, erro
 	s.ChownSocket = strings.TrimSpace(last(c, "chown-socket"))
 	if s.SkipZero, err = c.Bool("skip-zero"); err != nil {
 		return Settings{}, err
+	}
+	if s.Idle, err = seconds(c, "idle", 0); err != nil {
+		return Settings{}, err
+	}
+	if s.DieOnIdle, err = c.Bool("die-on-idle"); err != nil {
+		return Settings{}, err
+	}
+	if s.SOS, err = seconds(c, "vassal-sos", 0); err != nil {
+		return Settings{}, err
+	}
+	if s.SOSBacklog, err = c.Int("vassal-sos-backlog", 0); err != nil {
+		return Settings{}, err
+	}
+	if s.MaxWorkerLifetime, err = seconds(c, "max-worker-lifetime", 0); err != nil {
+		return Settings{}, err
+	}
+	rss, err := c.Int("reload-on-rss", 0)
+	if err != nil {
+		return Settings{}, err
+	}
+	if rss < 0 {
+		return Settings{}, lastErr(c, "reload-on-rss", "negative", "give megabytes, 0 disables it")
+	}
+	s.ReloadOnRSS = uint64(rss) << 20
+	for _, o := range c.Lookup("master-fifo") {
+		if strings.TrimSpace(o.Value) == "" {
+			return Settings{}, optErr(o, "empty path", "")
+		}
+		if len(s.MasterFifo) == maxFifos {
+			return Settings{}, optErr(o, fmt.Sprintf("more than %d master-fifo", maxFifos), "the slots are 0 to 9")
+		}
+		s.MasterFifo = append(s.MasterFifo, strings.TrimSpace(o.Value))
+	}
+	for _, o := range c.Options {
+		if o.Key == "stats" || o.Key == "stats-server" {
+			s.Stats = strings.TrimSpace(o.Value)
+		}
+	}
+	if s.StatsHTTP, err = c.Bool("stats-http"); err != nil {
+		return Settings{}, err
+	}
+	s.UID, s.GID = strings.TrimSpace(last(c, "uid")), strings.TrimSpace(last(c, "gid"))
+	for _, o := range c.Lookup("cap") {
+		caps, err := parseCaps(o.Value)
+		if err != nil {
+			return Settings{}, optErr(o, err.Error(), "use names such as net_bind_service,setuid")
+		}
+		s.Caps = append(s.Caps, caps...)
+	}
+	s.Pidfile2 = strings.TrimSpace(last(c, "pidfile2"))
+	s.LogTo = strings.TrimSpace(last(c, "logto"))
+	s.ProcnamePrefix = last(c, "procname-prefix")
+	s.PrivilegedPatch = strings.TrimSpace(last(c, "privileged-binary-patch-arg"))
+	s.UnprivilegedPatch = strings.TrimSpace(last(c, "unprivileged-binary-patch-arg"))
+	for _, o := range c.Options {
+		switch o.Key {
+		case "attach-daemon":
+			if strings.TrimSpace(o.Value) == "" {
+				return Settings{}, optErr(o, "empty command", "")
+			}
+			s.Daemons = append(s.Daemons, DaemonSpec{Command: o.Value})
+		case "smart-attach-daemon":
+			d, err := parseSmartDaemon(o.Value)
+			if err != nil {
+				return Settings{}, optErr(o, err.Error(), "the pidfile comes first, then the command")
+			}
+			s.Daemons = append(s.Daemons, d)
+		}
+	}
+	if s.SOSBacklog < 0 {
+		return Settings{}, lastErr(c, "vassal-sos-backlog", "negative", "0 disables it")
 	}
 	return s, nil
 }

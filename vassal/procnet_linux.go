@@ -128,3 +128,68 @@ func processGroup(pid int) int {
 	pgrp, _ := strconv.Atoi(f[2])
 	return pgrp
 }
+
+// TCP states as /proc/net/tcp prints them.
+const (
+	tcpEstablished = "01"
+	tcpListen      = "0A"
+)
+
+// tcpEntry is one line of /proc/net/tcp{,6}.
+type tcpEntry struct {
+	local   string // procNetAddr form
+	state   string
+	rxQueue uint64 // for a listening socket: connections waiting in accept
+}
+
+// readTCPTable reads /proc/net/tcp and /proc/net/tcp6 (a missing table,
+// as without IPv6, is skipped).
+func readTCPTable() ([]tcpEntry, error) {
+	var out []tcpEntry
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) < 5 || f[0] == "sl" {
+				continue
+			}
+			_, rx, _ := strings.Cut(f[4], ":")
+			q, _ := strconv.ParseUint(rx, 16, 64)
+			out = append(out, tcpEntry{local: f[1], state: f[3], rxQueue: q})
+		}
+	}
+	return out, nil
+}
+
+// netLoad is what the TCP table says about one listening socket.
+type netLoad struct {
+	queue       uint64 // connections waiting to be accepted
+	established int    // connections to it that are open
+}
+
+// loadOf finds the load of the TCP listener bound to local.
+func loadOf(entries []tcpEntry, local *net.TCPAddr) netLoad {
+	var ld netLoad
+	want := procNetAddr(local)
+	port := fmt.Sprintf(":%04X", local.Port)
+	for _, e := range entries {
+		switch e.state {
+		case tcpListen:
+			if e.local == want {
+				ld.queue = e.rxQueue
+			}
+		case tcpEstablished:
+			if strings.HasSuffix(e.local, port) && (local.IP.IsUnspecified() || e.local == want) {
+				ld.established++
+			}
+		}
+	}
+	return ld
+}

@@ -1,54 +1,3 @@
-// Package vassal is the runtime behind cmd/vassal: it runs an application
-// as a vassal of an Emperor (ours or uWSGI's), or standalone.
-//
-// The vassal reads a uWSGI-style config (see ParseSettings for the options
-// it uses), binds the sockets itself, and runs worker processes that receive
-// the sockets with the systemd convention: fds from 3 in config order,
-// LISTEN_FDS, LISTEN_PID (the worker's own pid, see ListenExec) and
-// LISTEN_FDNAMES, where each socket is named after its option, http-socket
-// or socket (an address cannot be a name: it holds ':', the separator).
-// Because the vassal holds the listening sockets, they stay open while
-// workers die, are respawned or are replaced on reload, and connections wait
-// in the listen queue instead of being refused.
-//
-// The package is Linux-only: it relies on the parent-death signal, waitid
-// and /proc.
-//
-// With UWSGI_EMPEROR_FD set, the vassal speaks the Emperor protocol:
-//
-//   - it sends Spawned (1) once its sockets are bound, before any worker;
-//   - it sends Accepting (5) when a generation of workers is ready (see
-//     below), at start and after every reload;
-//   - it sends Loyal (17) once, after the first readiness probe that
-//     succeeded: loyal = the application answered a request;
-//   - on Stop (0) or GracefulStop (2) it stops its workers (SIGTERM, then
-//     SIGKILL after worker-reload-mercy), removes the unix sockets it
-//     created and exits 0;
-//   - on Reload (1) it reads its config again (asking the Emperor for it
-//     with ConfigRequest (2) when it came over the config channel), starts a
-//     new generation of workers on the same listening sockets, and once one
-//     of them is ready stops the old ones, then sends Accepting again;
-//   - when the Emperor closes the channel it stops everything and exits 1.
-//
-// Readiness. A generation of workers is ready when one of its workers
-// serves a probe, sent every 20 ms (after 30 s without success the vassal
-// logs a warning and probes less often, up to every 2 s):
-//
-//   - http-socket: an HTTP GET / to the socket gets an HTTP response, any
-//     status;
-//   - socket: a worker accepts a TCP connection;
-//   - no socket: a worker has been running for 100 ms.
-//
-// On TCP the vassal sees which process accepted the probe connection (its
-// inode in /proc/net/tcp, then the worker holding it), so during a reload an
-// answer from an old worker does not count. Where it cannot see that (unix
-// sockets), any HTTP response counts, and for socket a successful connect
-// once the workers have run for 100 ms.
-//
-// SIGTERM, SIGINT and SIGQUIT (the context given to Run) stop the workers
-// and exit 0. A worker that dies is respawned after a backoff that starts
-// at 100 ms, doubles up to 5 s, and starts over once a worker has lived
-// 10 s.
 package vassal
 
 import (
@@ -122,11 +71,30 @@ func Run(ctx context.Context, o Options) error {
 		events:  make(chan event, 64),
 		done:    make(chan struct{}),
 		spawns:  make(chan spawnRequest),
+		name:    NameOf(o.Args),
+		started: time.Now(),
 		sockets: map[socketKey]*listener{},
 		shared:  map[string]*listener{},
 	}
 	r.leaders.Store(&[]int{})
+	go spawner(r.spawns)
+	defer close(r.spawns) // after every worker is reaped: see loop
+	var logFile *os.File
+	err := r.run(ctx, &logFile)
+	if err != nil && logFile != nil {
+		// The caller logs the failure to its own output; logto gets it
+		// too.
+		r.log.Error("vassal failed", "err", err)
+	}
+	if logFile != nil {
+		logFile.Close()
+	}
+	return err
+}
 
+// run is Run once the runner exists. It sets *logFile when logto opened
+// one.
+func (r *runner) run(ctx context.Context, logFile **os.File) error {
 	em, err := openEmperor(r.getenv)
 	if err != nil {
 		return fmt.Errorf("emperor channel: %w", err)
@@ -136,11 +104,27 @@ func Run(ctx context.Context, o Options) error {
 	if em != nil && em.cfg != nil {
 		fetch = func(string) ([]byte, error) { return em.initialConfig() }
 	}
-	settings, err := loadSettings(o.Args, r.getenv, fetch, r.log)
+	settings, err := loadSettings(r.o.Args, r.getenv, fetch, r.log)
 	if err != nil {
 		return err
 	}
 	r.settings = settings
+	if settings.LogTo != "" {
+		f, err := openLogTo(settings.LogTo)
+		if err != nil {
+			return err
+		}
+		*logFile = f
+		r.o.Stdout, r.o.Stderr = f, f
+		level := slog.LevelInfo
+		if r.o.Logger.Enabled(context.Background(), slog.LevelDebug) {
+			level = slog.LevelDebug
+		}
+		r.log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})).With("vassal", r.name)
+	}
+	if settings.ProcnamePrefix != "" {
+		setProcname(settings.ProcnamePrefix+"vassal", r.log)
+	}
 	socks, err := r.acquireSockets(settings)
 	if err != nil {
 		return err
@@ -152,6 +136,49 @@ func Run(ctx context.Context, o Options) error {
 		}
 		r.pidfiles = append(r.pidfiles, settings.Pidfile)
 	}
+	if settings.PrivilegedPatch != "" {
+		return r.binaryPatch(settings.PrivilegedPatch, socks)
+	}
+	if err := r.dropPrivileges(settings); err != nil {
+		r.releaseSockets(socks)
+		return err
+	}
+	if settings.Pidfile2 != "" {
+		if err := writePidfile(settings.Pidfile2); err != nil {
+			r.releaseSockets(socks)
+			return err
+		}
+		r.pidfiles = append(r.pidfiles, settings.Pidfile2)
+	}
+	if settings.UnprivilegedPatch != "" {
+		return r.binaryPatch(settings.UnprivilegedPatch, socks)
+	}
+	if nb, err := openNotify(); err != nil {
+		r.log.Warn("no sd_notify bridge for the workers", "err", err)
+	} else {
+		r.notify = nb
+		defer nb.close()
+		go nb.read(func(m notifyMsg) { r.post(notified{msg: m, pgrp: processGroup(m.pid)}) })
+	}
+	if len(settings.MasterFifo) > 0 {
+		closeFifos, err := r.openFifos(settings.MasterFifo)
+		if err != nil {
+			r.releaseSockets(socks)
+			return err
+		}
+		r.fifoCount = len(settings.MasterFifo)
+		defer closeFifos()
+	}
+	if settings.Stats != "" {
+		st, err := listenStats(settings.Stats, settings.StatsHTTP)
+		if err != nil {
+			r.releaseSockets(socks)
+			return err
+		}
+		r.log.Info("stats server listening", "addr", st.ln.Addr().String(), "http", settings.StatsHTTP)
+		defer func() { st.close(r.settings.Vacuum) }()
+		go st.serve(r)
+	}
 	if em != nil {
 		go em.readControl(
 			func(b protocol.Byte) { r.post(emperorByte{b}) },
@@ -159,8 +186,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	r.send(protocol.Spawned)
 
-	go spawner(r.spawns)
-	defer close(r.spawns) // after every worker is reaped: see loop
 	err = r.loop(ctx, settings, socks)
 	for _, l := range r.shared {
 		if cerr := l.close(r.settings.Vacuum); cerr != nil {
@@ -175,6 +200,26 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	return err
+}
+
+// openLogTo opens the logto file for appending, creating it 0640.
+func openLogTo(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("logto: %w", err)
+	}
+	return f, nil
+}
+
+// setProcname sets the vassal's process name (/proc/self/comm, at most 15
+// bytes).
+func setProcname(name string, log *slog.Logger) {
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	if err := os.WriteFile("/proc/self/comm", []byte(name), 0); err != nil {
+		log.Warn("procname-prefix: cannot set the process name", "err", err)
+	}
 }
 
 // writePidfile writes the vassal's pid to path.
@@ -223,6 +268,13 @@ type workerExited struct {
 	reap           chan struct{}
 }
 
+// notified is an sd_notify message from a process whose process group is
+// pgrp.
+type notified struct {
+	msg  notifyMsg
+	pgrp int
+}
+
 // readyTimedOut: ready-timeout passed since the vassal started.
 type readyTimedOut struct{ after time.Duration }
 
@@ -239,18 +291,35 @@ type mercyExpired struct{ gen int }
 // probed is one readiness probe outcome for a generation.
 type probed struct {
 	gen     int
+	forSlot int // a replacement worker's probe (see recycle), or 0
 	outcome probeOutcome
 }
 
-func (emperorByte) isEvent()  {}
-func (emperorLost) isEvent()  {}
-func (configLoaded) isEvent() {}
-func (workerExited) isEvent() {}
-func (respawnDue) isEvent()   {}
-func (mercyExpired) isEvent() {}
-func (probed) isEvent()       {}
+func (emperorByte) isEvent()   {}
+func (emperorLost) isEvent()   {}
+func (configLoaded) isEvent()  {}
+func (workerExited) isEvent()  {}
+func (respawnDue) isEvent()    {}
+func (mercyExpired) isEvent()  {}
+func (probed) isEvent()        {}
 func (readyTimedOut) isEvent() {}
-func (heartbeatDue) isEvent()  {}
+func (notified) isEvent()      {}
+func (netSample) isEvent()     {}
+
+// netSample is one reading of the TCP table, for idle and vassal-sos.
+type netSample struct {
+	at      time.Time
+	entries []tcpEntry
+	err     error
+}
+
+// sosBacklogEvery rate-limits vassal-sos-backlog.
+const sosBacklogEvery = 5 * time.Second
+
+// sampleEvery is the period of the TCP table readings.
+const sampleEvery = time.Second
+
+func (heartbeatDue) isEvent() {}
 
 // socketKey identifies a socket across config versions.
 type socketKey struct {
@@ -279,7 +348,7 @@ type runner struct {
 	// Owned by the loop.
 	sockets     map[socketKey]*listener
 	shared      map[string]*listener // shared-socket by address, bound once
-	gens        []*generation // oldest first
+	gens        []*generation        // oldest first
 	nextGen     int
 	loyal       bool
 	loading     bool // a config reload is being read
@@ -296,6 +365,38 @@ type runner struct {
 	// heartbeatSeq invalidates older timers.
 	heartbeat    time.Duration
 	heartbeatSeq int
+	notify       *notifyBridge // nil when it could not be created
+	// Load watching (idle, vassal-sos): sampling says the sampler runs.
+	sampling     bool
+	lastActive   time.Time // last sample with an open connection
+	idled        bool      // idle fired: workers stopped, waiting for the Emperor
+	warnedIdle   bool
+	queuedSince  time.Time // accept queue non-empty since, or zero
+	lastSOS      time.Time
+	lastBacklog  time.Time
+	sampleCancel context.CancelFunc
+	// Recycling (supervise.go).
+	supervising bool
+	recycling   bool // a replacement worker is starting
+	lastRSS     time.Time
+	// Master FIFO and stats.
+	name         string
+	started      time.Time
+	paused       bool
+	brutal       bool // stop workers with SIGKILL
+	brutalReload bool // the reload being read kills the old workers
+	activeFifo   int
+	fifoCount    int
+	daemons      []*daemon
+	ambientCaps  []uintptr // cap, kept across the uid drop, for workers
+}
+
+// notifyPath is the NOTIFY_SOCKET workers get, or "".
+func (r *runner) notifyPath() string {
+	if r.notify == nil {
+		return ""
+	}
+	return r.notify.path
 }
 
 // maxFailuresBeforeReady is how many worker failures in a row, before the
@@ -325,6 +426,28 @@ type worker struct {
 	backoff time.Duration // wait before its latest (re)start; 0 at first
 	seq     int           // bumped for every respawn timer
 	timer   *time.Timer   // pending respawn
+	// From sd_notify, reset at every start: the last STATUS= and the time
+	// of the last WATCHDOG=1 (zero: the worker does not use the watchdog).
+	status   string
+	watchdog time.Time
+	respawns int // starts of this slot after the first
+	// Recycling (max-worker-lifetime, reload-on-rss): lifetime is this
+	// worker's jittered limit; replaces is the slot a replacement takes
+	// over once ready; retired marks a replaced worker, never respawned.
+	lifetime    time.Duration
+	replaces    int
+	retired     bool
+	cancelProbe context.CancelFunc
+}
+
+// worker returns the worker in slot, or nil.
+func (g *generation) worker(slot int) *worker {
+	for _, w := range g.workers {
+		if w.slot == slot {
+			return w
+		}
+	}
+	return nil
 }
 
 // post delivers an event to the loop, or drops it once the loop is gone.
@@ -365,7 +488,13 @@ func (r *runner) loop(ctx context.Context, settings Settings, socks []*listener)
 		defer t.Stop()
 	}
 	ctxDone := ctx.Done()
-	for !r.stopping || len(r.gens) > 0 {
+	defer func() {
+		if r.sampleCancel != nil {
+			r.sampleCancel()
+		}
+	}()
+	r.startDaemons(settings)
+	for !r.stopping || len(r.gens) > 0 || r.daemonsRunning() {
 		select {
 		case <-ctxDone:
 			ctxDone = nil
@@ -406,42 +535,25 @@ func (r *runner) handle(ev event) {
 		}
 	case heartbeatDue:
 		r.heartbeatDue(ev)
+	case notified:
+		r.notified(ev)
+	case netSample:
+		r.watchLoad(ev)
+	case superviseTick:
+		r.supervise()
+	case retireMercy:
+		r.retireMercyExpired(ev)
+	case daemonDue:
+		r.daemonDue(ev)
+	case daemonExited:
+		r.daemonExited(ev)
+	case daemonMercy:
+		r.daemonMercyExpired()
+	case fifoCommand:
+		r.fifoSaid(ev)
+	case statsRequest:
+		ev.reply <- r.statsDoc()
 	}
-}
-
-// signaled handles a signal the caller passed on.
-func (r *runner) signaled(sig os.Signal) {
-	switch {
-	case sig == syscall.SIGHUP, sig == syscall.SIGTERM && !r.settings.DieOnTerm:
-		r.log.Info("graceful reload", "signal", sig.String())
-		r.emperorSaid(protocol.Reload)
-	default:
-		r.stop("signal "+sig.String(), nil)
-	}
-}
-
-// setHeartbeat (re)starts the heartbeat timer when the period changed.
-func (r *runner) setHeartbeat(d time.Duration) {
-	if d == r.heartbeat || r.em == nil {
-		return
-	}
-	r.heartbeat = d
-	r.heartbeatSeq++
-	if d > 0 {
-		r.after(d, heartbeatDue{seq: r.heartbeatSeq})
-	}
-}
-
-// heartbeatDue sends Heartbeat (26) while a worker of the newest
-// generation runs, and arms the next one.
-func (r *runner) heartbeatDue(ev heartbeatDue) {
-	if ev.seq != r.heartbeatSeq || r.stopping {
-		return
-	}
-	if n := len(r.gens); n > 0 && slices.ContainsFunc(r.gens[n-1].workers, func(w *worker) bool { return w.cmd != nil }) {
-		r.send(protocol.Heartbeat)
-	}
-	r.after(r.heartbeat, heartbeatDue{seq: r.heartbeatSeq})
 }
 
 // emperorSaid handles a control byte.
@@ -506,80 +618,17 @@ func (r *runner) configLoaded(ev configLoaded) {
 			r.stopGeneration(g, "superseded by a newer reload")
 		}
 	}
+	if r.brutalReload {
+		// Master FIFO R: the old workers die now, without waiting for the
+		// new ones.
+		r.brutalReload, r.brutal = false, true
+		for _, g := range r.gens {
+			r.stopGeneration(g, "brutal reload")
+		}
+		r.brutal = false
+	}
 	r.settings = ev.settings
 	r.startGeneration(ev.settings, socks)
-}
-
-// acquireSockets returns the listeners settings needs, reusing the ones
-// already bound and binding the others. Each returned listener counts one
-// more user. On error nothing is acquired.
-func (r *runner) acquireSockets(s Settings) ([]*listener, error) {
-	var out, fresh []*listener
-	for _, spec := range s.Sockets {
-		key := keyOf(spec)
-		if l := r.sockets[key]; l != nil {
-			if slices.Contains(out, l) {
-				continue
-			}
-			if err := l.setBacklog(s.Listen); err != nil {
-				r.log.Warn("cannot change the listen queue", "addr", spec.Addr, "listen", s.Listen, "err", err)
-			}
-			out = append(out, l)
-			continue
-		}
-		l, err := r.bind(spec, s)
-		if err != nil {
-			for _, l := range fresh {
-				l.close(true)
-				delete(r.sockets, keyOf(l.spec))
-			}
-			return nil, fmt.Errorf("%s: %s %s: %w", where(spec.File, spec.Line), spec.Kind, spec.Addr, err)
-		}
-		r.log.Info("socket bound", "option", spec.Kind.String(), "addr", spec.Addr, "bound", l.dial)
-		r.sockets[key] = l
-		fresh = append(fresh, l)
-		out = append(out, l)
-	}
-	for _, l := range out {
-		l.users++
-	}
-	return out, nil
-}
-
-// bind binds the socket spec names; a reference to a shared-socket binds
-// that one once and returns a duplicate of it.
-func (r *runner) bind(spec SocketSpec, s Settings) (*listener, error) {
-	o := bindOptions{backlog: s.Listen, chmod: s.ChmodSocket, reusePort: s.ReusePort, chown: s.ChownSocket}
-	if spec.Shared == 0 {
-		return bindSocketWith(spec, o)
-	}
-	sh := r.shared[spec.Addr]
-	if sh == nil {
-		var err error
-		if sh, err = bindSocketWith(SocketSpec{Kind: RawSocket, Addr: spec.Addr, File: spec.File, Line: spec.Line}, o); err != nil {
-			return nil, fmt.Errorf("shared-socket: %w", err)
-		}
-		r.log.Info("shared socket bound", "addr", spec.Addr, "bound", sh.dial)
-		r.shared[spec.Addr] = sh
-	}
-	return dupListener(sh, spec)
-}
-
-// releaseSockets drops a generation's hold on its sockets and closes the
-// ones nobody uses any more.
-func (r *runner) releaseSockets(socks []*listener) {
-	for _, l := range socks {
-		l.users--
-		if l.users > 0 {
-			continue
-		}
-		delete(r.sockets, keyOf(l.spec))
-		if err := l.close(r.settings.Vacuum); err != nil {
-			r.log.Warn("closing socket", "addr", l.spec.Addr, "err", err)
-		} else {
-			r.log.Info("socket closed", "option", l.spec.Kind.String(), "addr", l.spec.Addr)
-		}
-	}
 }
 
 // startGeneration starts settings.Processes workers on socks and probes
@@ -595,13 +644,24 @@ func (r *runner) startGeneration(s Settings, socks []*listener) {
 		self:    r.o.Self,
 		command: s.Exec,
 		dir:     s.Chdir,
-		env:     workerEnv(r.o.Env, s.Env, socks),
+		env:     workerEnv(r.o.Env, s.Env, socks, r.notifyPath()),
 		files:   files,
+		caps:    r.ambientCaps,
+		prefix:  s.ProcnamePrefix,
 		stdout:  r.o.Stdout,
 		stderr:  r.o.Stderr,
 	}
 	r.gens = append(r.gens, g)
 	r.setHeartbeat(s.Heartbeat)
+	r.idled = false
+	r.startSupervising(s)
+	r.lastActive = time.Now()
+	if !r.sampling && ((s.Idle > 0 && s.DieOnIdle) || s.SOS > 0 || s.SOSBacklog > 0) {
+		r.sampling = true
+		ctx, cancel := context.WithCancel(context.Background())
+		r.sampleCancel = cancel
+		go r.sample(ctx)
+	}
 	r.log.Info("starting workers", "gen", g.id, "processes", s.Processes, "exec", s.Exec)
 	for i := range s.Processes {
 		w := &worker{slot: i + 1}
@@ -649,7 +709,12 @@ func (r *runner) startWorker(g *generation, w *worker) {
 		r.workerFailed(g, w, 0, "worker-exec: "+res.err.Error())
 		return
 	}
+	if !w.started.IsZero() {
+		w.respawns++
+	}
 	w.cmd, w.pid, w.started = res.cmd, res.cmd.Process.Pid, time.Now()
+	w.status, w.watchdog = "", time.Time{}
+	w.lifetime = jittered(g.settings.MaxWorkerLifetime)
 	r.updateLeaders()
 	r.log.Info("worker started", "gen", g.id, "worker", w.slot, "pid", w.pid)
 	cmd, gen, slot, pid := res.cmd, g.id, w.slot, w.pid
@@ -681,16 +746,20 @@ func (r *runner) generation(id int) *generation {
 func (r *runner) workerExited(ev workerExited) {
 	defer close(ev.reap)
 	g := r.generation(ev.gen)
-	if g == nil || ev.slot < 1 || ev.slot > len(g.workers) || g.workers[ev.slot-1].pid != ev.pid {
+	w := g.worker(ev.slot)
+	if w == nil || w.pid != ev.pid {
 		return
 	}
-	w := g.workers[ev.slot-1]
 	lived := time.Since(w.started)
 	w.cmd = nil
 	r.updateLeaders()
 	how := ev.exit.String()
 	if ev.err != nil {
 		how = ev.err.Error()
+	}
+	if w.retired || w.replaces != 0 {
+		r.recycledExited(g, w, how)
+		return
 	}
 	if g.stopping {
 		r.log.Info("worker stopped", "gen", g.id, "worker", w.slot, "pid", ev.pid, "how", how)
@@ -709,6 +778,12 @@ func (r *runner) workerExited(ev workerExited) {
 // gives up after maxFailuresBeforeReady in a row, and otherwise schedules
 // the respawn.
 func (r *runner) workerFailed(g *generation, w *worker, lived time.Duration, cause string) {
+	if w.replaces != 0 {
+		r.log.Warn("replacement worker failed; the old worker keeps serving", "gen", g.id, "worker", w.slot, "cause", cause)
+		r.dropReplacement(w)
+		g.workers = removeWorker(g.workers, w)
+		return
+	}
 	if !r.loyal {
 		r.failures++
 		r.cause = cause
@@ -734,8 +809,8 @@ func (r *runner) respawnDue(ev respawnDue) {
 	if g == nil || g.stopping {
 		return
 	}
-	w := g.workers[ev.slot-1]
-	if w.seq != ev.seq || w.cmd != nil {
+	w := g.worker(ev.slot)
+	if w == nil || w.seq != ev.seq || w.cmd != nil {
 		return
 	}
 	w.timer = nil
@@ -744,6 +819,10 @@ func (r *runner) respawnDue(ev respawnDue) {
 
 // probed handles a readiness probe outcome.
 func (r *runner) probed(ev probed) {
+	if ev.forSlot != 0 {
+		r.replacementProbed(ev)
+		return
+	}
 	g := r.generation(ev.gen)
 	if g == nil || g.ready || g.stopping || !ev.outcome.answered {
 		return
@@ -779,6 +858,7 @@ func (r *runner) stop(reason string, err error) {
 	for _, g := range r.gens {
 		r.stopGeneration(g, reason)
 	}
+	r.stopDaemons(r.settings.Mercy)
 }
 
 // stopGeneration sends SIGTERM to every worker of g, and SIGKILL to those
@@ -791,7 +871,7 @@ func (r *runner) stopGeneration(g *generation, reason string) {
 	g.cancelProbe()
 	r.log.Info("stopping workers", "gen", g.id, "reason", reason, "mercy", g.settings.Mercy)
 	sig := syscall.SIGTERM
-	if g.settings.Mercy == 0 {
+	if g.settings.Mercy == 0 || r.brutal {
 		sig = syscall.SIGKILL
 	}
 	for _, w := range g.workers {

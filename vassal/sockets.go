@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,12 +20,24 @@ import (
 // backlog across worker restarts and reloads instead of being refused.
 type listener struct {
 	spec    SocketSpec
-	file    *os.File // the listening socket: blocking, close-on-exec
-	network string   // "tcp" or "unix", for probing
-	dial    string   // address a probe connects to
-	unlink  string   // unix socket file this vassal created, removed on close
-	backlog int      // current listen queue length
-	users   int      // generations using it; owned by the loop
+	file    *os.File     // the listening socket: blocking, close-on-exec
+	network string       // "tcp" or "unix", for probing
+	dial    string       // address a probe connects to
+	unlink  string       // unix socket file this vassal created, removed on close
+	backlog int          // current listen queue length
+	users   int          // generations using it; owned by the loop
+	local   *net.TCPAddr // bound TCP address, nil for unix sockets
+}
+
+// tcpAddrOf converts a bound inet address, or returns nil.
+func tcpAddrOf(sa unix.Sockaddr) *net.TCPAddr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To4(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	}
+	return nil
 }
 
 // bindSocket creates, binds and listens on the socket spec names, with
@@ -135,7 +148,7 @@ func bindSocketWith(spec SocketSpec, o bindOptions) (_ *listener, retErr error) 
 		if err != nil {
 			return nil, os.NewSyscallError("getsockname", err)
 		}
-		l.dial = dialAddr(bound)
+		l.dial, l.local = dialAddr(bound), tcpAddrOf(bound)
 	}
 	l.file = os.NewFile(uintptr(fd), spec.Kind.String()+" "+spec.Addr)
 	return l, nil
@@ -302,7 +315,7 @@ func adoptListener(spec SocketSpec, n, backlog int) (*listener, error) {
 	case *unix.SockaddrUnix:
 		l.network, l.dial = "unix", a.Name
 	default:
-		l.network, l.dial = "tcp", dialAddr(sa)
+		l.network, l.dial, l.local = "tcp", dialAddr(sa), tcpAddrOf(sa)
 	}
 	if err := unix.Listen(n, backlog); err != nil {
 		return nil, os.NewSyscallError("listen", err)
@@ -363,4 +376,76 @@ func lookupOwner(spec string) (uid, gid int, err error) {
 		}
 	}
 	return uid, gid, nil
+}
+
+// acquireSockets returns the listeners settings needs, reusing the ones
+// already bound and binding the others. Each returned listener counts one
+// more user. On error nothing is acquired.
+func (r *runner) acquireSockets(s Settings) ([]*listener, error) {
+	var out, fresh []*listener
+	for _, spec := range s.Sockets {
+		key := keyOf(spec)
+		if l := r.sockets[key]; l != nil {
+			if slices.Contains(out, l) {
+				continue
+			}
+			if err := l.setBacklog(s.Listen); err != nil {
+				r.log.Warn("cannot change the listen queue", "addr", spec.Addr, "listen", s.Listen, "err", err)
+			}
+			out = append(out, l)
+			continue
+		}
+		l, err := r.bind(spec, s)
+		if err != nil {
+			for _, l := range fresh {
+				l.close(true)
+				delete(r.sockets, keyOf(l.spec))
+			}
+			return nil, fmt.Errorf("%s: %s %s: %w", where(spec.File, spec.Line), spec.Kind, spec.Addr, err)
+		}
+		r.log.Info("socket bound", "option", spec.Kind.String(), "addr", spec.Addr, "bound", l.dial)
+		r.sockets[key] = l
+		fresh = append(fresh, l)
+		out = append(out, l)
+	}
+	for _, l := range out {
+		l.users++
+	}
+	return out, nil
+}
+
+// bind binds the socket spec names; a reference to a shared-socket binds
+// that one once and returns a duplicate of it.
+func (r *runner) bind(spec SocketSpec, s Settings) (*listener, error) {
+	o := bindOptions{backlog: s.Listen, chmod: s.ChmodSocket, reusePort: s.ReusePort, chown: s.ChownSocket}
+	if spec.Shared == 0 {
+		return bindSocketWith(spec, o)
+	}
+	sh := r.shared[spec.Addr]
+	if sh == nil {
+		var err error
+		if sh, err = bindSocketWith(SocketSpec{Kind: RawSocket, Addr: spec.Addr, File: spec.File, Line: spec.Line}, o); err != nil {
+			return nil, fmt.Errorf("shared-socket: %w", err)
+		}
+		r.log.Info("shared socket bound", "addr", spec.Addr, "bound", sh.dial)
+		r.shared[spec.Addr] = sh
+	}
+	return dupListener(sh, spec)
+}
+
+// releaseSockets drops a generation's hold on its sockets and closes the
+// ones nobody uses any more.
+func (r *runner) releaseSockets(socks []*listener) {
+	for _, l := range socks {
+		l.users--
+		if l.users > 0 {
+			continue
+		}
+		delete(r.sockets, keyOf(l.spec))
+		if err := l.close(r.settings.Vacuum); err != nil {
+			r.log.Warn("closing socket", "addr", l.spec.Addr, "err", err)
+		} else {
+			r.log.Info("socket closed", "option", l.spec.Kind.String(), "addr", l.spec.Addr)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,9 +63,47 @@ func ListenExec(args []string) {
 		fmt.Fprintf(os.Stderr, "vassal %s: %v\n", ListenExecArg, err)
 		os.Exit(127)
 	}
+	if prefix, ok := os.LookupEnv(procnameEnv); ok {
+		os.Unsetenv(procnameEnv)
+		if argv := plainCommand(args[0]); argv != nil {
+			// Exec the program itself, so its argv[0] can carry the
+			// prefix (a shell cannot set argv[0] portably).
+			if path, err := exec.LookPath(argv[0]); err == nil {
+				argv[0] = prefix + argv[0]
+				err = syscall.Exec(path, argv, os.Environ())
+				fmt.Fprintf(os.Stderr, "vassal %s: exec %s: %v\n", ListenExecArg, path, err)
+				os.Exit(127)
+			}
+		}
+	}
 	err := syscall.Exec("/bin/sh", []string{"/bin/sh", "-c", shellCommand(args[0])}, os.Environ())
 	fmt.Fprintf(os.Stderr, "vassal %s: exec /bin/sh: %v\n", ListenExecArg, err)
 	os.Exit(127)
+}
+
+// procnameEnv passes procname-prefix to ListenExec.
+const procnameEnv = "VASSAL_PROCNAME_PREFIX"
+
+// plainCommand splits a command made only of words without any shell
+// syntax (quotes, variables, globs, redirections, operators), or returns
+// nil: such a command means the same exec'd directly as run by /bin/sh.
+func plainCommand(command string) []string {
+	f := strings.Fields(command)
+	if len(f) == 0 || strings.Contains(f[0], "=") {
+		return nil
+	}
+	for _, r := range command {
+		ok := r == ' ' || r == '\t' || r == '_' || r == '.' || r == '/' || r == '-' || r == '+' || r == ',' || r == ':' || r == '@' || r == '%' || r == '=' ||
+			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return nil
+		}
+	}
+	switch f[0] {
+	case "exec", "if", "for", "while", "until", "case", "function", "{", "!":
+		return nil
+	}
+	return f
 }
 
 // shellCommand returns the script /bin/sh -c runs for a worker-exec command.
@@ -103,16 +142,19 @@ type workerSpec struct {
 	dir     string     // chdir
 	env     []string   // full environment, LISTEN_* included but LISTEN_PID
 	files   []*os.File // listening sockets, become fds 3, 4, ...
+	caps    []uintptr  // ambient capabilities (cap)
+	prefix  string     // procname-prefix
 	stdout  io.Writer
 	stderr  io.Writer
 }
 
 // workerEnv builds a worker's environment: the vassal's own, without the
 // Emperor protocol's variables (a worker is not a vassal) and stale LISTEN_*
-// ones, then the env options, then the socket-passing variables.
-func workerEnv(base, extra []string, sockets []*listener) []string {
-	env := make([]string, 0, len(base)+len(extra)+2)
-	drop := []string{protocol.EnvFD + "=", protocol.EnvConfigFD + "=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES="}
+// ones, then the env options, then the socket-passing variables and, when
+// notify is not "", NOTIFY_SOCKET.
+func workerEnv(base, extra []string, sockets []*listener, notify string) []string {
+	env := make([]string, 0, len(base)+len(extra)+3)
+	drop := []string{protocol.EnvFD + "=", protocol.EnvConfigFD + "=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", notifyEnv + "="}
 next:
 	for _, kv := range base {
 		for _, p := range drop {
@@ -130,6 +172,9 @@ next:
 		}
 		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(sockets)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 	}
+	if notify != "" {
+		env = append(env, notifyEnv+"="+notify)
+	}
 	return env
 }
 
@@ -138,17 +183,22 @@ next:
 // group (so a stop reaches whatever the command forks), and SIGKILL when the
 // thread that spawned it dies.
 func (s *workerSpec) cmd(stderr *os.File) *exec.Cmd {
+	env := s.env
+	if s.prefix != "" {
+		env = append(slices.Clip(env), procnameEnv+"="+s.prefix)
+	}
 	cmd := &exec.Cmd{
 		Path:       s.self,
 		Args:       []string{"vassal-worker", ListenExecArg, s.command},
-		Env:        s.env,
+		Env:        env,
 		Dir:        s.dir,
 		ExtraFiles: s.files,
 		Stdout:     s.stdout,
 		Stderr:     stderr,
 		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid:   true,
-			Pdeathsig: syscall.SIGKILL,
+			Setpgid:     true,
+			Pdeathsig:   syscall.SIGKILL,
+			AmbientCaps: s.caps,
 		},
 		// Output copying (when Stdout or Stderr is not a file) must not
 		// outlive the worker: a daemonized grandchild may hold the pipe.
@@ -216,7 +266,12 @@ func (t *stderrTap) lastLine(d time.Duration) string {
 type spawnRequest struct {
 	spec   *workerSpec
 	stderr *os.File // the worker's stderr: the write end of its tap
-	reply  chan spawnReply
+	// prepared, when not nil, is started as is instead of spec (daemons).
+	prepared *exec.Cmd
+	// run, when not nil, is run on the spawner thread instead (see
+	// onSpawner); its error is the reply's.
+	run   func() error
+	reply chan spawnReply
 }
 
 // spawnReply is the spawner's answer.
@@ -234,7 +289,14 @@ func spawner(reqs <-chan spawnRequest) {
 	runtime.LockOSThread()
 	// Never unlocked: when this goroutine returns, the thread exits.
 	for r := range reqs {
-		cmd := r.spec.cmd(r.stderr)
+		if r.run != nil {
+			r.reply <- spawnReply{err: r.run()}
+			continue
+		}
+		cmd := r.prepared
+		if cmd == nil {
+			cmd = r.spec.cmd(r.stderr)
+		}
 		err := cmd.Start()
 		r.reply <- spawnReply{cmd: cmd, err: err}
 	}
@@ -275,7 +337,12 @@ const (
 // reaped its pid (and so its group id) cannot be reused, so the kill cannot
 // hit an unrelated process. The caller reaps the worker with cmd.Wait once
 // the loop no longer signals it.
-func awaitExit(pid int) (workerExit, error) {
+func awaitExit(pid int) (workerExit, error) { return waitExit(pid, true) }
+
+// waitExit is awaitExit; with killGroup false the process group is left
+// alone (a smart daemon's starter leaves its daemon behind, which may not
+// have left the group yet).
+func waitExit(pid int, killGroup bool) (workerExit, error) {
 	var info unix.Siginfo
 	for {
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
@@ -287,7 +354,9 @@ func awaitExit(pid int) (workerExit, error) {
 		}
 		break
 	}
-	_ = unix.Kill(-pid, unix.SIGKILL) // ESRCH: the group is empty but for the zombie
+	if killGroup {
+		_ = unix.Kill(-pid, unix.SIGKILL) // ESRCH: the group is empty but for the zombie
+	}
 	status := childStatus(&info)
 	switch info.Code {
 	case cldKilled, cldDumped:

@@ -27,11 +27,12 @@ import (
 const usage = `usage: vassal --ini app.ini | --xml F | --yaml F | --json F | --set key=value ...
 
 Runs worker-exec in processes workers on the sockets the config names
-(http-socket, socket), passing them with LISTEN_FDS. Under an Emperor
-(UWSGI_EMPEROR_FD set) it speaks the Emperor protocol; a config may then be
-emperor://NAME, read from UWSGI_EMPEROR_FD_CONFIG. Options: http-socket,
-socket, worker-exec, processes, chdir, env, worker-reload-mercy, listen,
-strict, master.
+(http-socket, socket, uwsgi-socket, shared-socket, fd://N, fd 0), passing
+them with LISTEN_FDS. Under an Emperor (UWSGI_EMPEROR_FD set) it speaks the
+Emperor protocol; a config may then be emperor://NAME, read from
+UWSGI_EMPEROR_FD_CONFIG. See the documentation of package vassal for every
+option (go doc github.com/emperor-dev/emperor/vassal).
+SIGHUP reloads; SIGTERM stops (reloads with die-on-term = false).
 `
 
 func main() {
