@@ -44,7 +44,7 @@ fuzz:
 bench: setup-test build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) build -o $(BIN)/emperor-bench ./bench
-	$(BIN)/emperor-bench -emperor $(BIN)/emperor
+	$(BIN)/emperor-bench -emperor $(BIN)/emperor -vassal $(BIN)/vassal -hello $(BIN)/hello
 
 clean:
 	rm -rf $(BIN)
