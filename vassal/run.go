@@ -884,6 +884,10 @@ func (r *runner) stopGeneration(g *generation, reason string) {
 			if err := signalGroup(w.pid, sig); err != nil {
 				r.log.Error("cannot signal worker", "gen", g.id, "worker", w.slot, "pid", w.pid, "err", err)
 			}
+			if r.paused {
+				// A stopped process only acts on SIGTERM once continued.
+				_ = signalGroup(w.pid, syscall.SIGCONT)
+			}
 		}
 	}
 	if g.settings.Mercy > 0 {

@@ -10,7 +10,7 @@ given as its first argument (default 127.0.0.1:8080). Every request gets
     hello from NAME pid PID
 
 where NAME is the NAME environment variable ("hello" when unset). SIGTERM
-stops it after the request in flight.
+stops it once the requests it accepted are answered.
 """
 
 import http.server
@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 
 LISTEN_FDS_START = 3
 NAME = os.environ.get("NAME") or "hello"
@@ -63,16 +64,20 @@ def main():
     else:
         host, _, port = (sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:8080").rpartition(":")
         server = http.server.ThreadingHTTPServer((host or "127.0.0.1", int(port)), Hello)
-    server.daemon_threads = True
+    # On SIGTERM finish what was accepted: serve_forever stops between two
+    # requests (shutdown must run on another thread) and server_close waits
+    # for the handler threads, so no accepted connection is dropped.
+    server.daemon_threads = False
+    server.block_on_close = True
 
     def terminate(signum, frame):
-        raise SystemExit(0)
+        threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, terminate)
     sys.stderr.write(f"hello.py[{os.getpid()}] serving on {server.socket.getsockname()}\n")
     try:
         server.serve_forever()
-    except (SystemExit, KeyboardInterrupt):
+    except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
