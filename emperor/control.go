@@ -181,7 +181,7 @@ func (e *Emperor) heartbeatDue(v *vassal) {
 	e.log.Warn("vassal missed its heartbeat: SIGKILL", e.attrs(v, "last", late.Round(time.Millisecond), "required", e.opts.RequiredHeartbeat)...)
 	v.killReason = fmt.Sprintf("no heartbeat for %s", late.Round(time.Second))
 	v.killCause = "heartbeat"
-	if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
+	if err := killTree(v.proc); err != nil {
 		e.log.Error("kill failed", e.attrs(v, "err", err)...)
 	}
 }

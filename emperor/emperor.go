@@ -449,7 +449,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 		// Cannot happen: Spawning is only left through here. Never leak.
 		e.log.Error("spawn result for a vassal not spawning (bug)", "vassal", res.spec.Key.Name)
 		if res.proc != nil {
-			kill(res.proc.pidfd, unix.SIGKILL)
+			killTree(res.proc)
 			e.closeProcess(res.proc)
 		}
 		return
@@ -667,7 +667,7 @@ func (e *Emperor) timerFired(t timerFired) {
 	case killTimer:
 		if (v.state == Stopping || v.state == Cursed) && v.proc != nil {
 			e.log.Warn("vassal did not exit within the curse tolerance: SIGKILL", e.attrs(v, "tolerance", e.opts.CurseTolerance)...)
-			if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
+			if err := killTree(v.proc); err != nil {
 				e.log.Error("kill failed", e.attrs(v, "err", err)...)
 			}
 			v.timer = e.after(e.opts.CurseTolerance, t)

@@ -3,8 +3,6 @@ package emperor
 import (
 	"context"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // startRagnarok stops every vassal in parallel. Those still alive after
@@ -43,7 +41,7 @@ func (e *Emperor) noMercy() {
 	e.log.Warn("Ragnarok: no mercy, SIGKILL to every vassal left", "left", len(e.vassals))
 	for _, v := range e.vassals {
 		if v.proc != nil && v.proc.pidfd >= 0 {
-			if err := kill(v.proc.pidfd, unix.SIGKILL); err != nil {
+			if err := killTree(v.proc); err != nil {
 				e.log.Error("kill failed", e.attrs(v, "err", err)...)
 			}
 		}

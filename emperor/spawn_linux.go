@@ -177,6 +177,20 @@ func kill(pidfd int, sig unix.Signal) error {
 	return nil
 }
 
+// killTree SIGKILLs a vassal and the process group it leads (each vassal
+// gets its own, Setpgid), so a frozen or stuck uWSGI worker does not outlive
+// its master holding the vassal's sockets. It must only be called before the
+// vassal is reaped: until then its pid, and so its group id, cannot be
+// reused, so the group signalled is the vassal's own. (Children that left
+// the group escape it; cgroups will catch those.)
+func killTree(p *process) error {
+	err := kill(p.pidfd, unix.SIGKILL)
+	if gerr := unix.Kill(-p.pid, unix.SIGKILL); gerr != nil && gerr != unix.ESRCH && err == nil {
+		err = os.NewSyscallError("kill", gerr)
+	}
+	return err
+}
+
 // closeOnExecFrom marks every fd from minFd up close-on-exec, so a vassal
 // inherits only what startProcess passes: fds the Emperor itself inherited
 // without the flag (from a shell, a test runner, a careless parent) would

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,4 +97,41 @@ func TestRealUWSGIVassal(t *testing.T) {
 	if _, err := get(url); err == nil {
 		t.Errorf("%s still serves after removal", url)
 	}
+}
+
+// TestFrozenUWSGIVassalIsReplaced freezes a real uWSGI vassal (master and
+// worker, SIGSTOP to its process group) that sends heartbeats: the Emperor
+// kills it and its worker and respawns it, and the new one serves.
+func TestFrozenUWSGIVassalIsReplaced(t *testing.T) {
+	uwsgi := testenv.UWSGI(t)
+	dir := t.TempDir()
+	port := testenv.FreePort(t)
+	writeFile(t, filepath.Join(dir, "app.py"), wsgiApp)
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Binary = uwsgi
+		o.Env = os.Environ()
+		o.RequiredHeartbeat = 3 * time.Second
+	}})
+	conf := fmt.Sprintf("[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:%d\nwsgi-file = app.py\nmaster = true\nprocesses = 1\nheartbeat = 1\n", port)
+	writeFile(t, filepath.Join(dir, "hb.ini"), conf)
+	run := h.waitState("hb.ini", emperor.Running)
+	h.waitNote("first heartbeat", func(n emperor.Note) bool { return n.IsByte && n.Byte == 26 })
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	first := waitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") })
+
+	if err := syscall.Kill(-run.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	died := h.waitNote("killed for its heartbeat", func(n emperor.Note) bool {
+		return n.Key.Name == "hb.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
+	})
+	if !strings.Contains(died.Reason, "no heartbeat") {
+		t.Errorf("death reason %q", died.Reason)
+	}
+	again := h.waitState("hb.ini", emperor.Running)
+	if again.Pid == run.Pid {
+		t.Fatalf("not respawned: pid %d", again.Pid)
+	}
+	second := waitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") && b != first })
+	t.Logf("frozen %s replaced by %s", strings.TrimSpace(first), strings.TrimSpace(second))
 }
