@@ -327,10 +327,9 @@ func vbTable(kinds []*vbKind, cols map[string]*vbColumn) *table {
 		cell       func(c *vbColumn) string
 		target     func() string
 	}
-	// The target is our vassal hosting the trivial app (the Go hello,
-	// which drains its accepted connections on SIGTERM). The Python
-	// column is reported as measured: hello.py exits on SIGTERM with the
-	// requests its daemon threads hold, so a failure there is the app's.
+	// The target is our vassal hosting the trivial app (the Go hello); the
+	// Python column is reported as measured. Both apps answer the
+	// connections they accepted before exiting on SIGTERM.
 	oursZero := func() string {
 		r := cols["ours-go"].reload
 		if r == nil {
@@ -396,8 +395,7 @@ func vbTable(kinds []*vbKind, cols map[string]*vbColumn) *table {
 		}
 	}
 	t.notes = append(t.notes,
-		"the reload target judges our vassal with the Go hello app, which drains the connections it accepted on SIGTERM; "+
-			"hello.py exits on SIGTERM with the requests its daemon threads hold, so failures in its column are the app's",
+		"the reload target judges our vassal with the Go hello app; both hello apps answer the connections they accepted before exiting on SIGTERM",
 		"start → ready: from exec of the vassal (standalone, no Emperor) to the first 200 on its port; then it is killed and started again",
 		fmt.Sprintf("RSS: VmRSS summed over the vassal and every descendant, %v after ready (p50 of the first %d starts)", vbIdle, vbRSSReps),
 		fmt.Sprintf("reload: the vassal runs under a fake Emperor (a socketpair as UWSGI_EMPEROR_FD) that sends byte 1; %d clients, each request on a fresh connection, "+
