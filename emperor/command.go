@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 )
@@ -30,54 +29,24 @@ type command struct {
 	reply chan string
 }
 
-// listenCommands opens the command socket at path, mode 0600.
-func listenCommands(path string) (net.Listener, error) {
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
+// answerCommand reads one command line and writes the loop's answer.
+func (e *Emperor) answerCommand(ctx context.Context, c net.Conn) {
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil && line == "" {
+		return
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
-}
-
-// serveCommands reads one command per connection, each in its own
-// goroutine with a deadline.
-func (e *Emperor) serveCommands(ctx context.Context, l net.Listener) {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				e.log.Error("command socket stopped", "err", err)
-			}
-			return
+	cmd := command{args: strings.Fields(line), reply: make(chan string, 1)}
+	answer := "error: the Emperor is not running"
+	select {
+	case e.commands <- cmd:
+		select {
+		case answer = <-cmd.reply:
+		case <-e.done:
 		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(4 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil && line == "" {
-				return
-			}
-			cmd := command{args: strings.Fields(line), reply: make(chan string, 1)}
-			answer := "error: the Emperor is not running"
-			select {
-			case e.commands <- cmd:
-				select {
-				case answer = <-cmd.reply:
-				case <-e.done:
-				}
-			case <-e.done:
-			case <-ctx.Done():
-			}
-			fmt.Fprintln(c, answer)
-		}()
+	case <-e.done:
+	case <-ctx.Done():
 	}
+	fmt.Fprintln(c, answer)
 }
 
 // command runs one command on the loop and returns its answer.

@@ -166,39 +166,30 @@ func (e *Emperor) Run(ctx context.Context) error {
 	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv)
 	defer close(reqs)
 
-	if e.opts.Stats != "" {
-		l, err := listenStats(e.opts.Stats)
-		if err != nil {
-			return fmt.Errorf("emperor-stats %s: %w", e.opts.Stats, err)
-		}
+	goServe := func(serve func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.serveStats(bg, l)
+			serve()
 		}()
 	}
-
-	if e.opts.Metrics != "" {
-		l, err := net.Listen("tcp", e.opts.Metrics)
-		if err != nil {
-			return fmt.Errorf("emperor-metrics %s: %w", e.opts.Metrics, err)
+	for _, srv := range []struct {
+		what, addr string
+		tcp        bool
+		handle     func(context.Context, net.Conn)
+	}{
+		{"emperor-stats", e.opts.Stats, true, e.answerStats},
+		{"emperor-metrics", e.opts.Metrics, true, e.answerMetrics},
+		{"emperor-command-socket", e.opts.CommandSocket, false, e.answerCommand},
+	} {
+		if srv.addr == "" {
+			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.serveMetrics(bg, l)
-		}()
-	}
-	if e.opts.CommandSocket != "" {
-		l, err := listenCommands(e.opts.CommandSocket)
+		l, err := listen(srv.addr, srv.tcp)
 		if err != nil {
-			return fmt.Errorf("emperor-command-socket %s: %w", e.opts.CommandSocket, err)
+			return fmt.Errorf("%s %s: %w", srv.what, srv.addr, err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.serveCommands(bg, l)
-		}()
+		goServe(func() { e.serve(bg, srv.what, l, srv.handle) })
 	}
 
 	monCtx, cancelMonitors := context.WithCancel(ctx)

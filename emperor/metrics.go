@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Prometheus metrics (emperor-metrics): GET /metrics answers in the
@@ -145,26 +143,8 @@ func writeMetrics(w io.Writer, s *Stats) {
 	fmt.Fprintf(w, "emperor_config_to_ready_seconds_sum %s\nemperor_config_to_ready_seconds_count %d\n", num(h.Sum), h.Count)
 }
 
-// serveMetrics answers GET /metrics on l until ctx ends: one request per
-// connection, each in its own goroutine with a deadline.
-func (e *Emperor) serveMetrics(ctx context.Context, l net.Listener) {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				e.log.Error("metrics server stopped", "err", err)
-			}
-			return
-		}
-		go e.answerMetrics(ctx, c)
-	}
-}
-
+// answerMetrics answers one HTTP request: GET /metrics.
 func (e *Emperor) answerMetrics(ctx context.Context, c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	r := bufio.NewReader(io.LimitReader(c, 16<<10))
 	line, err := r.ReadString('\n')
 	if err != nil {
@@ -192,9 +172,7 @@ func (e *Emperor) answerMetrics(ctx context.Context, c net.Conn) {
 		reply("404 Not Found", "text/plain", []byte("GET /metrics\n"))
 		return
 	}
-	qctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-	defer cancel()
-	s, err := e.Snapshot(qctx)
+	s, err := e.Snapshot(ctx)
 	if err != nil {
 		reply("503 Service Unavailable", "text/plain", []byte(err.Error()+"\n"))
 		return

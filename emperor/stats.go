@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -153,50 +152,13 @@ func (e *Emperor) Snapshot(ctx context.Context) (*Stats, error) {
 	}
 }
 
-// listenStats opens the stats socket: TCP when addr has a ':', otherwise
-// a unix socket (mode 0600: stats name every vassal and monitor).
-func listenStats(addr string) (net.Listener, error) {
-	if strings.Contains(addr, ":") {
-		return net.Listen("tcp", addr)
-	}
-	os.Remove(addr)
-	l, err := net.Listen("unix", addr)
+// answerStats writes one JSON document of the current Stats.
+func (e *Emperor) answerStats(ctx context.Context, c net.Conn) {
+	s, err := e.Snapshot(ctx)
 	if err != nil {
-		return nil, err
+		return
 	}
-	if err := os.Chmod(addr, 0o600); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
-}
-
-// serveStats answers every connection with one JSON document, each in its
-// own goroutine with a deadline, so a slow client stalls nothing (uWSGI
-// serves stats inside its loop, bug B33).
-func (e *Emperor) serveStats(ctx context.Context, l net.Listener) {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				e.log.Error("stats server stopped", "err", err)
-			}
-			return
-		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(4 * time.Second))
-			qctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-			defer cancel()
-			s, err := e.Snapshot(qctx)
-			if err != nil {
-				return
-			}
-			enc := json.NewEncoder(c)
-			enc.SetIndent("", "\t")
-			enc.Encode(s)
-		}()
-	}
+	enc := json.NewEncoder(c)
+	enc.SetIndent("", "\t")
+	enc.Encode(s)
 }
