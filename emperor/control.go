@@ -93,7 +93,7 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 		e.log.Debug("vassal byte", e.attrs(v, "byte", int(b), "meaning", b.FromVassal())...)
 	}
 	if e.opts.Notify != nil {
-		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Byte: byte(b), IsByte: true, Pid: v.proc.pid, Reason: b.FromVassal()})
+		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Byte: byte(b), IsByte: true, Pid: v.proc.pid, Reason: b.FromVassal(), Time: now})
 	}
 }
 
@@ -127,7 +127,7 @@ func (e *Emperor) reload(v *vassal, reason string) {
 	v.ready, v.accepting = false, false
 	e.log.Info("vassal reload", e.attrs(v, "reason", reason)...)
 	if e.opts.Notify != nil {
-		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: v.proc.pid, Reason: "reload: " + reason})
+		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: v.proc.pid, Reason: "reload: " + reason, Time: time.Now()})
 	}
 }
 

@@ -725,3 +725,39 @@ func TestStableRunClearsThePenalty(t *testing.T) {
 		}
 	}
 }
+
+// TestCrashLoopBacksOffUntilLoyal asserts the respawn intervals of a vassal
+// that dies right after it starts: no delay after the first death, then one
+// throttle step more per unloyal death, capped; once it is loyal the delay
+// is gone.
+func TestCrashLoopBacksOffUntilLoyal(t *testing.T) {
+	const step = 150 * time.Millisecond
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Throttle = step
+		o.MaxThrottle = 3 * step
+	}})
+	counter := filepath.Join(t.TempDir(), "starts")
+	writeFile(t, filepath.Join(dir, "loop.ini"), h.vassalConfig("name = loop\ncrash-after = 30ms\nloyal-from-start = 6\nstart-counter = "+counter))
+	// Deaths 1-5 are unloyal: delays 0, 1, 2, 3 (capped), 3 steps. From
+	// start 6 on it announces loyalty: its deaths cost nothing.
+	want := []time.Duration{0, step, 2 * step, 3 * step, 3 * step, 0, 0}
+	h.waitNote("first spawn", func(n emperor.Note) bool { return n.Key.Name == "loop.ini" && n.To == emperor.Spawning })
+	for i, d := range want {
+		died := h.waitNote(fmt.Sprintf("death %d", i+1), func(n emperor.Note) bool {
+			return n.Key.Name == "loop.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
+		})
+		if d == 0 && strings.Contains(died.Reason, "respawn in") {
+			t.Errorf("death %d: %q, want an immediate respawn", i+1, died.Reason)
+		}
+		if d > 0 && !strings.Contains(died.Reason, "respawn in "+d.String()) {
+			t.Errorf("death %d: %q, want a delay of %s", i+1, died.Reason, d)
+		}
+		respawn := h.waitNote(fmt.Sprintf("respawn %d", i+1), func(n emperor.Note) bool {
+			return n.Key.Name == "loop.ini" && n.From == emperor.Waiting && n.To == emperor.Spawning
+		})
+		if got := respawn.Time.Sub(died.Time); got < d {
+			t.Errorf("death %d: respawned after %s, before its %s penalty", i+1, got, d)
+		}
+	}
+}

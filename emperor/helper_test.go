@@ -29,6 +29,8 @@ import (
 //	crash-after  = duration: exit with exit-code (default 1) after it
 //	send         = bytes sent at start, space separated (default "1 5")
 //	ready-after  = duration to wait before sending them
+//	loyal-from-start = N, start-counter = FILE: also send 17 from the N-th
+//	start on (starts counted in FILE)
 //	voluntary-after = duration: send byte 22, then exit 0 when told to stop
 //	heartbeat-every, heartbeat-for = durations: send byte 26 that often for
 //	that long, then fall silent (and report "silent")
@@ -117,6 +119,18 @@ func testVassal(args []string) int {
 	sendBytes := "1 5"
 	if s, ok := cfg.Get("send"); ok {
 		sendBytes = s
+	}
+	if s, ok := cfg.Get("loyal-from-start"); ok {
+		// Count starts in a file; from the N-th on, announce loyalty.
+		from, _ := strconv.Atoi(s)
+		counter, _ := cfg.Get("start-counter")
+		b, _ := os.ReadFile(counter)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		n++
+		os.WriteFile(counter, []byte(strconv.Itoa(n)), 0o644)
+		if n >= from {
+			sendBytes += " 17"
+		}
 	}
 	if s, ok := cfg.Get("ready-after"); ok {
 		d, _ := time.ParseDuration(s)

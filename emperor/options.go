@@ -122,6 +122,8 @@ type Note struct {
 	IsByte bool
 	Pid    int
 	Reason string
+	// Time is when it happened.
+	Time time.Time
 }
 
 func (o *Options) setDefaults() error {

@@ -92,7 +92,7 @@ func (e *Emperor) transition(v *vassal, to State, reason string) {
 	}
 	e.log.Info("vassal "+to.String(), e.attrs(v, "from", from.String(), "reason", reason)...)
 	if e.opts.Notify != nil {
-		e.opts.Notify(Note{Key: v.key, From: from, To: to, Pid: pid, Reason: reason})
+		e.opts.Notify(Note{Key: v.key, From: from, To: to, Pid: pid, Reason: reason, Time: v.since})
 	}
 }
 
