@@ -450,11 +450,11 @@ func TestSigurgClearsTheRespawnPenalty(t *testing.T) {
 func TestSilentVassalIsKilledAfterTheRequiredHeartbeat(t *testing.T) {
 	dir := t.TempDir()
 	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
-		o.RequiredHeartbeat = 400 * time.Millisecond
+		o.RequiredHeartbeat = time.Second
 	}})
-	writeFile(t, filepath.Join(dir, "hb.ini"), h.vassalConfig("name = hb\nheartbeat-every = 50ms\nheartbeat-for = 1s"))
+	writeFile(t, filepath.Join(dir, "hb.ini"), h.vassalConfig("name = hb\nheartbeat-every = 50ms\nheartbeat-for = 2500ms"))
 	h.waitState("hb.ini", emperor.Running)
-	// Beating for a second is more than twice the requirement: it must
+	// Beating for 2.5 s is more than twice the requirement: it must
 	// survive that, and die only once it falls silent.
 	silent := h.waitReport("falls silent", func(r report) bool { return r.Event == "silent" && r.Name == "hb" })
 	n := h.waitNote("killed for its heartbeat", func(n emperor.Note) bool {
