@@ -16,13 +16,25 @@ apt_install() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# Go: /usr/local/go if present; otherwise Debian's golang, which fetches the
-# toolchain go.mod asks for through the module proxy (GOTOOLCHAIN=auto).
-if ! have go && [ -x /usr/local/go/bin/go ]; then
-	echo "setup: add /usr/local/go/bin to PATH" >&2
-elif ! have go; then
-	echo "setup: installing Go from Debian" >&2
-	apt_install golang-go ca-certificates
+# Go: go.mod asks for a newer Go than Debian 12 packages (1.19), and a Go
+# that old cannot switch toolchains by itself. So: use /usr/local/go when it
+# is there; otherwise install Debian's golang-go and let it download the
+# toolchain go.mod names as a module, through the module proxy, into
+# /usr/local/go.
+if [ ! -x /usr/local/go/bin/go ]; then
+	have go || apt_install golang-go ca-certificates
+	want=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
+	arch=$(dpkg --print-architecture)
+	echo "setup: installing Go $want into /usr/local/go" >&2
+	cache=$(mktemp -d)
+	dir=$(cd "$cache" && GOFLAGS= GOTOOLCHAIN=local GOMODCACHE="$cache/mod" \
+		go mod download -json "golang.org/toolchain@v0.0.1-go$want.linux-$arch" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+	[ -n "$dir" ] && [ -f "$dir/bin/go" ] || { echo "setup: could not fetch Go $want" >&2; exit 1; }
+	cp -R "$dir" /usr/local/go
+	chmod -R u+w /usr/local/go
+	chmod a+x /usr/local/go/bin/* /usr/local/go/pkg/tool/*/*
+	chmod -R u+w "$cache" && rm -rf "$cache"
 fi
 
 if [ "${1:-}" = test ]; then
