@@ -100,8 +100,18 @@ type vassalProc struct {
 // of the vassal; env is added to the test's environment.
 func startVassal(t *testing.T, args []string, files []*os.File, env ...string) *vassalProc {
 	t.Helper()
+	return startVassalWith(t, args, files, nil, env...)
+}
+
+// startVassalWith is startVassal with stdin (fd 0) set to stdin when it is
+// not nil.
+func startVassalWith(t *testing.T, args []string, files []*os.File, stdin *os.File, env ...string) *vassalProc {
+	t.Helper()
 	v := &vassalProc{output: &syncBuffer{}, exited: make(chan struct{})}
 	v.cmd = exec.Command(bins.vassal, args...)
+	if stdin != nil {
+		v.cmd.Stdin = stdin
+	}
 	v.cmd.Env = append(os.Environ(), env...)
 	if raceEnabled {
 		// A race-enabled binary sleeps a second at exit by default.

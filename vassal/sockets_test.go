@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -209,43 +207,10 @@ func TestSockets_FdZero(t *testing.T) {
 	needBinaries(t)
 	f, port := listenerFile(t)
 	ini := writeFile(t, t.TempDir(), "app.ini", fmt.Sprintf("[uwsgi]\nworker-exec = %s\n", bins.hello))
-	v := startVassalStdin(t, []string{"--ini", ini}, f)
+	v := startVassalWith(t, []string{"--ini", ini}, nil, f)
 	f.Close()
 	waitGet(t, port, startDeadline, nil)
 	if !strings.Contains(v.output.String(), "fd 0") {
 		t.Errorf("the adoption of fd 0 is not logged")
 	}
-}
-
-// startVassalStdin is startVassal with stdin set to f.
-func startVassalStdin(t *testing.T, args []string, f *os.File) *vassalProc {
-	t.Helper()
-	v := &vassalProc{output: &syncBuffer{}, exited: make(chan struct{})}
-	v.cmd = exec.Command(bins.vassal, args...)
-	v.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	v.cmd.Stdin = f
-	v.cmd.Stdout, v.cmd.Stderr = v.output, v.output
-	v.cmd.WaitDelay = 10 * time.Second
-	if err := v.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		v.err = v.cmd.Wait()
-		close(v.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-v.exited:
-		default:
-			v.cmd.Process.Kill()
-			<-v.exited
-		}
-		if strings.Contains(v.output.String(), "WARNING: DATA RACE") {
-			t.Error("the race detector found a data race in the vassal or a worker")
-		}
-		if t.Failed() {
-			t.Logf("vassal output:\n%s", v.output.String())
-		}
-	})
-	return v
 }
