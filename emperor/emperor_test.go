@@ -343,8 +343,8 @@ func TestVoluntaryStopStaysDownUntilConfigChanges(t *testing.T) {
 	n := h.waitNote("restart after edit", func(n emperor.Note) bool {
 		return n.Key.Name == "idle.ini" && n.From == emperor.Disabled
 	})
-	if n.To != emperor.Waiting {
-		t.Errorf("disabled vassal went to %s", n.To)
+	if n.To != emperor.Waiting || n.Reason != "config changed while disabled" {
+		t.Errorf("disabled vassal went to %s because %q: only the edit may bring it back, not the SIGWINCH rescan", n.To, n.Reason)
 	}
 	h.waitState("idle.ini", emperor.Running)
 }

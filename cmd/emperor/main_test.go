@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,7 +139,9 @@ func TestSignals(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "sleepy.ini"), []byte("[uwsgi]\nworker-exec = sleep 600\n"), 0o644)
 	sock := filepath.Join(t.TempDir(), "stats.sock")
 	csock := filepath.Join(t.TempDir(), "command.sock")
-	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--reload-mercy", "5", "--emperor-stats", sock, "--emperor-command-socket", csock)
+	pidfile := filepath.Join(t.TempDir(), "emperor.pid")
+	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--reload-mercy", "5", "--emperor-stats", sock,
+		"--emperor-command-socket", csock, "--emperor-pidfile", pidfile)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -171,6 +174,9 @@ func TestSignals(t *testing.T) {
 	}
 	line := waitLine(`msg="vassal running"`)
 	pid := fieldValue(line, "pid")
+	if b, err := os.ReadFile(pidfile); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(cmd.Process.Pid) {
+		t.Errorf("emperor-pidfile holds %q (%v), want %d", b, err, cmd.Process.Pid)
+	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"status", sock}, &out, &errb); code != 0 {
 		t.Fatalf("emperor status: exit %d: %s", code, errb.String())
@@ -203,6 +209,9 @@ func TestSignals(t *testing.T) {
 	err := cmd.Wait()
 	if err != nil {
 		t.Fatalf("emperor after SIGTERM: %v (want exit 0)", err)
+	}
+	if _, err := os.Stat(pidfile); err == nil {
+		t.Errorf("emperor-pidfile left behind after exit")
 	}
 	if pid != "" {
 		if running(pid) {
