@@ -498,6 +498,9 @@ func TestStatsServerSpeaksUWSGIsJSON(t *testing.T) {
 	if v.ID != odd || v.Pid != n.Pid || v.State != "running" || v.Ready != 1 || v.Accepting != 1 || v.Loyal != 1 || v.LastHeartbeat == 0 {
 		t.Errorf("vassal %+v", v)
 	}
+	if v.Bytes["heartbeat"] != 1 || v.Bytes["loyal"] != 1 || v.Bytes["accepting"] != 1 {
+		t.Errorf("bytes recorded %v, want one each of spawned, accepting, loyal, heartbeat", v.Bytes)
+	}
 	if v.Born == 0 || v.FirstRun == 0 || v.Monitor != s.Emperor[0] {
 		t.Errorf("born %d first_run %d monitor %q", v.Born, v.FirstRun, v.Monitor)
 	}

@@ -60,6 +60,9 @@ type VassalStats struct {
 	Reason       string  `json:"reason"`
 	Penalty      float64 `json:"penalty"` // seconds of respawn delay an unloyal death would now cost
 	HeartbeatAge float64 `json:"heartbeat_age"`
+	// Bytes counts the protocol bytes the vassal sent since it appeared, by
+	// meaning (spawned, accepting, loyal, heartbeat, ...).
+	Bytes map[string]uint64 `json:"bytes"`
 }
 
 // Blacklisted is a vassal whose respawns are delayed for dying unloyal.
@@ -108,6 +111,10 @@ func (e *Emperor) stats() *Stats {
 			LastHeartbeat: unix(v.lastHeartbeat), Loyal: b(v.loyal), Ready: b(v.ready), Accepting: b(v.accepting),
 			FirstRun: unix(v.firstRun), Monitor: e.monitorNames[v.key.Monitor], Respawns: v.reloads,
 			State: v.state.String(), Since: unix(v.since), Restarts: v.restarts, LastExit: v.lastExit, Reason: v.reason,
+		}
+		vs.Bytes = make(map[string]uint64, len(v.received))
+		for b, n := range v.received {
+			vs.Bytes[b.FromVassal()] = n
 		}
 		if v.ev.Owner != nil {
 			vs.UID, vs.GID = int(v.ev.Owner.UID), int(v.ev.Owner.GID)
