@@ -13,12 +13,22 @@ import "time"
 // B42); the first scan goes through the same gate, so 500 vassals boot as
 // fast as the machine can start them, MaxStarting at a time.
 
-// spawn asks for v to be spawned: now if a start slot is free, otherwise
-// when one frees up.
+// spawn asks for v to be spawned: through the throttle (throttle.go) once
+// the first scan is done, then now if a start slot is free, otherwise when
+// one frees up.
 func (e *Emperor) spawn(v *vassal) {
-	if v.queued {
+	if v.queued || v.throttled {
 		return
 	}
+	if e.throttling() {
+		e.throttleSpawn(v)
+		return
+	}
+	e.admitStart(v)
+}
+
+// admitStart starts v if a start slot is free, or queues it for one.
+func (e *Emperor) admitStart(v *vassal) {
 	if e.opts.MaxStarting > 0 && e.starting >= e.opts.MaxStarting {
 		v.queued = true
 		e.admission = append(e.admission, admissionTicket{v: v, gen: v.gen})

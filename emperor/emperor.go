@@ -35,6 +35,10 @@ type Emperor struct {
 	pending      []spawnRequest    // spawn requests not yet taken by the spawner
 	admission    []admissionTicket // spawns waiting for a start slot
 	starting     int               // vassals holding a start slot
+	throttled    []admissionTicket // spawns waiting for the throttle
+	thr          throttle          // the spawn throttle (throttle.go)
+	thrTimer     *time.Timer       // opens the next throttle wave
+	thrAt        time.Time         // when thrTimer fires
 	admitDue     bool              // a slot freed: admit after this event
 	ragnarok     bool
 	buried       bool // the mercy expired and the killed vassals had their chance to be reaped
@@ -87,6 +91,7 @@ const (
 	watchdogTimer
 	mercyTimer
 	buryTimer
+	throttleTimer
 )
 
 // timerFired is a timer's event. It carries the generation it was set for;
@@ -626,6 +631,9 @@ func (e *Emperor) timerFired(t timerFired) {
 		return
 	case statusTimer:
 		e.sendStatus()
+		return
+	case throttleTimer:
+		e.throttleFired()
 		return
 	case watchdogTimer:
 		// Sent from the loop: when the loop stalls, the pings stop and

@@ -113,7 +113,13 @@ func testLogger(t *testing.T) *slog.Logger {
 // so the order of concurrent events does not matter to a test.
 func (h *harness) waitNote(what string, match func(emperor.Note) bool) emperor.Note {
 	h.t.Helper()
-	n, ok := waitFor(&h.pendingNotes, h.notes, match)
+	return h.waitNoteWithin(wait, what, match)
+}
+
+// waitNoteWithin is waitNote with its own deadline, for waits on many vassals.
+func (h *harness) waitNoteWithin(d time.Duration, what string, match func(emperor.Note) bool) emperor.Note {
+	h.t.Helper()
+	n, ok := waitFor(&h.pendingNotes, h.notes, d, match)
 	if !ok {
 		var seen strings.Builder
 		for _, n := range h.pendingNotes {
@@ -124,14 +130,14 @@ func (h *harness) waitNote(what string, match func(emperor.Note) bool) emperor.N
 	return n
 }
 
-func waitFor[T any](pending *[]T, ch <-chan T, match func(T) bool) (T, bool) {
+func waitFor[T any](pending *[]T, ch <-chan T, d time.Duration, match func(T) bool) (T, bool) {
 	for i, x := range *pending {
 		if match(x) {
 			*pending = append((*pending)[:i:i], (*pending)[i+1:]...)
 			return x, true
 		}
 	}
-	deadline := time.After(wait)
+	deadline := time.After(d)
 	for {
 		select {
 		case x := <-ch:
@@ -146,6 +152,28 @@ func waitFor[T any](pending *[]T, ch <-chan T, match func(T) bool) (T, bool) {
 	}
 }
 
+// waitScanned waits until the Emperor applied every monitor's first scan,
+// after which spawns go through the throttle.
+func (h *harness) waitScanned() {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		s, err := h.em.Snapshot(ctx)
+		cancel()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if s.Scanned {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("the first scan never completed")
+		}
+		time.Sleep(10 * time.Millisecond) // a poll of a condition, bounded by the deadline
+	}
+}
+
 func (h *harness) waitState(name string, to emperor.State) emperor.Note {
 	h.t.Helper()
 	return h.waitNote(name+" → "+to.String(), func(n emperor.Note) bool {
@@ -156,7 +184,7 @@ func (h *harness) waitState(name string, to emperor.State) emperor.Note {
 // waitReport waits for a report from a test vassal.
 func (h *harness) waitReport(what string, match func(report) bool) report {
 	h.t.Helper()
-	r, ok := waitFor(&h.pendingReports, h.reports, match)
+	r, ok := waitFor(&h.pendingReports, h.reports, wait, match)
 	if !ok {
 		h.t.Fatalf("timed out waiting for report: %s", what)
 	}
@@ -528,7 +556,7 @@ func TestSystemdNotify(t *testing.T) {
 	var pending []string
 	expect := func(what string) string {
 		t.Helper()
-		m, ok := waitFor(&pending, msgs, func(m string) bool { return strings.Contains(m, what) })
+		m, ok := waitFor(&pending, msgs, wait, func(m string) bool { return strings.Contains(m, what) })
 		if !ok {
 			t.Fatalf("no notify message with %q; got %q", what, pending)
 		}
@@ -663,17 +691,25 @@ func TestPrometheusMetrics(t *testing.T) {
 	}
 }
 
+// TestFloodIsAdmittedAFewAtATime drops 200 configs into a watched directory
+// after the first scan: never more than the limit start at once, the flood
+// goes through the throttle's waves, and neither stats nor a stop wait for it.
 func TestFloodIsAdmittedAFewAtATime(t *testing.T) {
-	const flood, limit = 40, 3
+	const flood, limit = 200, 3
 	dir := t.TempDir()
-	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) { o.MaxStarting = limit }})
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.MaxStarting = limit
+		// Small steps, so the flood rides the throttle's waves in seconds.
+		o.Throttle, o.MaxThrottle = 10*time.Millisecond, 40*time.Millisecond
+	}})
 	for i := range flood {
-		writeFile(t, filepath.Join(dir, fmt.Sprintf("v%02d.ini", i)), h.vassalConfig(fmt.Sprintf("name = v%02d\nready-after = 50ms", i)))
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("v%03d.ini", i)), h.vassalConfig(fmt.Sprintf("name = v%03d\nready-after = 50ms", i)))
 	}
 	starting := map[string]bool{}
-	most, running := 0, 0
+	most, running, throttled := 0, 0, 0
 	statsSlow := time.Duration(0)
-	h.waitNote("every vassal running", func(n emperor.Note) bool {
+	stopped := false
+	h.waitNoteWithin(3*time.Minute, "every vassal running", func(n emperor.Note) bool {
 		switch {
 		case n.IsByte && (n.Byte == 1 || n.Byte == 5 || n.Byte == 17):
 			delete(starting, n.Key.Name)
@@ -687,12 +723,18 @@ func TestFloodIsAdmittedAFewAtATime(t *testing.T) {
 			// Stats answer at once while the flood is admitted.
 			began := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := h.em.Snapshot(ctx)
+			s, err := h.em.Snapshot(ctx)
 			cancel()
 			if err != nil {
-				t.Errorf("stats during the flood: %v", err)
+				t.Fatalf("stats during the flood: %v", err)
 			}
 			statsSlow = max(statsSlow, time.Since(began))
+			throttled = max(throttled, s.Throttled)
+			if running == 20 {
+				// A stop is not held up by the queues either.
+				os.Remove(filepath.Join(dir, n.Key.Name))
+				stopped = true
+			}
 		}
 		most = max(most, len(starting))
 		return running == flood
@@ -703,12 +745,60 @@ func TestFloodIsAdmittedAFewAtATime(t *testing.T) {
 	if most < limit {
 		t.Errorf("at most %d starting at once: the flood was not admitted as fast as allowed (%d)", most, limit)
 	}
+	if throttled == 0 {
+		t.Errorf("stats never showed a vassal waiting for the throttle during a flood of %d", flood)
+	}
 	if statsSlow > time.Second {
 		t.Errorf("a stats snapshot took %s during the flood", statsSlow)
 	}
-	// A stop is not held up by the queue either.
-	os.Remove(filepath.Join(dir, "v00.ini"))
-	h.waitState("v00.ini", emperor.Absent)
+	if !stopped {
+		t.Fatal("no vassal was stopped during the flood")
+	}
+	h.waitNote("the vassal removed during the flood stopped", func(n emperor.Note) bool { return n.To == emperor.Absent })
+}
+
+// TestThrottleOpensWaves checks the throttle's timing after the first scan:
+// waves of ThrottleBurst spawns, each wave that follows the previous within a
+// second raising the level by one step (capped), the next wave waiting for
+// the level. Only lower bounds are asserted: a loaded machine may be late,
+// never early.
+func TestThrottleOpensWaves(t *testing.T) {
+	const step = 300 * time.Millisecond
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.MaxStarting = -1 // only the throttle gates
+		o.ThrottleBurst = 2
+		o.Throttle, o.MaxThrottle = step, 2*step
+	}})
+	h.waitScanned()
+	for i := range 8 {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("w%d.ini", i)), h.vassalConfig(fmt.Sprintf("name = w%d", i)))
+	}
+	var spawns []time.Time
+	h.waitNote("8 spawns", func(n emperor.Note) bool {
+		if n.To == emperor.Spawning && !n.IsByte {
+			spawns = append(spawns, n.Time)
+		}
+		return len(spawns) == 8
+	})
+	// Waves: [0 0] [0 0] (opens at once, level becomes 1 step) [+1 step]
+	// (level 2 steps) [+3 steps] (level capped at 2 steps).
+	want := []time.Duration{0, 0, 0, 0, step, step, 3 * step, 3 * step}
+	const early = 20 * time.Millisecond // timer and clock granularity
+	for i, w := range want {
+		if got := spawns[i].Sub(spawns[0]); got < w-early {
+			t.Errorf("spawn %d at +%s, before its wave at +%s", i+1, got, w)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := h.em.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ThrottleMS != (2 * step).Milliseconds() {
+		t.Errorf("throttle level %d ms after four quick waves, want the cap %d ms", s.ThrottleMS, (2 * step).Milliseconds())
+	}
 }
 
 func TestStableRunClearsThePenalty(t *testing.T) {

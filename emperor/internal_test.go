@@ -142,3 +142,40 @@ func TestMetricsTextEscapesLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestThrottleWaves walks the throttle through a flood and a quiet spell:
+// waves of burst spawns, the level raised by a step for each wave within a
+// second of the last (capped), halved by a wave that comes later.
+func TestThrottleWaves(t *testing.T) {
+	const burst, ms = 2, time.Millisecond
+	const step, max = 400 * ms, 1000 * ms
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	var th throttle
+	steps := []struct {
+		asked   time.Duration // when the spawn is asked for
+		startAt time.Duration // when next lets it start
+		level   time.Duration // the level after take
+	}{
+		{0, 0, 0},                          // the first wave
+		{0, 0, 0},                          // room in it
+		{0, 0, step},                       // a second wave at once, within a second: +1 step
+		{0, 0, step},                       // room in it
+		{0, 400 * ms, 800 * ms},            // the third waits the level; 0.4 s after the last: +1 step
+		{400 * ms, 400 * ms, 800 * ms},     // room
+		{400 * ms, 1200 * ms, max},         // waits 0.8 s, still within a second: capped
+		{1200 * ms, 1200 * ms, max},        // room
+		{1200 * ms, 2200 * ms, 500 * ms},   // waits 1 s, not within a second: halved
+		{10000 * ms, 10000 * ms, 250 * ms}, // a lone spawn after a quiet spell: not delayed, halved
+	}
+	for i, w := range steps {
+		got := th.next(at(w.asked), burst)
+		if !got.Equal(at(w.startAt)) {
+			t.Fatalf("spawn %d asked at +%s: starts at +%s, want +%s", i+1, w.asked, got.Sub(t0), w.startAt)
+		}
+		th = th.take(got, burst, step, max)
+		if th.level != w.level {
+			t.Fatalf("spawn %d: level %s, want %s", i+1, th.level, w.level)
+		}
+	}
+}

@@ -67,6 +67,11 @@ type Options struct {
 	// became loyal (emperor-throttle, default 1 s); MaxThrottle caps it
 	// (emperor-max-throttle, default 180 s).
 	Throttle, MaxThrottle time.Duration
+	// ThrottleBurst is how many spawns a throttle wave admits within a
+	// second before the throttle level rises (emperor-throttle-burst; default
+	// MaxStarting, or 4 per CPU; 1 is uWSGI's rule; negative: no throttle).
+	// See throttle.go.
+	ThrottleBurst int
 	// StableRun: a process that ran this long before dying clears its
 	// vassal's penalty, loyal or not (default 60 s).
 	StableRun time.Duration
@@ -152,6 +157,12 @@ func (o *Options) setDefaults() error {
 	def(&o.StableRun, time.Minute)
 	if o.MaxStarting == 0 {
 		o.MaxStarting = 4 * runtime.NumCPU()
+	}
+	if o.ThrottleBurst == 0 {
+		o.ThrottleBurst = o.MaxStarting
+		if o.ThrottleBurst <= 0 {
+			o.ThrottleBurst = 4 * runtime.NumCPU()
+		}
 	}
 	def(&o.Throttle, time.Second)
 	def(&o.MaxThrottle, 180*time.Second)

@@ -20,14 +20,20 @@ type Stats struct {
 	Cwd           string        `json:"cwd"`
 	Emperor       []string      `json:"emperor"`
 	EmperorTyrant int           `json:"emperor_tyrant"`
-	ThrottleLevel int           `json:"throttle_level"`
+	ThrottleLevel int           `json:"throttle_level"` // whole seconds, as uWSGI (level in ms / 1000)
 	Vassals       []VassalStats `json:"vassals"`
 	Blacklist     []Blacklisted `json:"blacklist"`
 
-	// Ours: admission control (see admission.go).
+	// Ours: Scanned is true once every monitor's first scan is applied.
+	Scanned bool `json:"scanned"`
+	// Ours: admission control (see admission.go and throttle.go).
 	Starting    int `json:"starting"`
 	Queued      int `json:"queued"`
 	MaxStarting int `json:"max_starting"`
+	// ThrottleMS is the throttle level in milliseconds; Throttled counts
+	// vassals waiting for the next throttle wave.
+	ThrottleMS int64 `json:"throttle_ms"`
+	Throttled  int   `json:"throttled"`
 	// Ours: cumulative counts.
 	Counters Counters `json:"counters"`
 }
@@ -90,6 +96,14 @@ func (e *Emperor) stats() *Stats {
 			s.Queued++
 		}
 	}
+	for _, t := range e.throttled {
+		if t.v.throttled && t.v.gen == t.gen {
+			s.Throttled++
+		}
+	}
+	s.Scanned = e.readySent
+	s.ThrottleMS = e.thr.level.Milliseconds()
+	s.ThrottleLevel = int(s.ThrottleMS / 1000)
 	if e.opts.Tyrant {
 		s.EmperorTyrant = 1
 	}

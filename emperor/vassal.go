@@ -48,6 +48,7 @@ type vassal struct {
 
 	// Admission control (admission.go).
 	queued     bool        // in the admission queue
+	throttled  bool        // in the throttle queue (throttle.go)
 	starting   bool        // holds a start slot
 	startSeq   uint64      // tags the start window timer
 	startTimer *time.Timer // ends the start window
@@ -80,7 +81,7 @@ func (e *Emperor) transition(v *vassal, to State, reason string) {
 		v.timer = nil
 	}
 	if from == Waiting {
-		v.queued = false // its admission ticket is void
+		v.queued, v.throttled = false, false // its tickets are void
 	}
 	v.state = to
 	v.gen++

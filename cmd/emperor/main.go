@@ -233,6 +233,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		CommandSocket:     s.commandSocket,
 		Metrics:           s.metrics,
 		MaxStarting:       s.maxStarting,
+		ThrottleBurst:     s.throttleBurst,
 		NotifySocket:      os.Getenv("NOTIFY_SOCKET"),
 		WatchdogEvery:     emperor.WatchdogInterval(os.Environ(), os.Getpid()),
 		Version:           Version,

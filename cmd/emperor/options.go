@@ -35,6 +35,7 @@ type settings struct {
 	stats            string
 	metrics          string
 	maxStarting      int
+	throttleBurst    int
 	commandSocket    string
 	useClone         string
 	tyrant           bool
@@ -88,8 +89,9 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"reload-mercy":               {kind: kindSeconds, dur: &s.reloadMercy, help: "seconds Ragnarok waits before SIGKILL (default 30)"},
 		"emperor-curse-tolerance":    {kind: kindSeconds, dur: &s.curseTolerance, help: "seconds a stopping vassal may linger before SIGKILL (default 30)"},
 		"emperor-required-heartbeat": {kind: kindSeconds, dur: &s.heartbeat, help: "seconds a vassal that sent a heartbeat may stay silent before SIGKILL (default 30)"},
-		"emperor-throttle":           {kind: kindMillis, dur: &s.throttle, help: "ms added to a crash-looping vassal's respawn delay per death (default 1000)"},
-		"emperor-max-throttle":       {kind: kindMillis, dur: &s.maxThrottle, help: "ms cap of the respawn delay (default 180000)"},
+		"emperor-throttle":           {kind: kindMillis, dur: &s.throttle, help: "ms step of the spawn throttle and of a crash-looping vassal's respawn delay (default 1000)"},
+		"emperor-max-throttle":       {kind: kindMillis, dur: &s.maxThrottle, help: "ms cap of the throttle level and of the respawn delay (default 180000)"},
+		"emperor-throttle-burst":     {kind: kindInt, num: &s.throttleBurst, help: "spawns per throttle wave after the first scan (default: emperor-max-starting; 1: uWSGI's rule; -1: no throttle)"},
 		"emperor-no-blacklist":       {kind: kindBool, flag: &s.noBlacklist, help: "never delay respawns"},
 		"emperor-nofollow":           {kind: kindBool, flag: &s.noFollow, help: "do not follow symlinks to configs"},
 		"emperor-graceful-shutdown":  {kind: kindBool, flag: &s.graceful, help: "stop vassals with byte 2 (graceful) instead of 0"},
