@@ -345,6 +345,8 @@ func runSide(s *settings, k *emperorKind, work, vassalExe string, sizes []int) *
 		noteStalls(rows, "kill", mark)
 	}()
 
+	measureCrashLoop(s, k, rows, work, vassalExe)
+
 	// Cold starts: each size coldReps times; the last start of the
 	// largest size goes on to the steady-state and Ragnarok rows.
 	first := base + 1000
@@ -591,8 +593,9 @@ func rowDefs(sizes []int) []rowDef {
 		{"delete", "delete → gone (master exited)", unitMS, true, nil},
 		{"kill", "kill -9 master → serving again", unitMS, true, nil},
 	}
+	defs = append(defs, rowDef{"crashloop", "emperor CPU while one vassal crash-loops, CPU-time clock (ms per 30 s)", unitCPU, false, nil})
 	for _, n := range sizes {
-		defs = append(defs, rowDef{fmt.Sprintf("cold:%d", n), fmt.Sprintf("cold start N=%d (all serving)", n), unitMS, true, ratioAtLeast(1, "no slower")})
+		defs = append(defs, rowDef{fmt.Sprintf("cold:%d", n), fmt.Sprintf("cold start N=%d to all serving, default policy", n), unitMS, true, ratioAtLeast(1, "no slower")})
 	}
 	return defs
 }
