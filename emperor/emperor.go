@@ -427,6 +427,7 @@ func (e *Emperor) startSpawn(v *vassal) {
 			spec.Credential = cred
 		}
 	}
+	e.isolate(&spec, v) // caps, hostname, groups, cgroup, hooks (isolation.go)
 	e.transition(v, Spawning, "spawn")
 	e.beginStarting(v)
 	v.spawnVersion = v.ev.Version
@@ -548,9 +549,13 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	v.proc = nil
 	e.live--
 	e.doneStarting(v)
+	e.endTree(v, p, &st) // kill what is left in its cgroup; note an OOM kill (isolation.go)
 	v.lastExit = st.String()
 	reason := fmt.Sprintf("pid %d: %s", p.pid, st)
 	restartReason := "died"
+	if st.oom != "" {
+		restartReason = "oom"
+	}
 	if v.killReason != "" {
 		reason += " (" + v.killReason + ")"
 		restartReason = v.killCause

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -37,6 +38,12 @@ import (
 //
 // Reports are JSON datagrams (type report).
 func TestMain(m *testing.M) {
+	if namespaces.IsInit() { // the Emperor's init stage is this binary too
+		namespaces.Init()
+	}
+	if mode := os.Getenv("EMPEROR_TEST_ISOLATION"); mode != "" {
+		os.Exit(isolationMain(mode, os.Args[1:])) // isolation_test.go
+	}
 	if os.Getenv("EMPEROR_TEST_VASSAL") == "1" {
 		os.Exit(testVassal(os.Args[1:]))
 	}

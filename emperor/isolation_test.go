@@ -1,15 +1,21 @@
 package emperor_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/emperor-dev/emperor/cgroup"
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/namespaces"
 )
 
@@ -103,5 +109,340 @@ func TestNamespacesFromUseClone(t *testing.T) {
 		if err != nil || its == mine {
 			t.Errorf("vassal %s namespace %q, Emperor's %q (err %v): want a new one", kind, its, mine, err)
 		}
+	}
+}
+
+// isoSetup starts an Emperor whose vassals are isolation vassals, with
+// their configs in a public directory so they may run as other users.
+func isoSetup(t *testing.T, opts func(*emperor.Options)) (h *harness, vassals, report string, reports <-chan isoReport) {
+	t.Helper()
+	testenv.Root(t)
+	pub, binary := publicDir(t)
+	vassals = filepath.Join(pub, "vassals")
+	os.Mkdir(vassals, 0o755)
+	report, reports = isoReports(t, pub)
+	h = startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
+		o.Binary = binary
+		o.Env = append(o.Env, "EMPEROR_TEST_ISOLATION=1")
+		if opts != nil {
+			opts(o)
+		}
+	}})
+	return h, vassals, report, reports
+}
+
+// isoConfig is an isolation vassal's config.
+func isoConfig(report, name, extra string) string {
+	return fmt.Sprintf("[uwsgi]\nname = %s\niso-report = %s\n%s\n", name, report, extra)
+}
+
+// cgroupLine returns the path of a /proc/PID/cgroup line for a hierarchy
+// ("memory", or "" for v2).
+func cgroupLine(text, ctrl string) string {
+	for _, line := range strings.Split(text, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if (ctrl == "" && parts[0] == "0") || (ctrl != "" && slices.Contains(strings.Split(parts[1], ","), ctrl)) {
+			return parts[2]
+		}
+	}
+	return ""
+}
+
+func TestCgroupHoldsTheWholeTreeAndGoesAway(t *testing.T) {
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.CgroupLimits = cgroup.Limits{Memory: 96 << 20, Pids: 64}
+	})
+	writeFile(t, filepath.Join(vassals, "tree.ini"), isoConfig(report, "tree", "daemon = 1"))
+	run := h.waitState("tree.ini", emperor.Running)
+	r := waitIso(t, reports, "tree")
+	if r.Daemon == 0 {
+		t.Fatal("the vassal started no daemon")
+	}
+	// Born in its cgroup: the vassal, and the daemon it double-forked.
+	v2 := cgroupLine(r.Cgroup, "")
+	mem := cgroupLine(r.Cgroup, "memory")
+	if !strings.Contains(v2, "vassal-tree.ini-") || !strings.Contains(mem, "vassal-tree.ini-") {
+		t.Fatalf("vassal cgroups: v2 %q memory %q\n%s", v2, mem, r.Cgroup)
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", r.Daemon))
+	if cgroupLine(string(b), "") != v2 {
+		t.Errorf("daemon's cgroup %q, want the vassal's %q", cgroupLine(string(b), ""), v2)
+	}
+	memDir := filepath.Join("/sys/fs/cgroup/memory", mem)
+	if lim, _ := os.ReadFile(filepath.Join(memDir, "memory.limit_in_bytes")); strings.TrimSpace(string(lim)) != strconv.Itoa(96<<20) {
+		t.Errorf("memory.limit_in_bytes = %q, want %d", lim, 96<<20)
+	}
+	if pids, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", cgroupLine(r.Cgroup, "pids"), "pids.max")); strings.TrimSpace(string(pids)) != "64" {
+		t.Errorf("pids.max = %q, want 64", pids)
+	}
+	// Stats show the usage.
+	s, err := h.em.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Vassals) != 1 || s.Vassals[0].Cgroup == nil || s.Vassals[0].Cgroup.Memory == 0 || s.Vassals[0].Cgroup.Pids < 2 {
+		t.Errorf("stats cgroup usage: %+v", s.Vassals[0].Cgroup)
+	}
+
+	// The vassal stops: its daemon dies with it and the cgroups go away.
+	os.Remove(filepath.Join(vassals, "tree.ini"))
+	h.waitState("tree.ini", emperor.Absent)
+	waitGone(t, run.Pid, "vassal")
+	waitGone(t, r.Daemon, "double-forked daemon")
+	deadline := time.Now().Add(wait)
+	for _, dir := range []string{filepath.Join("/sys/fs/cgroup/unified", v2), memDir} {
+		for {
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("cgroup %s not removed", dir)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func TestMemoryLimitKillsAndIsReported(t *testing.T) {
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.CgroupLimits = cgroup.Limits{Memory: 32 << 20}
+		o.Throttle = time.Hour // one death is enough
+	})
+	writeFile(t, filepath.Join(vassals, "hog.ini"), isoConfig(report, "hog", "alloc = 256"))
+	waitIso(t, reports, "hog")
+	n := h.waitNote("hog dies of its memory limit", func(n emperor.Note) bool {
+		return n.Key.Name == "hog.ini" && n.To == emperor.Waiting && n.From == emperor.Running
+	})
+	if !strings.Contains(n.Reason, "oom") || !strings.Contains(n.Reason, "32M") {
+		t.Errorf("death reason %q does not report the OOM kill and the limit", n.Reason)
+	}
+	s, err := h.em.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Vassals) != 1 || !strings.Contains(s.Vassals[0].LastExit, "oom") || s.Counters.Restarts["oom"] != 1 {
+		t.Errorf("stats: last_exit %q, restarts %v", s.Vassals[0].LastExit, s.Counters.Restarts)
+	}
+}
+
+// A vassal may lower its limits in an [emperor] section, never raise them.
+func TestSectionLimits(t *testing.T) {
+	l, err := emperor.SectionLimits([]byte("[uwsgi]\ncgroup-memory = 1G\n[emperor]\ncgroup-memory = 64M\ncgroup-pids = 10\nother = x\n"))
+	if err != nil || l != (cgroup.Limits{Memory: 64 << 20, Pids: 10}) {
+		t.Errorf("SectionLimits = %+v, %v", l, err)
+	}
+	if _, err := emperor.SectionLimits([]byte("[emperor]\n\ncgroup-memory = lots\n")); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("bad value: %v", err)
+	}
+}
+
+func FuzzSectionLimits(f *testing.F) {
+	f.Add([]byte("[emperor]\ncgroup-memory = 64M\ncgroup-cpu-quota = 50%\n"))
+	f.Add([]byte("[uwsgi]\nsocket = :3031\n[emperor]\ncgroup-pids=5\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		emperor.SectionLimits(text)
+	})
+}
+
+const capNetBindService = "0000000000000400"
+
+func TestCapabilitiesKeepOnlyTheGranted(t *testing.T) {
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.LimitCaps, o.Caps = true, 1<<10 // net_bind_service
+	})
+	writeFile(t, filepath.Join(vassals, "rootcap.ini"), isoConfig(report, "rootcap", ""))
+	r := waitIso(t, reports, "rootcap")
+	h.waitState("rootcap.ini", emperor.Running)
+	if r.UID != 0 || r.CapEff != capNetBindService || r.CapBnd != capNetBindService || r.CapPrm != capNetBindService {
+		t.Errorf("root vassal: uid %d CapEff %s CapPrm %s CapBnd %s; want only net_bind_service (%s)", r.UID, r.CapEff, r.CapPrm, r.CapBnd, capNetBindService)
+	}
+	if r.Chown == "" {
+		t.Error("a root vassal without CAP_CHOWN chowned a file to another user")
+	}
+}
+
+func TestTyrantVassalKeepsGrantedCapsAndCannotBecomeRoot(t *testing.T) {
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.Tyrant = true
+		o.LimitCaps, o.Caps = true, 1<<10
+	})
+	path := filepath.Join(vassals, "tenant.ini")
+	writeFile(t, path, isoConfig(report, "tenant", ""))
+	os.Chown(path, 65534, 65534)
+	r := waitIso(t, reports, "tenant")
+	h.waitState("tenant.ini", emperor.Running)
+	if r.UID != 65534 || r.GID != 65534 {
+		t.Errorf("tenant runs as %d:%d, want 65534:65534", r.UID, r.GID)
+	}
+	if r.CapEff != capNetBindService || r.CapAmb != capNetBindService || r.CapBnd != capNetBindService {
+		t.Errorf("tenant caps: eff %s amb %s bnd %s; want net_bind_service only", r.CapEff, r.CapAmb, r.CapBnd)
+	}
+	if r.Setuid0 == "" {
+		t.Error("the tenant's vassal became root")
+	}
+}
+
+func TestNamespacesIsolateTenants(t *testing.T) {
+	ns, err := namespaces.Parse("fs,net,ipc,pid,uts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) { o.Namespaces = ns })
+	mnt := filepath.Join(filepath.Dir(vassals), "mnt")
+	os.Mkdir(mnt, 0o755)
+	writeFile(t, filepath.Join(vassals, "alpha.ini"), isoConfig(report, "alpha", "mount-tmpfs = "+mnt+"\ndaemon = 1"))
+	writeFile(t, filepath.Join(vassals, "beta.ini"), isoConfig(report, "beta", ""))
+	a, b := waitIso(t, reports, "alpha"), waitIso(t, reports, "beta")
+	runA := h.waitState("alpha.ini", emperor.Running)
+	if a.Pid != 1 || b.Pid != 1 {
+		t.Errorf("vassals see themselves as pids %d and %d, want 1", a.Pid, b.Pid)
+	}
+	// alpha sees itself, its daemon's shell maybe, the daemon: never beta.
+	if a.Procs > 3 || b.Procs > 2 {
+		t.Errorf("vassals see %d and %d processes in /proc: another tenant's or the host's", a.Procs, b.Procs)
+	}
+	if a.Hostname != "alpha" || b.Hostname != "beta" {
+		t.Errorf("hostnames %q and %q, want alpha and beta", a.Hostname, b.Hostname)
+	}
+	host, _ := os.Hostname()
+	if host == "alpha" || host == "beta" {
+		t.Errorf("the host's hostname changed to %q", host)
+	}
+	if !slices.Equal(a.Links, []string{"lo"}) {
+		t.Errorf("alpha sees network links %v, want only lo", a.Links)
+	}
+	if a.Mounted != "" {
+		t.Fatalf("alpha could not mount a tmpfs in its own mount namespace: %s", a.Mounted)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), " "+mnt+" ") {
+		t.Errorf("alpha's mount on %s propagated to the host", mnt)
+	}
+	// Killing PID 1 ends everything in the namespace: the stop takes the
+	// daemon with it even without a cgroup.
+	os.Remove(filepath.Join(vassals, "alpha.ini"))
+	h.waitState("alpha.ini", emperor.Absent)
+	waitGone(t, runA.Pid, "alpha")
+	for _, dir := range []string{"/proc"} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			cmd, _ := os.ReadFile(filepath.Join(dir, e.Name(), "cmdline"))
+			if strings.HasPrefix(string(cmd), "sleep\x001000") {
+				b, _ := os.ReadFile(filepath.Join(dir, e.Name(), "ns", "pid"))
+				_ = b
+				if pid, _ := strconv.Atoi(e.Name()); pid != 0 && !gone(pid) {
+					if lnk, _ := os.Readlink(filepath.Join(dir, e.Name(), "ns/pid")); lnk != "" {
+						mine, _ := os.Readlink("/proc/self/ns/pid")
+						if lnk != mine {
+							t.Errorf("a daemon of a stopped pid namespace lives on: pid %d", pid)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestUserNamespaceMapsTheTenantToRoot(t *testing.T) {
+	ns, err := namespaces.Parse("user,pid,fs,uts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.Namespaces = ns
+		o.Tyrant = true
+	})
+	path := filepath.Join(vassals, "userns.ini")
+	writeFile(t, path, isoConfig(report, "userns", ""))
+	os.Chown(path, 65534, 65534)
+	r := waitIso(t, reports, "userns")
+	run := h.waitState("userns.ini", emperor.Running)
+	if r.UID != 0 || r.Pid != 1 || r.Hostname != "userns" {
+		t.Errorf("inside: uid %d pid %d hostname %q; want root, pid 1, userns", r.UID, r.Pid, r.Hostname)
+	}
+	m, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", run.Pid))
+	if f := strings.Fields(string(m)); len(f) != 3 || f[0] != "0" || f[1] != "65534" || f[2] != "1" {
+		t.Errorf("uid_map %q, want 0 65534 1", m)
+	}
+	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", run.Pid))
+	if !strings.Contains(string(st), "\nUid:\t65534\t") {
+		t.Errorf("outside, the vassal is not uid 65534:\n%s", st)
+	}
+}
+
+func TestTyrantGroups(t *testing.T) {
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.Tyrant, o.TyrantInitgroups = true, true
+	})
+	// 65533 has no passwd entry: its only group is its gid.
+	path := filepath.Join(vassals, "nopasswd.ini")
+	writeFile(t, path, isoConfig(report, "nopasswd", ""))
+	os.Chown(path, 65533, 65532)
+	r := waitIso(t, reports, "nopasswd")
+	h.waitState("nopasswd.ini", emperor.Running)
+	if r.UID != 65533 || r.GID != 65532 || !slices.Equal(r.Groups, []int{65532}) {
+		t.Errorf("uid %d gid %d groups %v; want 65533, 65532, [65532]", r.UID, r.GID, r.Groups)
+	}
+}
+
+// Under emperor-nofollow the owner of the symlink decides: pointing it at
+// another tenant's config does not make the vassal run as that tenant.
+func TestTyrantNofollowSymlinkSwap(t *testing.T) {
+	testenv.Root(t)
+	pub, binary := publicDir(t)
+	vassals := filepath.Join(pub, "vassals")
+	os.Mkdir(vassals, 0o755)
+	report, reports := isoReports(t, pub)
+	m, err := monitor.Open(vassals, monitor.Options{Freq: time.Second, NoFollow: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startEmperor(t, setup{monitors: []monitor.Monitor{m}, reportDir: pub, opts: func(o *emperor.Options) {
+		o.Binary, o.Tyrant = binary, true
+		o.Env = append(o.Env, "EMPEROR_TEST_ISOLATION=1")
+	}})
+	mine, theirs := filepath.Join(pub, "mine.ini"), filepath.Join(pub, "theirs.ini")
+	writeFile(t, mine, isoConfig(report, "linked", ""))
+	writeFile(t, theirs, isoConfig(report, "linked", ""))
+	os.Chown(mine, 65534, 65534)
+	os.Chown(theirs, 65533, 65533)
+	link := filepath.Join(vassals, "linked.ini")
+	if err := os.Symlink(mine, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	r := waitIso(t, reports, "linked")
+	h.waitState("linked.ini", emperor.Running)
+	if r.UID != 65534 {
+		t.Fatalf("runs as %d, want the link's owner 65534", r.UID)
+	}
+	// Swap the link's target for the other tenant's config.
+	tmp := link + ".new"
+	os.Symlink(theirs, tmp)
+	os.Lchown(tmp, 65534, 65534)
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	h.waitNote("reload or restart after the swap", func(n emperor.Note) bool {
+		return n.Key.Name == "linked.ini" && (n.Reason != "" && (strings.Contains(n.Reason, "changed") || strings.Contains(n.Reason, "spawned")))
+	})
+	s, err := h.em.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range s.Vassals {
+		if v.UID != 65534 {
+			t.Errorf("after the swap %s runs as uid %d, want 65534", v.ID, v.UID)
+		}
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Vassals[0].Pid))
+	if !strings.Contains(string(b), "\nUid:\t65534\t") {
+		t.Errorf("the vassal's process is not uid 65534:\n%s", b)
 	}
 }

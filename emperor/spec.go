@@ -4,6 +4,10 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/capabilities"
+	"github.com/emperor-dev/emperor/cgroup"
 
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/namespaces"
@@ -29,6 +33,22 @@ type Spec struct {
 	// HostUID and HostGID.
 	Namespaces       namespaces.Set
 	HostUID, HostGID int
+
+	// Isolation beyond SysProcAttr (isolation.go); any of these but Cgroup
+	// sends the spawn through the init stage.
+	//
+	// LimitCaps keeps only Caps (emperor-cap).
+	LimitCaps bool
+	Caps      capabilities.Set
+	// Hostname is set in a new uts namespace (the vassal's name).
+	Hostname string
+	// Cgroup puts the vassal in a cgroup of its own with CgroupLimits.
+	Cgroup       bool
+	CgroupLimits cgroup.Limits
+	// Hooks are exec-as-vassal commands, run in the new namespaces before
+	// the privileges are dropped; HookTimeout bounds each.
+	Hooks       []string
+	HookTimeout time.Duration
 }
 
 // vassalEnv derives the environment every vassal gets from the Emperor's

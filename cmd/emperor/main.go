@@ -33,6 +33,9 @@ import (
 var Version = "0.1.0-dev"
 
 func main() {
+	if namespaces.IsInit() {
+		namespaces.Init() // the hidden init stage of a vassal; never returns
+	}
 	reexecWithoutAsyncPreemption()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }

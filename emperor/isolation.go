@@ -1,0 +1,190 @@
+package emperor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/cgroup"
+)
+
+// isolate adds to a vassal's Spec what the isolation options ask for:
+// capabilities, a hostname in a new uts namespace, supplementary groups,
+// a cgroup with its limits, and exec-as-vassal hooks. It runs on the loop;
+// the only I/O is reading the vassal's config for its [emperor] section
+// (bounded) and, with emperor-tyrant-initgroups, the group database.
+func (e *Emperor) isolate(spec *Spec, v *vassal) {
+	o := &e.opts
+	spec.LimitCaps, spec.Caps = o.LimitCaps, o.Caps
+	if spec.Namespaces.Has(unix.CLONE_NEWUTS) {
+		spec.Hostname = hostname(v.key.Name)
+	}
+	if o.TyrantInitgroups && spec.Credential != nil {
+		spec.Credential.Groups = supplementaryGroups(spec.Credential.Uid, spec.Credential.Gid)
+	}
+	spec.Hooks, spec.HookTimeout = o.ExecAsVassal, o.HookTimeout
+	if !o.Cgroup {
+		return
+	}
+	spec.Cgroup = true
+	spec.CgroupLimits = o.CgroupLimits
+	text := v.ev.Config
+	if text == nil && v.ev.Path != "" {
+		text = readHead(v.ev.Path, 1<<20)
+	}
+	if own, err := SectionLimits(text); err != nil {
+		e.log.Warn("ignoring the vassal's own cgroup limits", e.attrs(v, "err", err)...)
+	} else if !own.IsZero() {
+		// A tenant may tighten its limits, never loosen the Emperor's.
+		spec.CgroupLimits = own.Min(o.CgroupLimits)
+	}
+}
+
+// hostname is a vassal's hostname in its uts namespace: its name without
+// the extension, cut to the kernel's 64 bytes.
+func hostname(name string) string {
+	h := strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
+	if h == "" {
+		h = "vassal"
+	}
+	if len(h) > 64 {
+		h = h[:64]
+	}
+	return h
+}
+
+// supplementaryGroups are the groups of uid from the group database
+// (initgroups); a uid without a passwd entry has gid as its only group.
+func supplementaryGroups(uid, gid uint32) []uint32 {
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return []uint32{gid}
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return []uint32{gid}
+	}
+	out := []uint32{gid}
+	for _, s := range ids {
+		if n, err := strconv.ParseUint(s, 10, 32); err == nil && uint32(n) != gid {
+			out = append(out, uint32(n))
+		}
+	}
+	return out
+}
+
+// readHead reads at most n bytes of a file; errors read as nothing (the
+// vassal itself will report an unreadable config).
+func readHead(path string, n int64) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, n))
+	return b
+}
+
+// SectionLimits reads the cgroup limits a vassal's ini config sets for
+// itself in an [emperor] section (cgroup-memory, cgroup-pids,
+// cgroup-cpu-weight, cgroup-cpu-quota): uWSGI and our vassal read only
+// [uwsgi], so the section is theirs to ignore. Other formats, and configs
+// without the section, set nothing. Includes and variables are not
+// expanded: the Emperor never opens files a tenant names.
+func SectionLimits(text []byte) (cgroup.Limits, error) {
+	var l cgroup.Limits
+	in := false
+	s := bufio.NewScanner(bytes.NewReader(text))
+	s.Buffer(make([]byte, 0, 4096), 1<<20)
+	for n := 1; s.Scan(); n++ {
+		line := strings.TrimSpace(s.Text())
+		if strings.HasPrefix(line, "[") {
+			in = strings.TrimSpace(strings.Trim(line, "[]")) == "emperor"
+			continue
+		}
+		if !in || line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		k, val, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k = strings.TrimSpace(k)
+		key, isLimit := strings.CutPrefix(k, "cgroup-")
+		if !isLimit {
+			continue
+		}
+		if err := l.Set(key, val); err != nil {
+			return cgroup.Limits{}, fmt.Errorf("[emperor] line %d: %w", n, err)
+		}
+	}
+	return l, nil
+}
+
+// isolator is the spawner goroutine's view of the cgroup hierarchy,
+// opened on first use and owned by that goroutine.
+type isolator struct {
+	h   *cgroup.Hierarchy
+	err error
+}
+
+func (i *isolator) hierarchy() (*cgroup.Hierarchy, error) {
+	if i.h == nil && i.err == nil {
+		i.h, i.err = cgroup.Open()
+	}
+	return i.h, i.err
+}
+
+// endTree runs when a vassal's process has been reaped: whatever it left
+// in its cgroup (a double-forked daemon, a stray worker) is killed and the
+// cgroup removed, off the loop. An OOM kill in the cgroup is noted in st.
+func (e *Emperor) endTree(v *vassal, p *process, st *exitStatus) {
+	g := p.cg
+	if g == nil {
+		return
+	}
+	p.cg = nil
+	if n := g.OOMKills(); n > 0 {
+		st.oom = fmt.Sprintf("oom: %d killed for the memory limit %s", n, cgroup.FormatSize(g.Limits.Memory))
+	}
+	log := e.log.With(e.attrs(v)...)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if left := len(g.Pids()); left > 0 {
+			log.Info("killing what the vassal left in its cgroup", "cgroup", g.String(), "processes", left)
+		}
+		if err := g.Remove(ctx); err != nil {
+			log.Error("cgroup not removed", "err", err)
+		}
+	}()
+}
+
+// readCgroups fills in the cgroup usage of each vassal in a snapshot; it
+// runs in the stats or metrics client's goroutine, never on the loop.
+func readCgroups(s *Stats) {
+	for i := range s.Vassals {
+		if g := s.Vassals[i].cg; g != nil {
+			u := g.Usage()
+			s.Vassals[i].Cgroup = &u
+		}
+	}
+}
+
+// cgroupValue picks one usage figure of a vassal for metrics.
+func cgroupValue(v *VassalStats, f func(*cgroup.Usage) int64) (float64, bool) {
+	if v.Cgroup == nil {
+		return 0, false
+	}
+	return float64(f(v.Cgroup)), true
+}
