@@ -88,10 +88,15 @@ func isolationVassal(args []string) int {
 			}
 		}
 	}
-	if ents, err := os.ReadDir("/sys/class/net"); err == nil {
-		for _, e := range ents {
-			r.Links = append(r.Links, e.Name())
+	// /proc/self/net/dev lists the links of this process's network
+	// namespace (/sys/class/net shows the one sysfs was mounted in).
+	if b, err := os.ReadFile("/proc/self/net/dev"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, _, ok := strings.Cut(line, ":"); ok && !strings.Contains(name, "|") {
+				r.Links = append(r.Links, strings.TrimSpace(name))
+			}
 		}
+		sort.Strings(r.Links)
 	}
 	if ents, err := os.ReadDir("/proc"); err == nil {
 		for _, e := range ents {
@@ -211,7 +216,7 @@ func isolationEmperor(args []string) int {
 }
 
 // isoReports listens for isolation vassal reports in dir.
-func isoReports(t *testing.T, dir string) (string, <-chan isoReport) {
+func isoReports(t *testing.T, dir string) (string, *isoInbox) {
 	t.Helper()
 	path := filepath.Join(dir, "iso.sock")
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
@@ -234,22 +239,22 @@ func isoReports(t *testing.T, dir string) (string, <-chan isoReport) {
 			}
 		}
 	}()
-	return path, ch
+	return path, &isoInbox{ch: ch}
 }
 
-func waitIso(t *testing.T, ch <-chan isoReport, name string) isoReport {
+// isoInbox holds reports not yet waited for.
+type isoInbox struct {
+	ch      <-chan isoReport
+	pending []isoReport
+}
+
+func (b *isoInbox) wait(t *testing.T, name string) isoReport {
 	t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case r := <-ch:
-			if r.Name == name {
-				return r
-			}
-		case <-deadline:
-			t.Fatalf("no report from isolation vassal %s", name)
-		}
+	r, ok := waitFor(&b.pending, b.ch, func(r isoReport) bool { return r.Name == name })
+	if !ok {
+		t.Fatalf("no report from isolation vassal %s", name)
 	}
+	return r
 }
 
 // gone reports whether pid is dead or a zombie.

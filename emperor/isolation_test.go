@@ -114,7 +114,7 @@ func TestNamespacesFromUseClone(t *testing.T) {
 
 // isoSetup starts an Emperor whose vassals are isolation vassals, with
 // their configs in a public directory so they may run as other users.
-func isoSetup(t *testing.T, opts func(*emperor.Options)) (h *harness, vassals, report string, reports <-chan isoReport) {
+func isoSetup(t *testing.T, opts func(*emperor.Options)) (h *harness, vassals, report string, reports *isoInbox) {
 	t.Helper()
 	testenv.Root(t)
 	pub, binary := publicDir(t)
@@ -157,7 +157,7 @@ func TestCgroupHoldsTheWholeTreeAndGoesAway(t *testing.T) {
 	})
 	writeFile(t, filepath.Join(vassals, "tree.ini"), isoConfig(report, "tree", "daemon = 1"))
 	run := h.waitState("tree.ini", emperor.Running)
-	r := waitIso(t, reports, "tree")
+	r := reports.wait(t, "tree")
 	if r.Daemon == 0 {
 		t.Fatal("the vassal started no daemon")
 	}
@@ -213,7 +213,7 @@ func TestMemoryLimitKillsAndIsReported(t *testing.T) {
 		o.Throttle = time.Hour // one death is enough
 	})
 	writeFile(t, filepath.Join(vassals, "hog.ini"), isoConfig(report, "hog", "alloc = 256"))
-	waitIso(t, reports, "hog")
+	reports.wait(t, "hog")
 	n := h.waitNote("hog dies of its memory limit", func(n emperor.Note) bool {
 		return n.Key.Name == "hog.ini" && n.To == emperor.Waiting && n.From == emperor.Running
 	})
@@ -255,7 +255,7 @@ func TestCapabilitiesKeepOnlyTheGranted(t *testing.T) {
 		o.LimitCaps, o.Caps = true, 1<<10 // net_bind_service
 	})
 	writeFile(t, filepath.Join(vassals, "rootcap.ini"), isoConfig(report, "rootcap", ""))
-	r := waitIso(t, reports, "rootcap")
+	r := reports.wait(t, "rootcap")
 	h.waitState("rootcap.ini", emperor.Running)
 	if r.UID != 0 || r.CapEff != capNetBindService || r.CapBnd != capNetBindService || r.CapPrm != capNetBindService {
 		t.Errorf("root vassal: uid %d CapEff %s CapPrm %s CapBnd %s; want only net_bind_service (%s)", r.UID, r.CapEff, r.CapPrm, r.CapBnd, capNetBindService)
@@ -273,7 +273,7 @@ func TestTyrantVassalKeepsGrantedCapsAndCannotBecomeRoot(t *testing.T) {
 	path := filepath.Join(vassals, "tenant.ini")
 	writeFile(t, path, isoConfig(report, "tenant", ""))
 	os.Chown(path, 65534, 65534)
-	r := waitIso(t, reports, "tenant")
+	r := reports.wait(t, "tenant")
 	h.waitState("tenant.ini", emperor.Running)
 	if r.UID != 65534 || r.GID != 65534 {
 		t.Errorf("tenant runs as %d:%d, want 65534:65534", r.UID, r.GID)
@@ -296,7 +296,7 @@ func TestNamespacesIsolateTenants(t *testing.T) {
 	os.Mkdir(mnt, 0o755)
 	writeFile(t, filepath.Join(vassals, "alpha.ini"), isoConfig(report, "alpha", "mount-tmpfs = "+mnt+"\ndaemon = 1"))
 	writeFile(t, filepath.Join(vassals, "beta.ini"), isoConfig(report, "beta", ""))
-	a, b := waitIso(t, reports, "alpha"), waitIso(t, reports, "beta")
+	a, b := reports.wait(t, "alpha"), reports.wait(t, "beta")
 	runA := h.waitState("alpha.ini", emperor.Running)
 	if a.Pid != 1 || b.Pid != 1 {
 		t.Errorf("vassals see themselves as pids %d and %d, want 1", a.Pid, b.Pid)
@@ -323,28 +323,40 @@ func TestNamespacesIsolateTenants(t *testing.T) {
 		t.Errorf("alpha's mount on %s propagated to the host", mnt)
 	}
 	// Killing PID 1 ends everything in the namespace: the stop takes the
-	// daemon with it even without a cgroup.
+	// daemon with it, even without a cgroup.
+	pidns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", runA.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(inPidNamespace(pidns)); n < 2 {
+		t.Fatalf("%d processes in alpha's pid namespace, want the vassal and its daemon", n)
+	}
 	os.Remove(filepath.Join(vassals, "alpha.ini"))
 	h.waitState("alpha.ini", emperor.Absent)
-	waitGone(t, runA.Pid, "alpha")
-	for _, dir := range []string{"/proc"} {
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			cmd, _ := os.ReadFile(filepath.Join(dir, e.Name(), "cmdline"))
-			if strings.HasPrefix(string(cmd), "sleep\x001000") {
-				b, _ := os.ReadFile(filepath.Join(dir, e.Name(), "ns", "pid"))
-				_ = b
-				if pid, _ := strconv.Atoi(e.Name()); pid != 0 && !gone(pid) {
-					if lnk, _ := os.Readlink(filepath.Join(dir, e.Name(), "ns/pid")); lnk != "" {
-						mine, _ := os.Readlink("/proc/self/ns/pid")
-						if lnk != mine {
-							t.Errorf("a daemon of a stopped pid namespace lives on: pid %d", pid)
-						}
-					}
-				}
-			}
+	deadline := time.Now().Add(wait)
+	for left := inPidNamespace(pidns); len(left) > 0; left = inPidNamespace(pidns) {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes %v of the stopped vassal's pid namespace live on", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// inPidNamespace lists the live processes in the pid namespace ns (a
+// /proc/PID/ns/pid link).
+func inPidNamespace(ns string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); l == ns && !gone(pid) {
+			out = append(out, pid)
 		}
 	}
+	return out
 }
 
 func TestUserNamespaceMapsTheTenantToRoot(t *testing.T) {
@@ -359,7 +371,7 @@ func TestUserNamespaceMapsTheTenantToRoot(t *testing.T) {
 	path := filepath.Join(vassals, "userns.ini")
 	writeFile(t, path, isoConfig(report, "userns", ""))
 	os.Chown(path, 65534, 65534)
-	r := waitIso(t, reports, "userns")
+	r := reports.wait(t, "userns")
 	run := h.waitState("userns.ini", emperor.Running)
 	if r.UID != 0 || r.Pid != 1 || r.Hostname != "userns" {
 		t.Errorf("inside: uid %d pid %d hostname %q; want root, pid 1, userns", r.UID, r.Pid, r.Hostname)
@@ -382,7 +394,7 @@ func TestTyrantGroups(t *testing.T) {
 	path := filepath.Join(vassals, "nopasswd.ini")
 	writeFile(t, path, isoConfig(report, "nopasswd", ""))
 	os.Chown(path, 65533, 65532)
-	r := waitIso(t, reports, "nopasswd")
+	r := reports.wait(t, "nopasswd")
 	h.waitState("nopasswd.ini", emperor.Running)
 	if r.UID != 65533 || r.GID != 65532 || !slices.Equal(r.Groups, []int{65532}) {
 		t.Errorf("uid %d gid %d groups %v; want 65533, 65532, [65532]", r.UID, r.GID, r.Groups)
@@ -417,7 +429,7 @@ func TestTyrantNofollowSymlinkSwap(t *testing.T) {
 	if err := os.Lchown(link, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	r := waitIso(t, reports, "linked")
+	r := reports.wait(t, "linked")
 	h.waitState("linked.ini", emperor.Running)
 	if r.UID != 65534 {
 		t.Fatalf("runs as %d, want the link's owner 65534", r.UID)

@@ -135,7 +135,6 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 			PidFD:     &pidfd,
 		},
 	}
-	spec.Namespaces.Apply(attr.Sys, spec.HostUID, spec.HostGID)
 	path, argv := spec.Argv[0], spec.Argv
 	var stage *namespaces.Stage
 	var initCfg *namespaces.InitConfig
@@ -179,6 +178,7 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 		attr.Sys.Credential = spec.Credential
 	}
 	attr.Env, attr.Files = env, files
+	spec.Namespaces.Apply(attr.Sys, spec.HostUID, spec.HostGID)
 
 	cgfd := -1
 	if g != nil {
