@@ -58,7 +58,9 @@ type Emperor struct {
 	timers   chan timerFired
 	queries  chan chan *Stats
 	commands chan command
-	done     chan struct{} // closed when the loop exits
+	hookDone chan hookResult // exec-as-emperor outcomes (hooks.go)
+	done     chan struct{}   // closed when the loop exits
+	uid, gid int             // the Emperor's, for hooks
 }
 
 type fdKind uint8
@@ -121,6 +123,9 @@ func New(opts Options) (*Emperor, error) {
 		timers:       make(chan timerFired, 256),
 		queries:      make(chan chan *Stats),
 		commands:     make(chan command),
+		hookDone:     make(chan hookResult, 64),
+		uid:          os.Getuid(),
+		gid:          os.Getgid(),
 		done:         make(chan struct{}),
 		counters:     newCounters(),
 	}
@@ -278,6 +283,8 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			reply <- e.stats()
 		case c := <-e.commands:
 			c.reply <- e.command(c.args)
+		case r := <-e.hookDone:
+			e.hookFinished(r)
 		}
 		if e.admitDue {
 			e.admitDue = false
@@ -473,6 +480,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 		e.pushConfig(v)
 	}
 	e.transition(v, Running, fmt.Sprintf("spawned pid %d", p.pid))
+	e.startHooks(v, p) // exec-as-emperor, off the loop (hooks.go)
 	switch {
 	case e.ragnarok:
 		e.stop(v, "Ragnarok")

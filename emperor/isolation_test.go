@@ -458,3 +458,39 @@ func TestTyrantNofollowSymlinkSwap(t *testing.T) {
 		t.Errorf("the vassal's process is not uid 65534:\n%s", b)
 	}
 }
+
+func TestHooks(t *testing.T) {
+	ns, err := namespaces.Parse("uts,fs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	envFile, fdFile, inside := filepath.Join(out, "env"), filepath.Join(out, "fds"), filepath.Join(out, "inside")
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.Namespaces = ns
+		o.ExecAsEmperor = []string{
+			"env | grep ^UWSGI_VASSAL_ | sort > " + envFile,
+			"ls /proc/self/fd > " + fdFile,
+		}
+		o.ExecAsVassal = []string{"hostname > " + inside}
+	})
+	path := filepath.Join(vassals, "hooked.ini")
+	writeFile(t, path, isoConfig(report, "hooked", "hook-file = "+inside))
+	r := reports.wait(t, "hooked")
+	run := h.waitState("hooked.ini", emperor.Running)
+	if r.Hook != "hooked" {
+		t.Errorf("exec-as-vassal saw hostname %q, want the vassal's own namespace (hooked)", r.Hook)
+	}
+	h.waitNote("second exec-as-emperor hook done", func(n emperor.Note) bool {
+		return strings.HasPrefix(n.Reason, "exec-as-emperor \"ls")
+	})
+	env, _ := os.ReadFile(envFile)
+	want := fmt.Sprintf("UWSGI_VASSAL_CONFIG=%s\nUWSGI_VASSAL_GID=0\nUWSGI_VASSAL_PID=%d\nUWSGI_VASSAL_UID=0\n", path, run.Pid)
+	if string(env) != want {
+		t.Errorf("exec-as-emperor environment:\n%s\nwant:\n%s", env, want)
+	}
+	fds, _ := os.ReadFile(fdFile)
+	if got := strings.Fields(string(fds)); !slices.Equal(got, []string{"0", "1", "2", "3"}) {
+		t.Errorf("exec-as-emperor hook has fds %v, want 0-2 and ls's own", got)
+	}
+}
