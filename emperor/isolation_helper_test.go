@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,7 +202,9 @@ func isolationEmperor(args []string) int {
 	}()
 	em, err := emperor.New(emperor.Options{
 		Monitors: []monitor.Monitor{m}, Binary: exe, Tyrant: true, TyrantInitgroups: true,
-		Env: append(os.Environ(), "EMPEROR_TEST_ISOLATION=1"), Logger: log, Signals: sigs,
+		Env: append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+			return strings.HasPrefix(kv, "EMPEROR_TEST_ISOLATION=")
+		}), "EMPEROR_TEST_ISOLATION=1"), Logger: log, Signals: sigs,
 		ReloadMercy: 5 * time.Second,
 	})
 	if err != nil {

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/cgroup"
 	"github.com/emperor-dev/emperor/emperor"
@@ -492,5 +496,74 @@ func TestHooks(t *testing.T) {
 	fds, _ := os.ReadFile(fdFile)
 	if got := strings.Fields(string(fds)); !slices.Equal(got, []string{"0", "1", "2", "3"}) {
 		t.Errorf("exec-as-emperor hook has fds %v, want 0-2 and ls's own", got)
+	}
+}
+
+// Paranoid tyrant mode: the Emperor itself runs as nobody, holding only
+// CAP_SETUID and CAP_SETGID (as ambient capabilities, the way a launcher
+// or systemd's AmbientCapabilities= grants them), and still runs each
+// vassal as its config's owner, without passing its capabilities on.
+func TestParanoidTyrant(t *testing.T) {
+	testenv.Root(t)
+	pub, binary := publicDir(t)
+	vassals := filepath.Join(pub, "vassals")
+	os.Mkdir(vassals, 0o755)
+	report, reports := isoReports(t, pub)
+	tenant := filepath.Join(vassals, "tenant.ini")
+	writeFile(t, tenant, isoConfig(report, "tenant", ""))
+	os.Chown(tenant, 65533, 65533)
+	writeFile(t, filepath.Join(vassals, "rooted.ini"), isoConfig(report, "rooted", ""))
+
+	logPath := filepath.Join(t.TempDir(), "emperor.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(binary, vassals)
+	cmd.Dir = pub
+	cmd.Env = append(os.Environ(), "EMPEROR_TEST_ISOLATION=emperor")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential:  &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
+		AmbientCaps: []uintptr{unix.CAP_SETUID, unix.CAP_SETGID},
+		Pdeathsig:   syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("emperor log:\n%s", b)
+		}
+	}()
+	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if !strings.Contains(string(st), "\nUid:\t65534\t") || !strings.Contains(string(st), "\nCapEff:\t00000000000000c0\n") {
+		t.Fatalf("the Emperor is not nobody with only setuid and setgid:\n%s", st)
+	}
+
+	r := reports.wait(t, "tenant")
+	if r.UID != 65533 || r.GID != 65533 || !slices.Equal(r.Groups, []int{65533}) {
+		t.Errorf("tenant vassal runs as uid %d gid %d groups %v, want 65533, 65533, [65533]", r.UID, r.GID, r.Groups)
+	}
+	if r.CapEff != "0000000000000000" || r.CapPrm != "0000000000000000" || r.CapAmb != "0000000000000000" {
+		t.Errorf("the vassal inherited capabilities: eff %s prm %s amb %s", r.CapEff, r.CapPrm, r.CapAmb)
+	}
+	if r.Setuid0 == "" {
+		t.Error("the tenant's vassal became root")
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "rooted.ini") && strings.Contains(string(b), "refusing to run as uid 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the root-owned config was not refused")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
