@@ -21,6 +21,7 @@ import (
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/namespaces"
+	"github.com/emperor-dev/emperor/protocol"
 )
 
 // publicDir makes a directory every user can enter, with a copy of the test
@@ -566,4 +567,61 @@ func TestParanoidTyrant(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// A real uWSGI vassal runs in every namespace but net (the test must reach
+// its port), as the tenant owning its config, root only inside its user
+// namespace, in a cgroup with a memory limit.
+func TestRealUWSGIVassalIsolated(t *testing.T) {
+	uwsgi := testenv.UWSGI(t)
+	testenv.Root(t)
+	pub, _ := publicDir(t)
+	dir := filepath.Join(pub, "vassals")
+	os.Mkdir(dir, 0o755)
+	port := testenv.FreePort(t)
+	writeFile(t, filepath.Join(dir, "app.py"), wsgiApp)
+	ns, err := namespaces.Parse("fs,pid,uts,ipc,user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startEmperor(t, setup{dirs: []string{dir}, reportDir: pub, opts: func(o *emperor.Options) {
+		o.Binary = uwsgi
+		o.Env = os.Environ()
+		o.Namespaces = ns
+		o.Tyrant = true
+		o.CgroupLimits = cgroup.Limits{Memory: 256 << 20}
+	}})
+	ini := filepath.Join(dir, "py.ini")
+	writeFile(t, ini, fmt.Sprintf("[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:%d\nwsgi-file = app.py\nmaster = true\nprocesses = 1\n", port))
+	os.Chown(ini, 65534, 65534)
+	run := h.waitState("py.ini", emperor.Running)
+	h.waitNote("byte 5 (accepting)", func(n emperor.Note) bool { return n.IsByte && n.Byte == byte(protocol.Accepting) })
+	waitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", port), func(b string) bool { return strings.HasPrefix(b, "worker ") })
+	for _, kind := range []string{"pid", "uts", "ipc", "mnt", "user"} {
+		mine, _ := os.Readlink("/proc/self/ns/" + kind)
+		its, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", run.Pid, kind))
+		if its == "" || its == mine {
+			t.Errorf("uWSGI vassal shares the Emperor's %s namespace", kind)
+		}
+	}
+	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", run.Pid))
+	if !strings.Contains(string(st), "\nUid:\t65534\t") || !strings.Contains(string(st), "\nNSpid:\t") || !strings.HasSuffix(strings.Fields(grepLine(string(st), "NSpid:"))[2], "1") {
+		t.Errorf("uWSGI master is not uid 65534 and pid 1 of its namespace:\n%s", st)
+	}
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", run.Pid))
+	if !strings.Contains(cgroupLine(string(cg), "memory"), "vassal-py.ini-") {
+		t.Errorf("uWSGI master not in its cgroup:\n%s", cg)
+	}
+	os.Remove(ini)
+	h.waitState("py.ini", emperor.Absent)
+	waitGone(t, run.Pid, "uWSGI master")
+}
+
+func grepLine(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return prefix + " ? ?"
 }
