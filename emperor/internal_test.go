@@ -3,6 +3,7 @@ package emperor
 import (
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,6 +140,25 @@ func TestMetricsTextEscapesLabels(t *testing.T) {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "me.ini") {
 			t.Errorf("a raw newline in a vassal name split a metric line: %q", line)
+		}
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	ok := Spec{Argv: []string{"/bin/true"}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("plain spec: %v", err)
+	}
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{}, "binary-path"},
+		{Spec{Argv: []string{"/bin/true"}, Credential: &syscall.Credential{Uid: 0, Gid: 100}}, "root"},
+		{Spec{Argv: []string{"/bin/true"}, Hostname: "x"}, "uts"},
+	} {
+		if err := tc.spec.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want an error about %s", tc.spec, err, tc.want)
 		}
 	}
 }

@@ -46,6 +46,7 @@ type isoReport struct {
 	Mounted  string   `json:"mounted"` // error of the tmpfs mount asked for
 	Daemon   int      `json:"daemon"`  // pid of the daemon it started
 	Hook     string   `json:"hook"`    // what exec-as-vassal left in the hook file
+	Fds      []int    `json:"fds"`     // fds inherited across exec
 }
 
 // isolationMain is the test binary's isolation role, chosen by
@@ -63,13 +64,14 @@ func isolationMain(mode string, args []string) int {
 // dir, daemon = 1, alloc = MiB, hook-file = path), reports what it sees,
 // then speaks the protocol until told to stop.
 func isolationVassal(args []string) int {
+	fds := openFds() // first, before the runtime opens its own
 	cfg, err := (&config.Loader{}).Args(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "isolation vassal:", err)
 		return 1
 	}
 	name, _ := cfg.Get("name")
-	r := isoReport{Name: name, Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid()}
+	r := isoReport{Name: name, Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Fds: fds}
 	r.Groups, _ = os.Getgroups()
 	sort.Ints(r.Groups)
 	r.Hostname, _ = os.Hostname()

@@ -303,6 +303,10 @@ func TestNamespacesIsolateTenants(t *testing.T) {
 	writeFile(t, filepath.Join(vassals, "beta.ini"), isoConfig(report, "beta", ""))
 	a, b := reports.wait(t, "alpha"), reports.wait(t, "beta")
 	runA := h.waitState("alpha.ini", emperor.Running)
+	// The init stage's pipes do not leak into the vassal (STYLE rule 8).
+	if !slices.Equal(a.Fds, []int{0, 1, 2, 3}) {
+		t.Errorf("vassal started through the init stage inherited fds %v, want 0-3", a.Fds)
+	}
 	if a.Pid != 1 || b.Pid != 1 {
 		t.Errorf("vassals see themselves as pids %d and %d, want 1", a.Pid, b.Pid)
 	}

@@ -1,10 +1,15 @@
 package emperor
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/capabilities"
 	"github.com/emperor-dev/emperor/cgroup"
@@ -126,4 +131,23 @@ func vassalArgv(o *Options, ev *monitor.Event) []string {
 		argv = append(argv, "--include", t)
 	}
 	return argv
+}
+
+// Validate runs the checks a Spec must pass before any fork, in order;
+// each failure names the option and the rule.
+func (s *Spec) Validate() error {
+	userNS := s.Namespaces.Has(unix.CLONE_NEWUSER)
+	switch {
+	case len(s.Argv) == 0 || s.Argv[0] == "":
+		return errors.New("binary-path: no vassal binary")
+	case s.Credential != nil && (s.Credential.Uid == 0 || s.Credential.Gid == 0):
+		return fmt.Errorf("emperor-tyrant: refusing to run as uid %d gid %d (root)", s.Credential.Uid, s.Credential.Gid)
+	case userNS && (s.HostUID < 0 || s.HostGID < 0):
+		return errors.New("emperor-use-clone = user: no uid/gid to map the vassal's root to")
+	case s.LimitCaps && !userNS && os.Geteuid() != 0:
+		return fmt.Errorf("emperor-cap: the Emperor runs as uid %d, so it cannot drop a vassal's bounding set (run it as root, or add user to emperor-use-clone)", os.Geteuid())
+	case s.Hostname != "" && !s.Namespaces.Has(unix.CLONE_NEWUTS):
+		return errors.New("hostname without a uts namespace would rename the host (add uts to emperor-use-clone)")
+	}
+	return nil
 }
