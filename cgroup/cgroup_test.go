@@ -92,3 +92,17 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseProcCgroupAndMountinfo(f *testing.F) {
+	f.Add("0::/\n4:memory:/a/b\n", "40 30 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n34 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n")
+	f.Add("0::/system.slice/x.service\n", "50 1 0:40 /system.slice /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+	f.Add("1:cpu,cpuacct:/\n", `31 30 0:28 / /sys/fs/cgroup/cpu\040x rw - cgroup cgroup rw,cpu,cpuacct`)
+	f.Fuzz(func(t *testing.T, procCgroup, mountinfo string) {
+		parseProcCgroup(procCgroup)
+		for _, m := range parseMountinfo(mountinfo) {
+			if m.dir == "" && m.root == "" && !m.v2 && len(m.options) == 0 {
+				t.Errorf("empty mount parsed from %q", mountinfo)
+			}
+		}
+	})
+}
