@@ -157,8 +157,10 @@ func cgroupLine(text, ctrl string) string {
 }
 
 func TestCgroupHoldsTheWholeTreeAndGoesAway(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
 		o.CgroupLimits = cgroup.Limits{Memory: 96 << 20, Pids: 64}
+		o.Metrics = addr
 	})
 	writeFile(t, filepath.Join(vassals, "tree.ini"), isoConfig(report, "tree", "daemon = 1"))
 	run := h.waitState("tree.ini", emperor.Running)
@@ -190,6 +192,10 @@ func TestCgroupHoldsTheWholeTreeAndGoesAway(t *testing.T) {
 	}
 	if len(s.Vassals) != 1 || s.Vassals[0].Cgroup == nil || s.Vassals[0].Cgroup.Memory == 0 || s.Vassals[0].Cgroup.Pids < 2 {
 		t.Errorf("stats cgroup usage: %+v", s.Vassals[0].Cgroup)
+	}
+	metrics, err := get("http://" + addr + "/metrics")
+	if err != nil || !strings.Contains(metrics, `emperor_vassal_memory_bytes{vassal="tree.ini"`) || !strings.Contains(metrics, `emperor_vassal_tasks{vassal="tree.ini"`) {
+		t.Errorf("metrics lack the cgroup usage (err %v):\n%s", err, metrics)
 	}
 
 	// The vassal stops: its daemon dies with it and the cgroups go away.
