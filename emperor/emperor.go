@@ -61,6 +61,7 @@ type Emperor struct {
 	hookDone chan hookResult // exec-as-emperor outcomes (hooks.go)
 	done     chan struct{}   // closed when the loop exits
 	uid, gid int             // the Emperor's, for hooks
+	cgroups  sync.WaitGroup  // cgroups being emptied and removed (isolation.go)
 }
 
 type fdKind uint8
@@ -216,6 +217,7 @@ func (e *Emperor) Run(ctx context.Context) error {
 	}
 	e.log.Info("the Emperor is ruling", "monitors", len(e.opts.Monitors), "binary", e.opts.Binary, "pid", os.Getpid())
 	err = e.loop(ctx, reqs, cancelMonitors)
+	e.cgroups.Wait() // every vassal's cgroup is gone before the Emperor is
 	close(e.done)
 	return err
 }

@@ -158,7 +158,9 @@ func (e *Emperor) endTree(v *vassal, p *process, st *exitStatus) {
 		st.oom = fmt.Sprintf("oom: %d killed for the memory limit %s", n, cgroup.FormatSize(g.Limits.Memory))
 	}
 	log := e.log.With(e.attrs(v)...)
+	e.cgroups.Add(1)
 	go func() {
+		defer e.cgroups.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if left := len(g.Pids()); left > 0 {
