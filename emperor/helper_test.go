@@ -226,18 +226,24 @@ func openFds() []int {
 
 // reportSocket listens for test vassal reports.
 func reportSocket(t *testing.T, dir string) (string, <-chan report) {
+	return listenReports[report](t, dir, "report.sock")
+}
+
+// listenReports receives JSON datagrams of type T on a unix socket named
+// name in dir (a temp dir when empty), open to every user.
+func listenReports[T any](t *testing.T, dir, name string) (string, <-chan T) {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	path := filepath.Join(dir, "report.sock")
+	path := filepath.Join(dir, name)
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	os.Chmod(path, 0o777) // vassals may run as another user
-	ch := make(chan report, 1024)
+	ch := make(chan T, 1024)
 	go func() {
 		buf := make([]byte, 1<<16)
 		for {
@@ -245,7 +251,7 @@ func reportSocket(t *testing.T, dir string) (string, <-chan report) {
 			if err != nil {
 				return
 			}
-			var r report
+			var r T
 			if json.Unmarshal(buf[:n], &r) == nil {
 				ch <- r
 			}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/protocol"
 )
@@ -220,31 +221,16 @@ func isolationEmperor(args []string) int {
 	return 0
 }
 
-// isoReports listens for isolation vassal reports in dir.
-func isoReports(t *testing.T, dir string) (string, *isoInbox) {
+// tenantDirs makes a public directory with a copy of the test binary, a
+// vassals directory in it, and a socket receiving isolation reports.
+func tenantDirs(t *testing.T) (pub, binary, vassals, report string, reports *isoInbox) {
 	t.Helper()
-	path := filepath.Join(dir, "iso.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	os.Chmod(path, 0o777)
-	ch := make(chan isoReport, 64)
-	go func() {
-		buf := make([]byte, 1<<16)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			var r isoReport
-			if json.Unmarshal(buf[:n], &r) == nil {
-				ch <- r
-			}
-		}
-	}()
-	return path, &isoInbox{ch: ch}
+	testenv.Root(t)
+	pub, binary = publicDir(t)
+	vassals = filepath.Join(pub, "vassals")
+	os.Mkdir(vassals, 0o755)
+	report, ch := listenReports[isoReport](t, pub, "iso.sock")
+	return pub, binary, vassals, report, &isoInbox{ch: ch}
 }
 
 // isoInbox holds reports not yet waited for.

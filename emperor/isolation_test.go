@@ -121,11 +121,7 @@ func TestNamespacesFromUseClone(t *testing.T) {
 // their configs in a public directory so they may run as other users.
 func isoSetup(t *testing.T, opts func(*emperor.Options)) (h *harness, vassals, report string, reports *isoInbox) {
 	t.Helper()
-	testenv.Root(t)
-	pub, binary := publicDir(t)
-	vassals = filepath.Join(pub, "vassals")
-	os.Mkdir(vassals, 0o755)
-	report, reports = isoReports(t, pub)
+	pub, binary, vassals, report, reports := tenantDirs(t)
 	h = startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
 		o.Binary = binary
 		o.Env = append(o.Env, "EMPEROR_TEST_ISOLATION=1")
@@ -419,11 +415,7 @@ func TestTyrantGroups(t *testing.T) {
 // Under emperor-nofollow the owner of the symlink decides: pointing it at
 // another tenant's config does not make the vassal run as that tenant.
 func TestTyrantNofollowSymlinkSwap(t *testing.T) {
-	testenv.Root(t)
-	pub, binary := publicDir(t)
-	vassals := filepath.Join(pub, "vassals")
-	os.Mkdir(vassals, 0o755)
-	report, reports := isoReports(t, pub)
+	pub, binary, vassals, report, reports := tenantDirs(t)
 	m, err := monitor.Open(vassals, monitor.Options{Freq: time.Second, NoFollow: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -515,11 +507,7 @@ func TestHooks(t *testing.T) {
 // or systemd's AmbientCapabilities= grants them), and still runs each
 // vassal as its config's owner, without passing its capabilities on.
 func TestParanoidTyrant(t *testing.T) {
-	testenv.Root(t)
-	pub, binary := publicDir(t)
-	vassals := filepath.Join(pub, "vassals")
-	os.Mkdir(vassals, 0o755)
-	report, reports := isoReports(t, pub)
+	pub, binary, vassals, report, reports := tenantDirs(t)
 	tenant := filepath.Join(vassals, "tenant.ini")
 	writeFile(t, tenant, isoConfig(report, "tenant", ""))
 	os.Chown(tenant, 65533, 65533)
