@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -19,34 +20,48 @@ import (
 )
 
 // isolate adds to a vassal's Spec what the isolation options ask for:
-// capabilities, a hostname in a new uts namespace, supplementary groups,
-// a cgroup with its limits, and exec-as-vassal hooks. It runs on the loop;
-// the only I/O is reading the vassal's config for its [emperor] section
-// (bounded) and, with emperor-tyrant-initgroups, the group database.
+// capabilities, a hostname in a new uts namespace, a cgroup with the
+// default limits, and exec-as-vassal hooks. It runs on the loop and does no
+// I/O: reading the vassal's own limits and the group database is left to
+// the spawner (resolveSpec).
 func (e *Emperor) isolate(spec *Spec, v *vassal) {
 	o := &e.opts
 	spec.LimitCaps, spec.Caps = o.LimitCaps, o.Caps
 	if spec.Namespaces.Has(unix.CLONE_NEWUTS) {
 		spec.Hostname = hostname(v.key.Name)
 	}
-	if o.TyrantInitgroups && spec.Credential != nil {
-		spec.Credential.Groups = supplementaryGroups(spec.Credential.Uid, spec.Credential.Gid)
-	}
+	spec.InitGroups = o.TyrantInitgroups && spec.Credential != nil
 	spec.Hooks, spec.HookTimeout = o.ExecAsVassal, o.HookTimeout
-	if !o.Cgroup {
+	if o.Cgroup {
+		spec.Cgroup, spec.CgroupLimits = true, o.CgroupLimits
+		spec.ConfigPath = v.ev.Path
+	}
+}
+
+// resolveSpec does, on the spawner thread, the I/O isolate leaves out: the
+// owner's supplementary groups (emperor-tyrant-initgroups) and the limits
+// a vassal sets for itself in its config's [emperor] section, which may
+// lower the Emperor's, never raise them.
+func resolveSpec(spec *Spec, log *slog.Logger) {
+	if spec.InitGroups && spec.Credential != nil {
+		c := *spec.Credential
+		c.Groups = supplementaryGroups(c.Uid, c.Gid)
+		spec.Credential = &c
+	}
+	if !spec.Cgroup {
 		return
 	}
-	spec.Cgroup = true
-	spec.CgroupLimits = o.CgroupLimits
-	text := v.ev.Config
-	if text == nil && v.ev.Path != "" {
-		text = readHead(v.ev.Path, 1<<20)
+	text := spec.Config
+	if text == nil && spec.ConfigPath != "" {
+		text = readHead(spec.ConfigPath, 1<<20)
 	}
-	if own, err := SectionLimits(text); err != nil {
-		e.log.Warn("ignoring the vassal's own cgroup limits", e.attrs(v, "err", err)...)
-	} else if !own.IsZero() {
-		// A tenant may tighten its limits, never loosen the Emperor's.
-		spec.CgroupLimits = own.Min(o.CgroupLimits)
+	own, err := SectionLimits(text)
+	if err != nil {
+		log.Warn("ignoring the vassal's own cgroup limits", "vassal", spec.Key.Name, "monitor", spec.Key.Monitor, "err", err)
+		return
+	}
+	if !own.IsZero() {
+		spec.CgroupLimits = own.Min(spec.CgroupLimits)
 	}
 }
 

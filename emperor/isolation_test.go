@@ -222,7 +222,7 @@ func TestMemoryLimitKillsAndIsReported(t *testing.T) {
 	writeFile(t, filepath.Join(vassals, "hog.ini"), isoConfig(report, "hog", "alloc = 256"))
 	reports.wait(t, "hog")
 	n := h.waitNote("hog dies of its memory limit", func(n emperor.Note) bool {
-		return n.Key.Name == "hog.ini" && n.To == emperor.Waiting && n.From == emperor.Running
+		return n.Key.Name == "hog.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
 	})
 	if !strings.Contains(n.Reason, "oom") || !strings.Contains(n.Reason, "32M") {
 		t.Errorf("death reason %q does not report the OOM kill and the limit", n.Reason)
@@ -231,7 +231,7 @@ func TestMemoryLimitKillsAndIsReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Vassals) != 1 || !strings.Contains(s.Vassals[0].LastExit, "oom") || s.Counters.Restarts["oom"] != 1 {
+	if len(s.Vassals) != 1 || !strings.Contains(s.Vassals[0].LastExit, "oom") || s.Counters.Restarts["oom"] < 1 {
 		t.Errorf("stats: last_exit %q, restarts %v", s.Vassals[0].LastExit, s.Counters.Restarts)
 	}
 }

@@ -178,6 +178,11 @@ func (o *Options) setDefaults() error {
 	if !o.CgroupLimits.IsZero() {
 		o.Cgroup = true
 	}
+	if o.Cgroup {
+		if _, err := cgroup.Open(); err != nil {
+			return fmt.Errorf("emperor-cgroup: %w", err)
+		}
+	}
 	if o.MaxStarting == 0 {
 		o.MaxStarting = 4 * runtime.NumCPU()
 	}

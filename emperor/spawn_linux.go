@@ -75,6 +75,7 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 // asks for: a cgroup it is cloned into, and the init stage when it needs
 // more than SysProcAttr can do (see needsInit).
 func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator) (_ *process, retErr error) {
+	resolveSpec(spec, o.Logger)
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}

@@ -47,9 +47,15 @@ type Spec struct {
 	Caps      capabilities.Set
 	// Hostname is set in a new uts namespace (the vassal's name).
 	Hostname string
-	// Cgroup puts the vassal in a cgroup of its own with CgroupLimits.
+	// Cgroup puts the vassal in a cgroup of its own with CgroupLimits,
+	// lowered by what the [emperor] section of the config at ConfigPath
+	// (or of the inline Config) asks for (resolveSpec).
 	Cgroup       bool
 	CgroupLimits cgroup.Limits
+	ConfigPath   string
+	// InitGroups: the spawner fills Credential.Groups from the group
+	// database (emperor-tyrant-initgroups).
+	InitGroups bool
 	// Hooks are exec-as-vassal commands, run in the new namespaces before
 	// the privileges are dropped; HookTimeout bounds each.
 	Hooks       []string
