@@ -8,15 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/cgroup"
+	"github.com/emperor-dev/emperor/tyrant"
 )
 
 // isolate adds to a vassal's Spec what the isolation options ask for:
@@ -45,7 +44,7 @@ func (e *Emperor) isolate(spec *Spec, v *vassal) {
 func resolveSpec(spec *Spec, log *slog.Logger) {
 	if spec.InitGroups && spec.Credential != nil {
 		c := *spec.Credential
-		c.Groups = supplementaryGroups(c.Uid, c.Gid)
+		c.Groups = tyrant.Groups(c.Uid, c.Gid)
 		spec.Credential = &c
 	}
 	if !spec.Cgroup {
@@ -76,26 +75,6 @@ func hostname(name string) string {
 		h = h[:64]
 	}
 	return h
-}
-
-// supplementaryGroups are the groups of uid from the group database
-// (initgroups); a uid without a passwd entry has gid as its only group.
-func supplementaryGroups(uid, gid uint32) []uint32 {
-	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
-	if err != nil {
-		return []uint32{gid}
-	}
-	ids, err := u.GroupIds()
-	if err != nil {
-		return []uint32{gid}
-	}
-	out := []uint32{gid}
-	for _, s := range ids {
-		if n, err := strconv.ParseUint(s, 10, 32); err == nil && uint32(n) != gid {
-			out = append(out, uint32(n))
-		}
-	}
-	return out
 }
 
 // readHead reads at most n bytes of a file; errors read as nothing (the
