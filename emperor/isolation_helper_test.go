@@ -48,6 +48,7 @@ type isoReport struct {
 	Daemon   int      `json:"daemon"`  // pid of the daemon it started
 	Hook     string   `json:"hook"`    // what exec-as-vassal left in the hook file
 	Fds      []int    `json:"fds"`     // fds inherited across exec
+	Escape   string   `json:"escape"`  // errors of moving itself to the root cgroups
 }
 
 // isolationMain is the test binary's isolation role, chosen by
@@ -139,6 +140,20 @@ func isolationVassal(args []string) int {
 			r.Daemon, _ = strconv.Atoi(strings.TrimSpace(string(out)))
 		}
 	}
+	if _, ok := cfg.Get("escape"); ok {
+		// Try to leave its cgroup for the root ones.
+		var errs []string
+		for _, f := range []string{"/sys/fs/cgroup/unified/cgroup.procs", "/sys/fs/cgroup/memory/cgroup.procs", "/sys/fs/cgroup/cgroup.procs"} {
+			if err := os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0); err != nil && !os.IsNotExist(err) {
+				errs = append(errs, err.Error())
+			} else if err == nil {
+				errs = append(errs, "") // escaped
+			}
+		}
+		r.Escape = strings.Join(errs, "; ")
+		b, _ := os.ReadFile("/proc/self/cgroup")
+		r.Cgroup = string(b)
+	}
 	if path, ok := cfg.Get("iso-report"); ok {
 		if c, err := net.Dial("unixgram", path); err == nil {
 			b, _ := json.Marshal(r)
@@ -152,6 +167,9 @@ func isolationVassal(args []string) int {
 	}
 	ctl := os.NewFile(uintptr(fd), "emperor")
 	ctl.Write([]byte{byte(protocol.Spawned), byte(protocol.Accepting)})
+	if _, ok := cfg.Get("exit"); ok {
+		return 3 // leaves its daemon behind, as a careless program would
+	}
 	if mb, err := cfg.Int("alloc", 0); err == nil && mb > 0 {
 		var hog [][]byte
 		for i := 0; i < mb; i++ {

@@ -623,3 +623,29 @@ func grepLine(text, prefix string) string {
 	}
 	return prefix + " ? ?"
 }
+
+// A tenant's vassal cannot move itself out of its cgroup, and when it dies
+// on its own the daemon it double-forked dies with it.
+func TestTenantCannotEscapeItsCgroupAndLeavesNothingBehind(t *testing.T) {
+	h, vassals, report, reports := isoSetup(t, func(o *emperor.Options) {
+		o.Tyrant, o.Cgroup = true, true
+		o.Throttle = time.Hour
+	})
+	path := filepath.Join(vassals, "careless.ini")
+	writeFile(t, path, isoConfig(report, "careless", "escape = 1\ndaemon = 1\nexit = 1"))
+	os.Chown(path, 65534, 65534)
+	r := reports.wait(t, "careless")
+	if r.UID != 65534 || r.Daemon == 0 {
+		t.Fatalf("uid %d daemon %d", r.UID, r.Daemon)
+	}
+	if r.Escape == "" || strings.HasPrefix(r.Escape, ";") || strings.Contains(r.Escape, "; ;") || strings.HasSuffix(r.Escape, "; ") {
+		t.Errorf("the tenant moved itself out of its cgroup (errors: %q)", r.Escape)
+	}
+	if !strings.Contains(cgroupLine(r.Cgroup, ""), "vassal-careless.ini-") {
+		t.Errorf("after trying to escape it is in %q", cgroupLine(r.Cgroup, ""))
+	}
+	h.waitNote("careless exits on its own", func(n emperor.Note) bool {
+		return n.Key.Name == "careless.ini" && n.To == emperor.Waiting && strings.Contains(n.Reason, "exit status 3")
+	})
+	waitGone(t, r.Daemon, "the daemon of a vassal that exited")
+}
