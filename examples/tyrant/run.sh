@@ -44,16 +44,26 @@ until curl -fsS http://127.0.0.1:9201/ >/dev/null 2>&1 && curl -fsS http://127.0
 	sleep 0.1
 done
 
+# limit CONTROLLER V1FILE V2FILE: a vassal's limit, from the v1 hierarchy
+# of the controller where there is one, else from cgroup v2.
+limit() {
+	v1=$(awk -F: -v c="$1" '$2 == c { print $3 }' "/proc/$pid/cgroup")
+	if [ -n "$v1" ] && [ -f "/sys/fs/cgroup/$1$v1/$2" ]; then
+		cat "/sys/fs/cgroup/$1$v1/$2"
+	else
+		cat "/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup")/$3"
+	fi
+}
+
 for t in alice bob; do
 	port=$([ $t = alice ] && echo 9201 || echo 9202)
 	pid=$(pgrep -f "vassal --ini $t.ini" | head -n 1)
 	field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
-	cg=$(awk -F: '$2 == "memory" { print $3 }' "/proc/$pid/cgroup")
 	echo "$t: $(curl -fsS http://127.0.0.1:$port/)"
 	echo "  hostname $(nsenter -t "$pid" -u hostname), sees $(nsenter -t "$pid" -m -p ls /proc | grep -c '^[0-9]') processes"
 	echo "  uid $(field Uid) gid $(field Gid), pid $(awk '$1 == "NSpid:" { print $3 }' "/proc/$pid/status") in its namespace"
 	echo "  CapEff $(field CapEff)  CapBnd $(field CapBnd)"
-	echo "  memory limit $(($(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) / 1048576)) MiB, pids.max $(cat /sys/fs/cgroup/pids$(awk -F: '$2 == "pids" { print $3 }' "/proc/$pid/cgroup")/pids.max)"
+	echo "  memory limit $(($(limit memory memory.limit_in_bytes memory.max) / 1048576)) MiB, pids.max $(limit pids pids.max pids.max)"
 done
 echo "rooted.ini: $(grep -o 'refusing to run as uid 0 gid 0 (root)' "$work/emperor.log" | head -n 1)"
 echo "stopping: the Emperor ends every vassal and removes its cgroup"
