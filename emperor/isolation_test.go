@@ -649,3 +649,62 @@ func TestTenantCannotEscapeItsCgroupAndLeavesNothingBehind(t *testing.T) {
 	})
 	waitGone(t, r.Daemon, "the daemon of a vassal that exited")
 }
+
+// BenchmarkSpawnIsolated measures config-to-running (the spawn, done when
+// the process runs: past the init stage's exec where there is one) for a
+// plain vassal and with each isolation feature.
+func BenchmarkSpawnIsolated(b *testing.B) {
+	ns, _ := namespaces.Parse("fs,ipc,pid,uts")
+	for _, bc := range []struct {
+		name string
+		opts func(*emperor.Options)
+	}{
+		{"plain", func(*emperor.Options) {}},
+		{"cgroup", func(o *emperor.Options) { o.Cgroup = true }},
+		{"cgroup-v1-limit", func(o *emperor.Options) { o.CgroupLimits = cgroup.Limits{Memory: 256 << 20} }},
+		{"caps-init-stage", func(o *emperor.Options) { o.LimitCaps, o.Caps = true, 1<<10 }},
+		{"namespaces", func(o *emperor.Options) { o.Namespaces = ns }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			testenv.Root(b)
+			dir := b.TempDir()
+			m, err := monitor.Open(dir, monitor.Options{Freq: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			notes := make(chan emperor.Note, 1024)
+			o := emperor.Options{Monitors: []monitor.Monitor{m}, Binary: os.Args[0],
+				Env: append(os.Environ(), "EMPEROR_TEST_ISOLATION=1"), MaxStarting: -1,
+				Notify: func(n emperor.Note) {
+					if !n.IsByte && (n.To == emperor.Running || n.To == emperor.Absent) {
+						notes <- n
+					}
+				}}
+			bc.opts(&o)
+			em, err := emperor.New(o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- em.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			await := func(name string, to emperor.State) {
+				for n := range notes {
+					if n.Key.Name == name && n.To == to {
+						return
+					}
+				}
+			}
+			for i := 0; b.Loop(); i++ {
+				name := fmt.Sprintf("v%d.ini", i)
+				os.WriteFile(filepath.Join(dir, name), []byte("[uwsgi]\nname = x\n"), 0o644)
+				await(name, emperor.Running)
+				b.StopTimer()
+				os.Remove(filepath.Join(dir, name))
+				await(name, emperor.Absent)
+				b.StartTimer()
+			}
+		})
+	}
+}
