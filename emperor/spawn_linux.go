@@ -128,7 +128,7 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 	// v1 limits apply only once the pid is written to the v1 cgroup: the
 	// init stage holds the vassal until then.
 	useInit := needsInit(spec) || (g != nil && g.LimitedInV1())
-	root := os.Geteuid() == 0
+	root := os.Geteuid() == 0 // the init stage may change user itself
 
 	pidfd := -1
 	attr := &os.ProcAttr{
@@ -151,32 +151,7 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 		c, e := stage.ChildFiles()
 		files = append(files, c, e)
 		env = append(env, namespaces.Env(len(files)-2, len(files)-1))
-		initCfg = &namespaces.InitConfig{
-			Argv:          spec.Argv,
-			KeepFds:       len(files) - 2,
-			PrivateMounts: spec.Namespaces.Has(unix.CLONE_NEWNS),
-			MountProc:     spec.Namespaces.Has(unix.CLONE_NEWNS) && spec.Namespaces.Has(unix.CLONE_NEWPID),
-			Hostname:      spec.Hostname,
-			Hooks:         spec.Hooks,
-			HookTimeout:   spec.HookTimeout,
-			LimitCaps:     spec.LimitCaps,
-			Caps:          spec.Caps,
-		}
-		if !spec.Namespaces.Has(unix.CLONE_NEWPID) {
-			initCfg.ParentPid = os.Getpid()
-		}
-		if c := spec.Credential; c != nil && root {
-			// The init stage changes user itself, after dropping the
-			// bounding set (which needs root) and with keep-caps.
-			initCfg.Cred = &namespaces.Cred{UID: c.Uid, GID: c.Gid, Groups: c.Groups}
-			if initCfg.Cred.Groups == nil {
-				initCfg.Cred.Groups = []uint32{}
-			}
-		} else {
-			// An unprivileged Emperor (paranoid mode) changes user in the
-			// fork, while it still holds CAP_SETUID and CAP_SETGID.
-			attr.Sys.Credential = spec.Credential
-		}
+		initCfg, attr.Sys.Credential = initConfig(spec, len(files)-2, root)
 		path, argv = "/proc/self/exe", []string{spec.Argv[0] + " (emperor init)"}
 	} else {
 		attr.Sys.Credential = spec.Credential
@@ -214,9 +189,15 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 		return nil, err
 	}
 	pid := p.Pid
+	// abort undoes a start that failed after the clone: the process (the
+	// init stage, holding the vassal back) is killed and reaped, our pidfd
+	// closed; the deferred cleanups close the channels and remove the cgroup.
 	abort := func(err error) (*process, error) {
 		p.Kill()
 		p.Wait()
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
 		return nil, err
 	}
 	if g != nil {
@@ -244,6 +225,38 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 		return nil, os.NewSyscallError("fcntl", err)
 	}
 	return &process{pid: pid, pidfd: pidfd, ctl: ctl.Emperor, cfg: cfgFd, started: time.Now(), cg: g}, nil
+}
+
+// initConfig is what the init stage does for spec, its fds from keepFds
+// on being its own; cred is the credential SysProcAttr applies instead.
+func initConfig(spec *Spec, keepFds int, root bool) (_ *namespaces.InitConfig, cred *syscall.Credential) {
+	c := &namespaces.InitConfig{
+		Argv:          spec.Argv,
+		KeepFds:       keepFds,
+		PrivateMounts: spec.Namespaces.Has(unix.CLONE_NEWNS),
+		MountProc:     spec.Namespaces.Has(unix.CLONE_NEWNS) && spec.Namespaces.Has(unix.CLONE_NEWPID),
+		Hostname:      spec.Hostname,
+		Hooks:         spec.Hooks,
+		HookTimeout:   spec.HookTimeout,
+		LimitCaps:     spec.LimitCaps,
+		Caps:          spec.Caps,
+	}
+	if !spec.Namespaces.Has(unix.CLONE_NEWPID) {
+		c.ParentPid = os.Getpid() // in a new pid namespace the parent is outside: ppid 0
+	}
+	sc := spec.Credential
+	if sc == nil || !root {
+		// An unprivileged Emperor (paranoid mode) changes user in the fork,
+		// while it still holds CAP_SETUID and CAP_SETGID.
+		return c, sc
+	}
+	// The init stage changes user itself, after dropping the bounding set
+	// (which needs root) and with keep-caps.
+	c.Cred = &namespaces.Cred{UID: sc.Uid, GID: sc.Gid, Groups: sc.Groups}
+	if c.Cred.Groups == nil {
+		c.Cred.Groups = []uint32{}
+	}
+	return c, nil
 }
 
 // needsInit reports whether a Spec asks for what only the init stage can
