@@ -49,6 +49,7 @@ type isoReport struct {
 	Hook     string   `json:"hook"`    // what exec-as-vassal left in the hook file
 	Fds      []int    `json:"fds"`     // fds inherited across exec
 	Escape   string   `json:"escape"`  // errors of moving itself to the root cgroups
+	Read     string   `json:"read"`    // error of reading the file "read" names
 }
 
 // isolationMain is the test binary's isolation role, chosen by
@@ -67,7 +68,14 @@ func isolationMain(mode string, args []string) int {
 // then speaks the protocol until told to stop.
 func isolationVassal(args []string) int {
 	fds := openFds() // first, before the runtime opens its own
-	cfg, err := (&config.Loader{}).Args(args)
+	l := &config.Loader{Emperor: func(string) ([]byte, error) { // inline configs
+		fd, err := strconv.Atoi(os.Getenv(protocol.EnvConfigFD))
+		if err != nil {
+			return nil, err
+		}
+		return protocol.ReadFrame(os.NewFile(uintptr(fd), "config"))
+	}}
+	cfg, err := l.Args(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "isolation vassal:", err)
 		return 1
@@ -139,6 +147,10 @@ func isolationVassal(args []string) int {
 		if err == nil {
 			r.Daemon, _ = strconv.Atoi(strings.TrimSpace(string(out)))
 		}
+	}
+	if f, ok := cfg.Get("read"); ok {
+		_, err := os.ReadFile(f)
+		r.Read = errString(err)
 	}
 	if _, ok := cfg.Get("escape"); ok {
 		// Try to leave its cgroup for the root ones.

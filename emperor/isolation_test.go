@@ -20,6 +20,7 @@ import (
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
 	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
 )
@@ -277,10 +278,20 @@ func TestTyrantVassalKeepsGrantedCapsAndCannotBecomeRoot(t *testing.T) {
 		o.Tyrant = true
 		o.LimitCaps, o.Caps = true, 1<<10
 	})
+	// Another tenant's private file.
+	private := filepath.Join(filepath.Dir(vassals), "other-tenant")
+	os.Mkdir(private, 0o700)
+	secret := filepath.Join(private, "secret")
+	writeFile(t, secret, "not yours")
+	os.Chown(private, 65533, 65533)
+	os.Chown(secret, 65533, 65533)
 	path := filepath.Join(vassals, "tenant.ini")
-	writeFile(t, path, isoConfig(report, "tenant", ""))
+	writeFile(t, path, isoConfig(report, "tenant", "read = "+secret))
 	os.Chown(path, 65534, 65534)
 	r := reports.wait(t, "tenant")
+	if r.Read == "" {
+		t.Errorf("tenant 65534 read tenant 65533's private file")
+	}
 	h.waitState("tenant.ini", emperor.Running)
 	if r.UID != 65534 || r.GID != 65534 {
 		t.Errorf("tenant runs as %d:%d, want 65534:65534", r.UID, r.GID)
@@ -706,5 +717,45 @@ func BenchmarkSpawnIsolated(b *testing.B) {
 				b.StartTimer()
 			}
 		})
+	}
+}
+
+// A database-like monitor supplies the owner with an inline config: the
+// vassal runs as that owner (root refused), in a cgroup whose limit the
+// config's [emperor] section lowers, and its CPU limits are written.
+func TestTyrantOwnerAndLimitsFromTheMonitor(t *testing.T) {
+	_, binary, _, report, reports := tenantDirs(t)
+	fake := monitortest.New("db")
+	h := startEmperor(t, setup{monitors: []monitor.Monitor{fake}, opts: func(o *emperor.Options) {
+		o.Binary, o.Tyrant = binary, true
+		o.Env = append(o.Env, "EMPEROR_TEST_ISOLATION=1")
+		o.CgroupLimits = cgroup.Limits{Memory: 256 << 20, CPUWeight: 200, CPUQuota: 50}
+	}})
+	row := func(name string, uid uint32, extra string) monitor.Event {
+		return monitor.Event{Op: monitor.Touch, Key: monitor.Key{Name: name}, Version: monitor.Version{Hash: "1"},
+			Config: []byte(isoConfig(report, strings.TrimSuffix(name, ".ini"), "")+extra), Owner: &monitor.Owner{UID: uid, GID: uid}}
+	}
+	fake.Events <- row("row.ini", 65534, "[emperor]\ncgroup-memory = 48M\ncgroup-cpu-quota = 400%\n")
+	fake.Events <- row("rootrow.ini", 0, "")
+	r := reports.wait(t, "row")
+	if r.UID != 65534 || r.GID != 65534 {
+		t.Errorf("row runs as %d:%d, want the owner the monitor gave, 65534", r.UID, r.GID)
+	}
+	if n := h.waitState("rootrow.ini", emperor.Disabled); !strings.Contains(n.Reason, "root") {
+		t.Errorf("root row refused with %q", n.Reason)
+	}
+	read := func(ctrl, file string) string {
+		b, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, cgroupLine(r.Cgroup, ctrl), file))
+		return strings.TrimSpace(string(b))
+	}
+	if got := read("memory", "memory.limit_in_bytes"); got != strconv.Itoa(48<<20) {
+		t.Errorf("memory limit %s, want the row's lower 48M", got)
+	}
+	// The row asked for 400% CPU: it keeps the Emperor's 50%.
+	if got := read("cpu", "cpu.cfs_quota_us"); got != "50000" {
+		t.Errorf("cpu.cfs_quota_us = %s, want 50000", got)
+	}
+	if got := read("cpu", "cpu.shares"); got != "2048" {
+		t.Errorf("cpu.shares = %s, want 2048 (weight 200)", got)
 	}
 }
