@@ -179,9 +179,7 @@ type Usage struct {
 	Limits string `json:"limits"`
 }
 
-// mountinfo and proc cgroup parsing, shared by Open and its tests.
-
-// selfCgroups parses /proc/self/cgroup: the v2 path ("" when the process
+// parseProcCgroup parses /proc/self/cgroup: the v2 path ("" when the process
 // has none) and the v1 path of each controller.
 func parseProcCgroup(text string) (v2 string, hasV2 bool, v1 map[string]string) {
 	v1 = map[string]string{}

@@ -60,7 +60,6 @@ type Emperor struct {
 	commands chan command
 	hookDone chan hookResult // exec-as-emperor outcomes (hooks.go)
 	done     chan struct{}   // closed when the loop exits
-	uid, gid int             // the Emperor's, for hooks
 	cgroups  sync.WaitGroup  // cgroups being emptied and removed (isolation.go)
 }
 
@@ -125,8 +124,6 @@ func New(opts Options) (*Emperor, error) {
 		queries:      make(chan chan *Stats),
 		commands:     make(chan command),
 		hookDone:     make(chan hookResult, 64),
-		uid:          os.Getuid(),
-		gid:          os.Getgid(),
 		done:         make(chan struct{}),
 		counters:     newCounters(),
 	}

@@ -63,7 +63,7 @@ func (e *Emperor) runsAs(v *vassal) (int, int) {
 	if e.opts.Tyrant && v.owner != nil {
 		return int(v.owner.UID), int(v.owner.GID)
 	}
-	return e.uid, e.gid
+	return os.Getuid(), os.Getgid()
 }
 
 // hookFinished logs a hook's outcome and notes it for tests and tools.
