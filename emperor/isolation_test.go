@@ -733,7 +733,7 @@ func TestTyrantOwnerAndLimitsFromTheMonitor(t *testing.T) {
 	}})
 	row := func(name string, uid uint32, extra string) monitor.Event {
 		return monitor.Event{Op: monitor.Touch, Key: monitor.Key{Name: name}, Version: monitor.Version{Hash: "1"},
-			Config: []byte(isoConfig(report, strings.TrimSuffix(name, ".ini"), "")+extra), Owner: &monitor.Owner{UID: uid, GID: uid}}
+			Config: []byte(isoConfig(report, strings.TrimSuffix(name, ".ini"), "") + extra), Owner: &monitor.Owner{UID: uid, GID: uid}}
 	}
 	fake.Events <- row("row.ini", 65534, "[emperor]\ncgroup-memory = 48M\ncgroup-cpu-quota = 400%\n")
 	fake.Events <- row("rootrow.ini", 0, "")
