@@ -67,8 +67,9 @@ func isolationMain(mode string, args []string) int {
 // dir, daemon = 1, alloc = MiB, hook-file = path), reports what it sees,
 // then speaks the protocol until told to stop.
 func isolationVassal(args []string) int {
-	fds := openFds()                                            // first, before the runtime opens its own
-	l := &config.Loader{Emperor: func(string) ([]byte, error) { // inline configs
+	fds := openFds() // first, before the runtime opens its own
+	// Inline configs come over the config channel.
+	l := &config.Loader{Emperor: func(string) ([]byte, error) {
 		fd, err := strconv.Atoi(os.Getenv(protocol.EnvConfigFD))
 		if err != nil {
 			return nil, err
