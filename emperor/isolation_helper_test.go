@@ -42,14 +42,15 @@ type isoReport struct {
 	Links    []string `json:"links"`
 	Procs    int      `json:"procs"` // pids visible in /proc
 	Cgroup   string   `json:"cgroup"`
-	Setuid0  string   `json:"setuid0"` // error of setuid(0), "" if it worked
-	Chown    string   `json:"chown"`   // error of chowning a file to another user
-	Mounted  string   `json:"mounted"` // error of the tmpfs mount asked for
-	Daemon   int      `json:"daemon"`  // pid of the daemon it started
-	Hook     string   `json:"hook"`    // what exec-as-vassal left in the hook file
-	Fds      []int    `json:"fds"`     // fds inherited across exec
-	Escape   string   `json:"escape"`  // errors of moving itself to the root cgroups
-	Read     string   `json:"read"`    // error of reading the file "read" names
+	Setuid0  string   `json:"setuid0"`  // error of setuid(0), "" if it worked
+	Chown    string   `json:"chown"`    // error of chowning a file to another user
+	Mounted  string   `json:"mounted"`  // error of the tmpfs mount asked for
+	Daemon   int      `json:"daemon"`   // pid of the daemon it started
+	Hook     string   `json:"hook"`     // what exec-as-vassal left in the hook file
+	Fds      []int    `json:"fds"`      // fds inherited across exec
+	Escape   string   `json:"escape"`   // errors of moving itself to the root cgroups
+	Read     string   `json:"read"`     // error of reading the file "read" names
+	Loopback string   `json:"loopback"` // error of connecting to itself on 127.0.0.1
 }
 
 // isolationMain is the test binary's isolation role, chosen by
@@ -121,6 +122,16 @@ func isolationVassal(args []string) int {
 	}
 	b, _ := os.ReadFile("/proc/self/cgroup")
 	r.Cgroup = string(b)
+	if l, err := net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		r.Loopback = err.Error()
+	} else {
+		c, err := net.DialTimeout("tcp", l.Addr().String(), 2*time.Second)
+		r.Loopback = errString(err)
+		if c != nil {
+			c.Close()
+		}
+		l.Close()
+	}
 	if dir, ok := cfg.Get("mount-tmpfs"); ok {
 		r.Mounted = errString(unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"))
 	}

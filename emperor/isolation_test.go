@@ -337,6 +337,9 @@ func TestNamespacesIsolateTenants(t *testing.T) {
 	if !slices.Equal(a.Links, []string{"lo"}) {
 		t.Errorf("alpha sees network links %v, want only lo", a.Links)
 	}
+	if a.Loopback != "" {
+		t.Errorf("alpha cannot reach itself on 127.0.0.1 in its network namespace: %s", a.Loopback)
+	}
 	if a.Mounted != "" {
 		t.Fatalf("alpha could not mount a tmpfs in its own mount namespace: %s", a.Mounted)
 	}

@@ -236,6 +236,7 @@ func initConfig(spec *Spec, keepFds int, root bool) (_ *namespaces.InitConfig, c
 		PrivateMounts: spec.Namespaces.Has(unix.CLONE_NEWNS),
 		MountProc:     spec.Namespaces.Has(unix.CLONE_NEWNS) && spec.Namespaces.Has(unix.CLONE_NEWPID),
 		Hostname:      spec.Hostname,
+		LoopbackUp:    spec.Namespaces.Has(unix.CLONE_NEWNET),
 		Hooks:         spec.Hooks,
 		HookTimeout:   spec.HookTimeout,
 		LimitCaps:     spec.LimitCaps,
@@ -264,7 +265,8 @@ func initConfig(spec *Spec, keepFds int, root bool) (_ *namespaces.InitConfig, c
 func needsInit(spec *Spec) bool {
 	ns := spec.Namespaces
 	return spec.LimitCaps || spec.Hostname != "" || len(spec.Hooks) > 0 ||
-		ns.Has(unix.CLONE_NEWNS) // private mounts, /proc for a pid namespace
+		ns.Has(unix.CLONE_NEWNS) || // private mounts, /proc for a pid namespace
+		ns.Has(unix.CLONE_NEWNET) // lo up
 }
 
 // cloneIntoRefused tells a kernel refusing clone3 or CLONE_INTO_CGROUP

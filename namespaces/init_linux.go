@@ -55,6 +55,9 @@ type InitConfig struct {
 	MountProc bool `json:"mount_proc,omitempty"`
 	// Hostname is set in a uts namespace.
 	Hostname string `json:"hostname,omitempty"`
+	// LoopbackUp brings lo up in a new network namespace (the kernel
+	// creates it down), so the vassal can reach itself on 127.0.0.1.
+	LoopbackUp bool `json:"loopback_up,omitempty"`
 	// Hooks are exec-as-vassal commands, run with /bin/sh -c inside the new
 	// namespaces before privileges are dropped; a failure stops the spawn.
 	Hooks []string `json:"hooks,omitempty"`
@@ -174,7 +177,7 @@ func step(name string, err error) error {
 }
 
 // run is the init stage proper, in runc's order: fds, mounts, hostname,
-// hooks, bounding set, keep-caps, groups/gid/uid, capabilities,
+// loopback, hooks, bounding set, keep-caps, groups/gid/uid, capabilities,
 // no_new_privs, parent-death signal and parent check, lookup, exec.
 func run(cfg *InitConfig) error {
 	if len(cfg.Argv) == 0 {
@@ -196,6 +199,11 @@ func run(cfg *InitConfig) error {
 	if cfg.Hostname != "" {
 		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 			return step("sethostname", os.NewSyscallError("sethostname", err))
+		}
+	}
+	if cfg.LoopbackUp {
+		if err := loopbackUp(); err != nil {
+			return step("bring lo up", err)
 		}
 	}
 	for _, h := range cfg.Hooks {
@@ -261,6 +269,27 @@ func run(cfg *InitConfig) error {
 	}
 	if err := unix.Exec(path, cfg.Argv, os.Environ()); err != nil {
 		return step("exec "+path, os.NewSyscallError("execve", err))
+	}
+	return nil
+}
+
+// loopbackUp sets IFF_UP on lo.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCGIFFLAGS", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCSIFFLAGS", err)
 	}
 	return nil
 }
