@@ -762,3 +762,26 @@ func TestTyrantOwnerAndLimitsFromTheMonitor(t *testing.T) {
 		t.Errorf("cpu.shares = %s, want 2048 (weight 200)", got)
 	}
 }
+
+// A real uWSGI vassal in its own network namespace binds its loopback
+// socket and accepts: lo is up there.
+func TestRealUWSGIVassalInItsOwnNetwork(t *testing.T) {
+	uwsgi := testenv.UWSGI(t)
+	testenv.Root(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.py"), wsgiApp)
+	ns, err := namespaces.Parse("net,fs,pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Binary, o.Env, o.Namespaces = uwsgi, os.Environ(), ns
+	}})
+	writeFile(t, filepath.Join(dir, "net.ini"), "[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:8080\nwsgi-file = app.py\nmaster = true\nprocesses = 1\n")
+	run := h.waitState("net.ini", emperor.Running)
+	h.waitNote("byte 5 (accepting)", func(n emperor.Note) bool { return n.IsByte && n.Byte == byte(protocol.Accepting) })
+	mine, _ := os.Readlink("/proc/self/ns/net")
+	if its, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", run.Pid)); its == "" || its == mine {
+		t.Errorf("uWSGI vassal shares the Emperor's network namespace")
+	}
+}
