@@ -62,7 +62,9 @@ type Emperor struct {
 	timers   chan timerFired
 	queries  chan chan *Stats
 	commands chan command
-	done     chan struct{} // closed when the loop exits
+	hookDone chan hookResult // exec-as-emperor outcomes (hooks.go)
+	done     chan struct{}   // closed when the loop exits
+	cgroups  sync.WaitGroup  // cgroups being emptied and removed (isolation.go)
 }
 
 type fdKind uint8
@@ -126,6 +128,7 @@ func New(opts Options) (*Emperor, error) {
 		timers:       make(chan timerFired, 256),
 		queries:      make(chan chan *Stats),
 		commands:     make(chan command),
+		hookDone:     make(chan hookResult, 64),
 		done:         make(chan struct{}),
 		counters:     newCounters(),
 	}
@@ -216,6 +219,7 @@ func (e *Emperor) Run(ctx context.Context) error {
 	}
 	e.log.Info("the Emperor is ruling", "monitors", len(e.opts.Monitors), "binary", e.opts.Binary, "pid", os.Getpid())
 	err = e.loop(ctx, reqs, cancelMonitors)
+	e.cgroups.Wait() // every vassal's cgroup is gone before the Emperor is
 	close(e.done)
 	return err
 }
@@ -283,6 +287,8 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			reply <- e.stats()
 		case c := <-e.commands:
 			c.reply <- e.command(c.args)
+		case r := <-e.hookDone:
+			e.hookFinished(r)
 		}
 		if e.admitDue {
 			e.admitDue = false
@@ -432,6 +438,7 @@ func (e *Emperor) startSpawn(v *vassal) {
 			spec.Credential = cred
 		}
 	}
+	e.isolate(&spec, v) // caps, hostname, groups, cgroup, hooks (isolation.go)
 	e.transition(v, Spawning, "spawn")
 	e.beginStarting(v)
 	v.spawnVersion = v.ev.Version
@@ -477,6 +484,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 		e.pushConfig(v)
 	}
 	e.transition(v, Running, fmt.Sprintf("spawned pid %d", p.pid))
+	e.startHooks(v, p) // exec-as-emperor, off the loop (hooks.go)
 	switch {
 	case e.ragnarok:
 		e.stop(v, "Ragnarok")
@@ -553,9 +561,13 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	v.proc = nil
 	e.live--
 	e.doneStarting(v)
+	e.endTree(v, p, &st) // kill what is left in its cgroup; note an OOM kill (isolation.go)
 	v.lastExit = st.String()
 	reason := fmt.Sprintf("pid %d: %s", p.pid, st)
 	restartReason := "died"
+	if st.oom != "" {
+		restartReason = "oom"
+	}
 	if v.killReason != "" {
 		reason += " (" + v.killReason + ")"
 		restartReason = v.killCause

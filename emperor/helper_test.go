@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -37,6 +38,12 @@ import (
 //
 // Reports are JSON datagrams (type report).
 func TestMain(m *testing.M) {
+	if namespaces.IsInit() { // the Emperor's init stage is this binary too
+		namespaces.Init()
+	}
+	if mode := os.Getenv("EMPEROR_TEST_ISOLATION"); mode != "" {
+		os.Exit(isolationMain(mode, os.Args[1:])) // isolation_test.go
+	}
 	if os.Getenv("EMPEROR_TEST_VASSAL") == "1" {
 		os.Exit(testVassal(os.Args[1:]))
 	}
@@ -219,18 +226,24 @@ func openFds() []int {
 
 // reportSocket listens for test vassal reports.
 func reportSocket(t *testing.T, dir string) (string, <-chan report) {
+	return listenReports[report](t, dir, "report.sock")
+}
+
+// listenReports receives JSON datagrams of type T on a unix socket named
+// name in dir (a temp dir when empty), open to every user.
+func listenReports[T any](t *testing.T, dir, name string) (string, <-chan T) {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	path := filepath.Join(dir, "report.sock")
+	path := filepath.Join(dir, name)
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	os.Chmod(path, 0o777) // vassals may run as another user
-	ch := make(chan report, 1024)
+	ch := make(chan T, 1024)
 	go func() {
 		buf := make([]byte, 1<<16)
 		for {
@@ -238,7 +251,7 @@ func reportSocket(t *testing.T, dir string) (string, <-chan report) {
 			if err != nil {
 				return
 			}
-			var r report
+			var r T
 			if json.Unmarshal(buf[:n], &r) == nil {
 				ch <- r
 			}

@@ -3,6 +3,7 @@ package emperor
 import (
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,6 +177,25 @@ func TestThrottleWaves(t *testing.T) {
 		th = th.take(got, burst, step, max)
 		if th.level != w.level {
 			t.Fatalf("spawn %d: level %s, want %s", i+1, th.level, w.level)
+		}
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	ok := Spec{Argv: []string{"/bin/true"}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("plain spec: %v", err)
+	}
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{}, "binary-path"},
+		{Spec{Argv: []string{"/bin/true"}, Credential: &syscall.Credential{Uid: 0, Gid: 100}}, "root"},
+		{Spec{Argv: []string{"/bin/true"}, Hostname: "x"}, "uts"},
+	} {
+		if err := tc.spec.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want an error about %s", tc.spec, err, tc.want)
 		}
 	}
 }

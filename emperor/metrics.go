@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/emperor-dev/emperor/cgroup"
 )
 
 // Prometheus metrics (emperor-metrics): GET /metrics answers in the
@@ -104,6 +106,20 @@ func writeMetrics(w io.Writer, s *Stats) {
 		{"emperor_vassal_restarts", "Processes this vassal started after its first.", func(v *VassalStats) (float64, bool) { return float64(v.Restarts), true }},
 		{"emperor_vassal_penalty_seconds", "Respawn delay the vassal's next unloyal death would cost.", func(v *VassalStats) (float64, bool) { return v.Penalty, true }},
 		{"emperor_vassal_heartbeat_age_seconds", "Seconds since the vassal's last heartbeat.", func(v *VassalStats) (float64, bool) { return v.HeartbeatAge, v.LastHeartbeat != 0 }},
+		// Cgroup usage (emperor-cgroup), for vassals that have one.
+		{"emperor_vassal_memory_bytes", "Memory the vassal's cgroup uses.", func(v *VassalStats) (float64, bool) {
+			return cgroupValue(v, func(u *cgroup.Usage) int64 { return u.Memory })
+		}},
+		{"emperor_vassal_tasks", "Tasks in the vassal's cgroup.", func(v *VassalStats) (float64, bool) {
+			return cgroupValue(v, func(u *cgroup.Usage) int64 { return u.Pids })
+		}},
+		{"emperor_vassal_cpu_seconds", "CPU time used in the vassal's cgroup.", func(v *VassalStats) (float64, bool) {
+			x, ok := cgroupValue(v, func(u *cgroup.Usage) int64 { return u.CPUUsec })
+			return x / 1e6, ok
+		}},
+		{"emperor_vassal_oom_kills", "Processes of the vassal killed for its memory limit.", func(v *VassalStats) (float64, bool) {
+			return cgroupValue(v, func(u *cgroup.Usage) int64 { return u.OOMKills })
+		}},
 	}
 	for _, m := range perVassal {
 		family(m.name, "gauge", m.help)
@@ -133,7 +149,7 @@ func writeMetrics(w io.Writer, s *Stats) {
 	family("emperor_spawns_total", "counter", "Vassal processes started.")
 	fmt.Fprintf(w, "emperor_spawns_total %d\n", s.Counters.Spawns)
 	family("emperor_restarts_total", "counter", "Vassal processes restarted, by reason.")
-	for _, r := range []string{"died", "heartbeat", "spawn_failed", "owner_changed"} {
+	for _, r := range []string{"died", "heartbeat", "spawn_failed", "owner_changed", "oom"} {
 		fmt.Fprintf(w, "emperor_restarts_total{reason=%q} %d\n", r, s.Counters.Restarts[r])
 	}
 	h := &s.Counters.ConfigToReady

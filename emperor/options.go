@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/emperor-dev/emperor/capabilities"
+	"github.com/emperor-dev/emperor/cgroup"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/namespaces"
 )
@@ -43,6 +45,28 @@ type Options struct {
 	// Tyrant runs each vassal as the owner of its config, never as root
 	// (emperor-tyrant).
 	Tyrant bool
+	// TyrantInitgroups gives a tyrant vassal its owner's supplementary
+	// groups from the group database (emperor-tyrant-initgroups); without
+	// it, or for a uid with no passwd entry, its only group is its gid.
+	TyrantInitgroups bool
+	// Caps, when LimitCaps, is all a vassal keeps (emperor-cap): bounding,
+	// permitted, effective, inheritable and ambient sets.
+	LimitCaps bool
+	Caps      capabilities.Set
+	// Cgroup puts each vassal in a cgroup of its own below the Emperor's,
+	// killed as a whole when the vassal stops (emperor-cgroup, implied by
+	// any limit). CgroupLimits are the defaults (emperor-cgroup-memory,
+	// -pids, -cpu-weight, -cpu-quota); a vassal's [emperor] section may
+	// lower them, never raise them.
+	Cgroup       bool
+	CgroupLimits cgroup.Limits
+	// ExecAsEmperor are commands run by the Emperor after each spawn, with
+	// UWSGI_VASSAL_CONFIG, _PID, _UID and _GID set, off the loop and
+	// bounded by HookTimeout (exec-as-emperor). ExecAsVassal run inside
+	// the vassal's new namespaces before exec (exec-as-vassal).
+	ExecAsEmperor, ExecAsVassal []string
+	// HookTimeout bounds each hook (default 30 s).
+	HookTimeout time.Duration
 
 	// GracefulShutdown sends byte 2 instead of 0 to stop a vassal
 	// (emperor-graceful-shutdown).
@@ -155,6 +179,15 @@ func (o *Options) setDefaults() error {
 	def(&o.RequiredHeartbeat, 30*time.Second)
 	def(&o.StartWindow, 10*time.Second)
 	def(&o.StableRun, time.Minute)
+	def(&o.HookTimeout, 30*time.Second)
+	if !o.CgroupLimits.IsZero() {
+		o.Cgroup = true
+	}
+	if o.Cgroup {
+		if _, err := cgroup.Open(); err != nil {
+			return fmt.Errorf("emperor-cgroup: %w", err)
+		}
+	}
 	if o.MaxStarting == 0 {
 		o.MaxStarting = 4 * runtime.NumCPU()
 	}

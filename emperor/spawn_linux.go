@@ -1,6 +1,8 @@
 package emperor
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -11,6 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/capabilities"
+	"github.com/emperor-dev/emperor/cgroup"
+	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -22,6 +27,9 @@ type process struct {
 	ctl     int // the Emperor's end of the control channel
 	cfg     int // the Emperor's end of the config channel, or -1
 	started time.Time
+	// cg is the vassal's cgroup, nil without one; the loop hands it to
+	// endTree when the process is reaped.
+	cg *cgroup.Group
 }
 
 // spawnRequest asks the spawner thread for one process.
@@ -47,8 +55,15 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 	runtime.LockOSThread()
 	// Never UnlockOSThread: when this goroutine returns, its thread dies
 	// with it, which is what Pdeathsig expects.
+	//
+	// A child inherits the ambient capabilities of the thread that forks
+	// it. An Emperor started unprivileged with CAP_SETUID and CAP_SETGID as
+	// ambient capabilities (paranoid tyrant mode) must not hand them to
+	// its vassals: clear them on this thread (its effective set keeps them).
+	capabilities.Ambient(0)
+	var iso isolator
 	for req := range reqs {
-		proc, err := startProcess(&req.spec, devnull, o, baseEnv)
+		proc, err := startProcess(&req.spec, devnull, o, baseEnv, &iso)
 		results <- spawnResult{spec: req.spec, gen: req.gen, proc: proc, err: err}
 	}
 }
@@ -56,8 +71,14 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 // startProcess turns a Spec into a running process: a control socketpair
 // (plus a config socketpair for inline configs), fd 0 on /dev/null, stdout
 // and stderr inherited, the vassal's ends at fds 3 and 4, its own process
-// group, SIGKILL when the Emperor dies, and a pidfd.
-func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string) (_ *process, retErr error) {
+// group, SIGKILL when the Emperor dies, a pidfd, and the isolation the Spec
+// asks for: a cgroup it is cloned into, and the init stage when it needs
+// more than SysProcAttr can do (see needsInit).
+func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator) (_ *process, retErr error) {
+	resolveSpec(spec, o.Logger)
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
 	ctl, err := protocol.NewPair("emperor-control")
 	if err != nil {
 		return nil, fmt.Errorf("control channel: %w", err)
@@ -86,24 +107,110 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string) (_
 		env = append(env, protocol.EnvConfigFD+"=4")
 		cfgFd = cfg.Emperor
 	}
+
+	var g *cgroup.Group
+	if spec.Cgroup {
+		h, err := iso.hierarchy()
+		if err != nil {
+			return nil, err
+		}
+		if g, err = h.Create(spec.Key.Name, spec.CgroupLimits); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if retErr != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				g.Remove(ctx)
+				cancel()
+			}
+		}()
+	}
+	// v1 limits apply only once the pid is written to the v1 cgroup: the
+	// init stage holds the vassal until then.
+	useInit := needsInit(spec) || (g != nil && g.LimitedInV1())
+	root := os.Geteuid() == 0 // the init stage may change user itself
+
 	pidfd := -1
 	attr := &os.ProcAttr{
-		Dir:   spec.Dir,
-		Env:   env,
-		Files: files,
+		Dir: spec.Dir,
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: syscall.SIGKILL,
 			PidFD:     &pidfd,
 		},
 	}
-	attr.Sys.Credential = spec.Credential
+	path, argv := spec.Argv[0], spec.Argv
+	var stage *namespaces.Stage
+	var initCfg *namespaces.InitConfig
+	if useInit {
+		stage, err = namespaces.NewStage()
+		if err != nil {
+			return nil, err
+		}
+		defer stage.Close()
+		c, e := stage.ChildFiles()
+		files = append(files, c, e)
+		env = append(env, namespaces.Env(len(files)-2, len(files)-1))
+		initCfg, attr.Sys.Credential = initConfig(spec, len(files)-2, root)
+		path, argv = "/proc/self/exe", []string{spec.Argv[0] + " (emperor init)"}
+	} else {
+		attr.Sys.Credential = spec.Credential
+	}
+	attr.Env, attr.Files = env, files
 	spec.Namespaces.Apply(attr.Sys, spec.HostUID, spec.HostGID)
-	p, err := os.StartProcess(spec.Argv[0], spec.Argv, attr)
+
+	cgfd := -1
+	if g != nil {
+		if cgfd, err = g.OpenFD(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if cgfd >= 0 {
+				unix.Close(cgfd)
+			}
+		}()
+	}
+	inV2 := false
+	if cgfd >= 0 {
+		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, cgfd
+		inV2 = true
+	}
+	p, err := os.StartProcess(path, argv, attr)
+	if err != nil && inV2 && cloneIntoRefused(err) {
+		// Kernels without clone3 or CLONE_INTO_CGROUP: start it, then move
+		// it (the init stage, when used, holds it until then).
+		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD, inV2 = false, 0, false
+		p, err = os.StartProcess(path, argv, attr)
+	}
+	if stage != nil {
+		stage.CloseChildEnds()
+	}
 	if err != nil {
 		return nil, err
 	}
 	pid := p.Pid
+	// abort undoes a start that failed after the clone: the process (the
+	// init stage, holding the vassal back) is killed and reaped, our pidfd
+	// closed; the deferred cleanups close the channels and remove the cgroup.
+	abort := func(err error) (*process, error) {
+		p.Kill()
+		p.Wait()
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+		return nil, err
+	}
+	if g != nil {
+		if err := g.Join(pid, inV2); err != nil {
+			return abort(err)
+		}
+	}
+	if stage != nil {
+		deadline := time.Now().Add(10*time.Second + time.Duration(len(spec.Hooks))*spec.HookTimeout)
+		if err := stage.Release(initCfg, deadline); err != nil {
+			return abort(err)
+		}
+	}
 	p.Release() // we keep our own pidfd; os keeps a duplicate we do not need
 	if pidfd < 0 {
 		// Kernels without CLONE_PIDFD: open one now. The child cannot have
@@ -117,7 +224,60 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string) (_
 		unix.Close(pidfd)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	return &process{pid: pid, pidfd: pidfd, ctl: ctl.Emperor, cfg: cfgFd, started: time.Now()}, nil
+	return &process{pid: pid, pidfd: pidfd, ctl: ctl.Emperor, cfg: cfgFd, started: time.Now(), cg: g}, nil
+}
+
+// initConfig is what the init stage does for spec, its fds from keepFds
+// on being its own; cred is the credential SysProcAttr applies instead.
+func initConfig(spec *Spec, keepFds int, root bool) (_ *namespaces.InitConfig, cred *syscall.Credential) {
+	c := &namespaces.InitConfig{
+		Argv:          spec.Argv,
+		KeepFds:       keepFds,
+		PrivateMounts: spec.Namespaces.Has(unix.CLONE_NEWNS),
+		MountProc:     spec.Namespaces.Has(unix.CLONE_NEWNS) && spec.Namespaces.Has(unix.CLONE_NEWPID),
+		Hostname:      spec.Hostname,
+		LoopbackUp:    spec.Namespaces.Has(unix.CLONE_NEWNET),
+		Hooks:         spec.Hooks,
+		HookTimeout:   spec.HookTimeout,
+		LimitCaps:     spec.LimitCaps,
+		Caps:          spec.Caps,
+	}
+	if !spec.Namespaces.Has(unix.CLONE_NEWPID) {
+		c.ParentPid = os.Getpid() // in a new pid namespace the parent is outside: ppid 0
+	}
+	sc := spec.Credential
+	if sc == nil || !root {
+		// An unprivileged Emperor (paranoid mode) changes user in the fork,
+		// while it still holds CAP_SETUID and CAP_SETGID.
+		return c, sc
+	}
+	// The init stage changes user itself, after dropping the bounding set
+	// (which needs root) and with keep-caps.
+	c.Cred = &namespaces.Cred{UID: sc.Uid, GID: sc.Gid, Groups: sc.Groups}
+	if c.Cred.Groups == nil {
+		c.Cred.Groups = []uint32{}
+	}
+	return c, nil
+}
+
+// needsInit reports whether a Spec asks for what only the init stage can
+// do; everything else goes through SysProcAttr.
+func needsInit(spec *Spec) bool {
+	ns := spec.Namespaces
+	return spec.LimitCaps || spec.Hostname != "" || len(spec.Hooks) > 0 ||
+		ns.Has(unix.CLONE_NEWNS) || // private mounts, /proc for a pid namespace
+		ns.Has(unix.CLONE_NEWNET) // lo up
+}
+
+// cloneIntoRefused tells a kernel refusing clone3 or CLONE_INTO_CGROUP
+// from any other start failure.
+func cloneIntoRefused(err error) bool {
+	for _, e := range []error{unix.ENOSYS, unix.E2BIG, unix.EINVAL, unix.EBUSY, unix.EOPNOTSUPP, unix.EPERM, unix.EACCES} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // exitStatus is how a process ended.
@@ -125,13 +285,18 @@ type exitStatus struct {
 	code     int         // exit code, when !signaled
 	signal   unix.Signal // terminating signal, when signaled
 	signaled bool
+	oom      string // set by endTree when its cgroup saw an OOM kill
 }
 
 func (s exitStatus) String() string {
+	out := "exit status " + strconv.Itoa(s.code)
 	if s.signaled {
-		return "killed by " + unix.SignalName(s.signal)
+		out = "killed by " + unix.SignalName(s.signal)
 	}
-	return "exit status " + strconv.Itoa(s.code)
+	if s.oom != "" {
+		out += " (" + s.oom + ")"
+	}
+	return out
 }
 
 // reap collects an exited process through its pidfd without blocking. ok is
@@ -181,10 +346,15 @@ func kill(pidfd int, sig unix.Signal) error {
 // gets its own, Setpgid), so a frozen or stuck uWSGI worker does not outlive
 // its master holding the vassal's sockets. It must only be called before the
 // vassal is reaped: until then its pid, and so its group id, cannot be
-// reused, so the group signalled is the vassal's own. (Children that left
-// the group escape it; cgroups will catch those.)
+// reused, so the group signalled is the vassal's own. With a cgroup, every
+// process in it dies too, including those that left the group.
 func killTree(p *process) error {
 	err := kill(p.pidfd, unix.SIGKILL)
+	if p.cg != nil {
+		if cerr := p.cg.Kill(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	if gerr := unix.Kill(-p.pid, unix.SIGKILL); gerr != nil && gerr != unix.ESRCH && err == nil {
 		err = os.NewSyscallError("kill", gerr)
 	}

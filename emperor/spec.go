@@ -1,9 +1,18 @@
 package emperor
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/capabilities"
+	"github.com/emperor-dev/emperor/cgroup"
 
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/namespaces"
@@ -29,6 +38,28 @@ type Spec struct {
 	// HostUID and HostGID.
 	Namespaces       namespaces.Set
 	HostUID, HostGID int
+
+	// Isolation beyond SysProcAttr (isolation.go); any of these but Cgroup
+	// sends the spawn through the init stage.
+	//
+	// LimitCaps keeps only Caps (emperor-cap).
+	LimitCaps bool
+	Caps      capabilities.Set
+	// Hostname is set in a new uts namespace (the vassal's name).
+	Hostname string
+	// Cgroup puts the vassal in a cgroup of its own with CgroupLimits,
+	// lowered by what the [emperor] section of the config at ConfigPath
+	// (or of the inline Config) asks for (resolveSpec).
+	Cgroup       bool
+	CgroupLimits cgroup.Limits
+	ConfigPath   string
+	// InitGroups: the spawner fills Credential.Groups from the group
+	// database (emperor-tyrant-initgroups).
+	InitGroups bool
+	// Hooks are exec-as-vassal commands, run in the new namespaces before
+	// the privileges are dropped; HookTimeout bounds each.
+	Hooks       []string
+	HookTimeout time.Duration
 }
 
 // vassalEnv derives the environment every vassal gets from the Emperor's
@@ -106,4 +137,23 @@ func vassalArgv(o *Options, ev *monitor.Event) []string {
 		argv = append(argv, "--include", t)
 	}
 	return argv
+}
+
+// Validate runs the checks a Spec must pass before any fork, in order;
+// each failure names the option and the rule.
+func (s *Spec) Validate() error {
+	userNS := s.Namespaces.Has(unix.CLONE_NEWUSER)
+	switch {
+	case len(s.Argv) == 0 || s.Argv[0] == "":
+		return errors.New("binary-path: no vassal binary")
+	case s.Credential != nil && (s.Credential.Uid == 0 || s.Credential.Gid == 0):
+		return fmt.Errorf("emperor-tyrant: refusing to run as uid %d gid %d (root)", s.Credential.Uid, s.Credential.Gid)
+	case userNS && (s.HostUID < 0 || s.HostGID < 0):
+		return errors.New("emperor-use-clone = user: no uid/gid to map the vassal's root to")
+	case s.LimitCaps && !userNS && os.Geteuid() != 0:
+		return fmt.Errorf("emperor-cap: the Emperor runs as uid %d, so it cannot drop a vassal's bounding set (run it as root, or add user to emperor-use-clone)", os.Geteuid())
+	case s.Hostname != "" && !s.Namespaces.Has(unix.CLONE_NEWUTS):
+		return errors.New("hostname without a uts namespace would rename the host (add uts to emperor-use-clone)")
+	}
+	return nil
 }

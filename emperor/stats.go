@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/emperor-dev/emperor/cgroup"
 )
 
 // Stats is the Emperor's state as its stats server serves it: the shape of
@@ -69,6 +71,10 @@ type VassalStats struct {
 	// Bytes counts the protocol bytes the vassal sent since it appeared, by
 	// meaning (spawned, accepting, loyal, heartbeat, ...).
 	Bytes map[string]uint64 `json:"bytes"`
+	// Cgroup is what the vassal's cgroup uses (emperor-cgroup); absent
+	// without one. Read off the loop, in Snapshot.
+	Cgroup *cgroup.Usage `json:"cgroup,omitempty"`
+	cg     *cgroup.Group
 }
 
 // Blacklisted is a vassal whose respawns are delayed for dying unloyal.
@@ -139,6 +145,7 @@ func (e *Emperor) stats() *Stats {
 		if v.proc != nil {
 			vs.Pid = v.proc.pid
 			vs.Uptime = now.Sub(v.proc.started).Seconds()
+			vs.cg = v.proc.cg // usage read in Snapshot, off the loop
 		}
 		if !v.lastHeartbeat.IsZero() {
 			vs.HeartbeatAge = now.Sub(v.lastHeartbeat).Seconds()
@@ -167,6 +174,7 @@ func (e *Emperor) Snapshot(ctx context.Context) (*Stats, error) {
 	}
 	select {
 	case s := <-reply:
+		readCgroups(s) // isolation.go
 		return s, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -71,12 +71,19 @@ func (s Set) String() string {
 // the vassal's root to hostUID/hostGID, the ids the vassal has outside, so
 // that root inside is an unprivileged user outside (uWSGI writes no maps, so
 // its setuid(0) in the child fails: bug B40). setgroups is denied in the
-// namespace, as the kernel requires of an unprivileged mapper.
+// namespace, as the kernel requires of an unprivileged mapper. Call it after
+// setting attr.Credential (an unset one becomes root of the namespace).
 func (s Set) Apply(attr *syscall.SysProcAttr, hostUID, hostGID int) {
 	attr.Cloneflags |= uintptr(s)
 	if s.Has(unix.CLONE_NEWUSER) {
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostUID, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostGID, Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
+		if attr.Credential == nil {
+			// Become the namespace's root once the maps are written: the
+			// child is otherwise still the Emperor's (unmapped) uid, and
+			// would lose every capability at exec.
+			attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+		}
 	}
 }

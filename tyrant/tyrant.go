@@ -4,6 +4,8 @@ package tyrant
 
 import (
 	"fmt"
+	"os/user"
+	"strconv"
 	"syscall"
 
 	"github.com/emperor-dev/emperor/monitor"
@@ -29,4 +31,25 @@ func Credential(vassal string, o *monitor.Owner) (*syscall.Credential, error) {
 		return nil, &Error{Vassal: vassal, Reason: fmt.Sprintf("refusing to run as uid %d gid %d (root)", o.UID, o.GID)}
 	}
 	return &syscall.Credential{Uid: o.UID, Gid: o.GID, Groups: []uint32{}}, nil
+}
+
+// Groups returns the supplementary groups of uid from the group database,
+// gid first, as initgroups(3) would set them (emperor-tyrant-initgroups).
+// A uid without a passwd entry, or a lookup that fails, gets gid alone.
+func Groups(uid, gid uint32) []uint32 {
+	out := []uint32{gid}
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return out
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return out
+	}
+	for _, s := range ids {
+		if n, err := strconv.ParseUint(s, 10, 32); err == nil && uint32(n) != gid {
+			out = append(out, uint32(n))
+		}
+	}
+	return out
 }

@@ -20,3 +20,20 @@ func TestCredential(t *testing.T) {
 		}
 	}
 }
+
+func TestGroups(t *testing.T) {
+	// No passwd entry: the gid alone.
+	if g := Groups(65533, 65532); len(g) != 1 || g[0] != 65532 {
+		t.Errorf("Groups(65533) = %v, want [65532]", g)
+	}
+	// root exists everywhere and is in group 0.
+	g := Groups(0, 0)
+	if len(g) == 0 || g[0] != 0 {
+		t.Errorf("Groups(0) = %v, want 0 first", g)
+	}
+	for i, x := range g[1:] {
+		if x == 0 {
+			t.Errorf("gid repeated at %d: %v", i+1, g)
+		}
+	}
+}

@@ -33,6 +33,9 @@ import (
 var Version = "0.1.0-dev"
 
 func main() {
+	if namespaces.IsInit() {
+		namespaces.Init() // the hidden init stage of a vassal; never returns
+	}
 	reexecWithoutAsyncPreemption()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -180,6 +183,10 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("emperor-use-clone: %w", err)
 	}
+	iso, err := isolationOptions(s)
+	if err != nil {
+		return err
+	}
 	freq := s.freq
 	if freq == 0 {
 		freq = 3 * time.Second
@@ -188,7 +195,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	var mons []monitor.Monitor
 	for _, value := range s.emperors {
 		m, err := monitor.Open(value, monitor.Options{
-			Freq: freq, NoFollow: s.noFollow, Extensions: s.extraExtensions, Ready: ready, Logger: logger,
+			Freq: freq, NoFollow: s.noFollow || s.tyrantNofollow, Extensions: s.extraExtensions, Ready: ready, Logger: logger,
 		})
 		if err != nil {
 			return err
@@ -207,7 +214,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
-	em, err := emperor.New(emperor.Options{
+	opts := emperor.Options{
 		Monitors:          mons,
 		Ready:             ready,
 		Binary:            binary,
@@ -238,7 +245,9 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		WatchdogEvery:     emperor.WatchdogInterval(os.Environ(), os.Getpid()),
 		Version:           Version,
 		Logger:            logger,
-	})
+	}
+	iso.apply(&opts)
+	em, err := emperor.New(opts)
 	if err != nil {
 		return err
 	}

@@ -14,31 +14,40 @@ import (
 // settings is the Emperor's configuration as read from its command line and
 // config files, with uWSGI's option names.
 type settings struct {
-	emperors         []string
-	freq             time.Duration
-	binary           string
-	vassalSet        []string
-	include          []string
-	includeBefore    []string
-	inherit          []string
-	inheritBefore    []string
-	reloadMercy      time.Duration
-	curseTolerance   time.Duration
-	heartbeat        time.Duration
-	throttle         time.Duration
-	maxThrottle      time.Duration
-	noBlacklist      bool
-	noFollow         bool
-	graceful         bool
-	extraExtensions  []string
-	pidfile          string
-	stats            string
-	metrics          string
-	maxStarting      int
-	throttleBurst    int
-	commandSocket    string
-	useClone         string
-	tyrant           bool
+	emperors        []string
+	freq            time.Duration
+	binary          string
+	vassalSet       []string
+	include         []string
+	includeBefore   []string
+	inherit         []string
+	inheritBefore   []string
+	reloadMercy     time.Duration
+	curseTolerance  time.Duration
+	heartbeat       time.Duration
+	throttle        time.Duration
+	maxThrottle     time.Duration
+	noBlacklist     bool
+	noFollow        bool
+	graceful        bool
+	extraExtensions []string
+	pidfile         string
+	stats           string
+	metrics         string
+	maxStarting     int
+	throttleBurst   int
+	commandSocket   string
+	useClone        string
+	tyrant          bool
+	// Isolation (issue 7).
+	caps             string
+	cgroup           bool
+	cgroupLimits     []string // "memory=64M", ... from emperor-cgroup-*
+	tyrantInitgroups bool
+	tyrantNofollow   bool
+	execAsEmperor    []string
+	execAsVassal     []string
+	hookTimeout      time.Duration
 	logFormat        string
 	logLevel         string
 	help, version    bool
@@ -98,6 +107,17 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"emperor-extra-extension":    {kind: kindList, list: &s.extraExtensions, help: "another config extension (loaded with --config)"},
 		"emperor-use-clone":          {kind: kindString, str: &s.useClone, help: "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup"},
 		"emperor-tyrant":             {kind: kindBool, flag: &s.tyrant, help: "run each vassal as the owner of its config (never root)"},
+		"emperor-cap":                {kind: kindString, str: &s.caps, help: "capabilities every vassal keeps, uWSGI names or numbers: setuid,net_bind_service"},
+		"emperor-cgroup":             {kind: kindBool, flag: &s.cgroup, help: "put each vassal in a cgroup of its own (implied by any emperor-cgroup-* limit)"},
+		"emperor-cgroup-memory":      {kind: kindList, list: &s.cgroupLimits, prefix: "memory=", help: "memory limit of each vassal's cgroup: 64M, 1G"},
+		"emperor-cgroup-pids":        {kind: kindList, list: &s.cgroupLimits, prefix: "pids=", help: "most tasks in each vassal's cgroup"},
+		"emperor-cgroup-cpu-weight":  {kind: kindList, list: &s.cgroupLimits, prefix: "cpu-weight=", help: "CPU weight of each vassal's cgroup, 1-10000 (100: default)"},
+		"emperor-cgroup-cpu-quota":   {kind: kindList, list: &s.cgroupLimits, prefix: "cpu-quota=", help: "percent of one CPU each vassal's cgroup may use: 50%, 200%"},
+		"emperor-tyrant-initgroups":  {kind: kindBool, flag: &s.tyrantInitgroups, help: "tyrant vassals get their owner's supplementary groups"},
+		"emperor-tyrant-nofollow":    {kind: kindBool, flag: &s.tyrantNofollow, help: "tyrant mode: the owner of a symlink, not of its target, decides"},
+		"exec-as-emperor":            {kind: kindList, list: &s.execAsEmperor, help: "shell command the Emperor runs after each spawn (UWSGI_VASSAL_PID, ...)"},
+		"exec-as-vassal":             {kind: kindList, list: &s.execAsVassal, help: "shell command run in the vassal's namespaces before its exec"},
+		"emperor-hook-timeout":       {kind: kindSeconds, dur: &s.hookTimeout, help: "seconds each hook may run (default 30)"},
 		"emperor-stats":              {kind: kindString, str: &s.stats, help: "stats server: host:port (TCP) or a unix socket path"},
 		"emperor-command-socket":     {kind: kindString, str: &s.commandSocket, help: "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan"},
 		"emperor-metrics":            {kind: kindString, str: &s.metrics, help: "host:port serving Prometheus metrics at /metrics"},
@@ -115,6 +135,8 @@ func (s *settings) optionTable() map[string]optionSpec {
 	alias("emperor-stats-server", "emperor-stats")
 	alias("emperor-extra-ext", "emperor-extra-extension")
 	alias("h", "help")
+	alias("vassal-cap", "emperor-cap")
+	alias("vassals-cap", "emperor-cap")
 	return t
 }
 
@@ -127,7 +149,6 @@ var ignoredUWSGI = map[string]string{
 	"strict":               "the Emperor's config is always strict",
 	"emperor-stats":        "not implemented yet",
 	"emperor-stats-server": "not implemented yet",
-	"emperor-cap":          "not implemented yet",
 	"emperor-procname":     "process names are not changed",
 	"auto-procname":        "process names are not changed",
 	"procname-prefix":      "process names are not changed",

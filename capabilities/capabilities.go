@@ -1,0 +1,102 @@
+// Package capabilities names Linux capabilities as uWSGI's cap and
+// emperor-cap options do ("setuid,net_bind_service" or numbers) and applies
+// a kept set to the calling thread: bounding set, permitted, effective,
+// inheritable and ambient.
+package capabilities
+
+import (
+	"fmt"
+	"math/bits"
+	"strconv"
+	"strings"
+)
+
+// Set is a set of capabilities, bit n for capability number n.
+type Set uint64
+
+// names are the capabilities by number, as uWSGI names them (its
+// uwsgi_cap table: the kernel's CAP_ names, lower case, without CAP_).
+var names = []string{
+	0: "chown", 1: "dac_override", 2: "dac_read_search", 3: "fowner", 4: "fsetid",
+	5: "kill", 6: "setgid", 7: "setuid", 8: "setpcap", 9: "linux_immutable",
+	10: "net_bind_service", 11: "net_broadcast", 12: "net_admin", 13: "net_raw",
+	14: "ipc_lock", 15: "ipc_owner", 16: "sys_module", 17: "sys_rawio",
+	18: "sys_chroot", 19: "sys_ptrace", 20: "sys_pacct", 21: "sys_admin",
+	22: "sys_boot", 23: "sys_nice", 24: "sys_resource", 25: "sys_time",
+	26: "sys_tty_config", 27: "mknod", 28: "lease", 29: "audit_write",
+	30: "audit_control", 31: "setfcap", 32: "mac_override", 33: "mac_admin",
+	34: "syslog", 35: "wake_alarm", 36: "block_suspend", 37: "audit_read",
+	38: "perfmon", 39: "bpf", 40: "checkpoint_restore",
+}
+
+// Last is the highest capability number this package names.
+const Last = 40
+
+// Parse reads a comma (or space) separated list of capability names, with
+// or without "cap_", in any case, or numbers. An unknown name, a number
+// above Last or an empty list is an error naming the culprit.
+func Parse(list string) (Set, error) {
+	var s Set
+	n := 0
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		n++
+		name := strings.TrimPrefix(strings.ToLower(f), "cap_")
+		if num, err := strconv.Atoi(name); err == nil {
+			if num < 0 || num > Last {
+				return 0, fmt.Errorf("capability %s: want 0 to %d", f, Last)
+			}
+			s |= 1 << num
+			continue
+		}
+		c, ok := Lookup(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown capability %q (known: %s)", f, strings.Join(names, ", "))
+		}
+		s |= 1 << c
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("empty capability list")
+	}
+	return s, nil
+}
+
+// Lookup returns the number of a capability named as uWSGI does.
+func Lookup(name string) (int, bool) {
+	name = strings.TrimPrefix(strings.ToLower(name), "cap_")
+	for i, n := range names {
+		if n == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Has reports whether s holds capability c.
+func (s Set) Has(c int) bool { return c >= 0 && c < 64 && s&(1<<c) != 0 }
+
+// List returns the capability numbers in s, ascending.
+func (s Set) List() []int {
+	out := make([]int, 0, bits.OnesCount64(uint64(s)))
+	for c := 0; c < 64; c++ {
+		if s.Has(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// String lists s by name, comma separated ("none" when empty).
+func (s Set) String() string {
+	var out []string
+	for _, c := range s.List() {
+		if c < len(names) {
+			out = append(out, names[c])
+		} else {
+			out = append(out, strconv.Itoa(c))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ",")
+}

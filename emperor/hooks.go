@@ -1,0 +1,106 @@
+package emperor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/monitor"
+)
+
+// hookResult is one exec-as-emperor command's outcome, posted to the loop.
+type hookResult struct {
+	key     monitor.Key
+	gen     uint64
+	pid     int
+	command string
+	err     error
+	took    time.Duration
+}
+
+// startHooks runs the exec-as-emperor commands for a vassal's new process,
+// one after the other in a goroutine of their own, each with /bin/sh -c
+// (so $UWSGI_VASSAL_PID expands as in uWSGI), bounded by HookTimeout. The
+// loop never waits for them: each result comes back as a hookResult.
+// Hooks inherit fds 0-2 only (every other fd of the Emperor is
+// close-on-exec), unlike uWSGI's (bug B35).
+func (e *Emperor) startHooks(v *vassal, p *process) {
+	if len(e.opts.ExecAsEmperor) == 0 {
+		return
+	}
+	uid, gid := e.runsAs(v)
+	config := v.key.Name
+	if v.ev.Path != "" {
+		config = v.ev.Path
+	}
+	env := append(e.baseEnv[:len(e.baseEnv):len(e.baseEnv)],
+		"UWSGI_VASSAL_CONFIG="+config,
+		"UWSGI_VASSAL_PID="+strconv.Itoa(p.pid),
+		"UWSGI_VASSAL_UID="+strconv.Itoa(uid),
+		"UWSGI_VASSAL_GID="+strconv.Itoa(gid))
+	key, gen, timeout := v.key, v.gen, e.opts.HookTimeout
+	commands := e.opts.ExecAsEmperor
+	go func() {
+		for _, c := range commands {
+			start := time.Now()
+			err := runShell(c, env, e.opts.Stdout, e.opts.Stderr, timeout)
+			r := hookResult{key: key, gen: gen, pid: p.pid, command: c, err: err, took: time.Since(start)}
+			select {
+			case e.hookDone <- r:
+			case <-e.done:
+				return
+			}
+		}
+	}()
+}
+
+// runsAs is the uid and gid a vassal runs as outside any user namespace.
+func (e *Emperor) runsAs(v *vassal) (int, int) {
+	if e.opts.Tyrant && v.owner != nil {
+		return int(v.owner.UID), int(v.owner.GID)
+	}
+	return os.Getuid(), os.Getgid()
+}
+
+// hookFinished logs a hook's outcome and notes it for tests and tools.
+func (e *Emperor) hookFinished(r hookResult) {
+	v := e.vassals[r.key]
+	reason := "exec-as-emperor " + strconv.Quote(r.command) + ": ok"
+	if r.err != nil {
+		reason = "exec-as-emperor " + strconv.Quote(r.command) + ": " + r.err.Error()
+	}
+	if v == nil {
+		e.log.Info(reason, "vassal", r.key.Name, "pid", r.pid, "took", r.took)
+		return
+	}
+	if r.err != nil {
+		e.log.Warn(reason, e.attrs(v, "took", r.took)...)
+	} else {
+		e.log.Info(reason, e.attrs(v, "took", r.took)...)
+	}
+	if e.opts.Notify != nil {
+		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: r.pid, Reason: reason, Time: time.Now()})
+	}
+}
+
+// runShell runs command with /bin/sh -c in a process group of its own,
+// killed whole at the timeout.
+func runShell(command string, env []string, stdout, stderr *os.File, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return errors.New("killed after the hook timeout " + timeout.String())
+	}
+	return err
+}
