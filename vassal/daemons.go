@@ -133,6 +133,7 @@ func (r *runner) daemonDue(ev daemonDue) {
 		case <-r.done:
 		}
 		_ = cmd.Wait()
+		r.orphans.reaped(pid)
 	}()
 }
 

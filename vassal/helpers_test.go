@@ -107,19 +107,30 @@ func startVassal(t *testing.T, args []string, files []*os.File, env ...string) *
 // not nil.
 func startVassalWith(t *testing.T, args []string, files []*os.File, stdin *os.File, env ...string) *vassalProc {
 	t.Helper()
-	v := &vassalProc{output: &syncBuffer{}, exited: make(chan struct{})}
-	v.cmd = exec.Command(bins.vassal, args...)
+	cmd := exec.Command(bins.vassal, args...)
 	if stdin != nil {
-		v.cmd.Stdin = stdin
+		cmd.Stdin = stdin
 	}
-	v.cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = files
+	return startVassalCmd(t, cmd)
+}
+
+// startVassalCmd starts a vassal command prepared by the caller (its
+// binary, arguments, environment, files and process attributes), capturing
+// its output, and stops it when the test ends.
+func startVassalCmd(t *testing.T, cmd *exec.Cmd) *vassalProc {
+	t.Helper()
+	v := &vassalProc{output: &syncBuffer{}, exited: make(chan struct{}), cmd: cmd}
+	if v.cmd.Env == nil {
+		v.cmd.Env = os.Environ()
+	}
 	if raceEnabled {
 		// A race-enabled binary sleeps a second at exit by default.
 		v.cmd.Env = append(v.cmd.Env, "GORACE=atexit_sleep_ms=0")
 	}
 	v.cmd.Stdout = v.output
 	v.cmd.Stderr = v.output
-	v.cmd.ExtraFiles = files
 	v.cmd.WaitDelay = 10 * time.Second
 	if err := v.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -77,7 +77,9 @@ func Run(ctx context.Context, o Options) error {
 		shared:  map[string]*listener{},
 	}
 	r.leaders.Store(&[]int{})
-	go spawner(r.spawns)
+	r.orphans = newOrphanReaper(r.log)
+	go spawner(r.spawns, r.orphans)
+	go r.orphans.run(r.done)
 	defer close(r.spawns) // after every worker is reaped: see loop
 	var logFile *os.File
 	err := r.run(ctx, &logFile)
@@ -342,6 +344,9 @@ type runner struct {
 	done    chan struct{} // closed when the loop has returned
 	spawns  chan spawnRequest
 	waiters sync.WaitGroup
+	// orphans reaps re-parented processes when the vassal is PID 1; nil
+	// otherwise.
+	orphans *orphanReaper
 	// leaders is a snapshot of every running worker's pid, for probes.
 	leaders atomic.Pointer[[]int]
 
@@ -729,6 +734,7 @@ func (r *runner) startWorker(g *generation, w *worker) {
 		case <-r.done:
 		}
 		_ = cmd.Wait() // reaps; the status was read above
+		r.orphans.reaped(pid)
 	}()
 }
 

@@ -285,7 +285,7 @@ type spawnReply struct {
 // must outlive every worker: the goroutine returns (and its thread dies)
 // only when reqs is closed, at the end of Run, after the last worker has
 // been reaped.
-func spawner(reqs <-chan spawnRequest) {
+func spawner(reqs <-chan spawnRequest, orphans *orphanReaper) {
 	runtime.LockOSThread()
 	// Never unlocked: when this goroutine returns, the thread exits.
 	for r := range reqs {
@@ -297,7 +297,7 @@ func spawner(reqs <-chan spawnRequest) {
 		if cmd == nil {
 			cmd = r.spec.cmd(r.stderr)
 		}
-		err := cmd.Start()
+		err := orphans.start(cmd)
 		r.reply <- spawnReply{cmd: cmd, err: err}
 	}
 }
