@@ -118,6 +118,9 @@ func ParseURI(arg string) (amqp091.URI, error) {
 	if err != nil {
 		return amqp091.URI{}, fmt.Errorf("amqp URI: %w", err)
 	}
+	if uri.Host == "" || uri.Port <= 0 || uri.Port > 65535 {
+		return amqp091.URI{}, fmt.Errorf("amqp://%s: want [USER:PASS@]HOST[:PORT][/VHOST] with a host and a port in 1-65535", arg)
+	}
 	return uri, nil
 }
 
