@@ -156,13 +156,8 @@ func (m *Monitor) Run(ctx context.Context, out chan<- monitor.Event) error {
 	if err != nil {
 		return err
 	}
-	desired.Replay(ctx, out)
-	if m.ready != nil {
-		select {
-		case m.ready <- m.id:
-		case <-ctx.Done():
-			return nil
-		}
+	if !desired.Start(ctx, out, m.ready) {
+		return nil
 	}
 	r := &runState{m: m, desired: desired, out: out, fetched: make(chan push.Fetched), seq: map[string]uint64{}}
 	defer r.fetches.Wait()

@@ -45,10 +45,27 @@ func (d *Desired) Has(name string) bool {
 	return ok
 }
 
-// Replay loads the journal and emits a Touch for each entry whose config
+// Start replays the journal, then sends the monitor's ID on ready (when not
+// nil): a push monitor is ready once what it asked for before a restart is
+// back, whether or not its source is reachable. It reports false when ctx
+// ended first.
+func (d *Desired) Start(ctx context.Context, out chan<- monitor.Event, ready chan<- string) bool {
+	d.replay(ctx, out)
+	if ready == nil {
+		return ctx.Err() == nil
+	}
+	select {
+	case ready <- d.id:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// replay loads the journal and emits a Touch for each entry whose config
 // still exists. A journal that cannot be read is logged and ignored (the
 // next change rewrites it).
-func (d *Desired) Replay(ctx context.Context, out chan<- monitor.Event) {
+func (d *Desired) replay(ctx context.Context, out chan<- monitor.Event) {
 	if d.journal == nil {
 		return
 	}

@@ -171,13 +171,8 @@ func (m *Monitor) Run(ctx context.Context, out chan<- monitor.Event) error {
 		sock.Close()
 		<-recvDone
 	}()
-	desired.Replay(ctx, out)
-	if m.ready != nil {
-		select {
-		case m.ready <- m.id:
-		case <-ctx.Done():
-			return nil
-		}
+	if !desired.Start(ctx, out, m.ready) {
+		return nil
 	}
 	for {
 		select {
