@@ -139,8 +139,12 @@ func (m *Monitor) Run(ctx context.Context, out chan<- monitor.Event) error {
 	if err != nil {
 		return err
 	}
+	guarded, err := guardedEndpoint(m.endpoint)
+	if err != nil {
+		return err
+	}
 	sock := zmq4.NewPull(ctx)
-	if err := sock.Listen(m.endpoint); err != nil {
+	if err := sock.Listen(guarded); err != nil {
 		sock.Close()
 		return fmt.Errorf("zmq bind %s: %w", m.endpoint, err)
 	}
@@ -156,8 +160,13 @@ func (m *Monitor) Run(ctx context.Context, out chan<- monitor.Event) error {
 					return
 				}
 				// One peer's connection ended (EOF when a pusher
-				// disconnects) or broke; the socket goes on.
-				m.log.Debug("zmq peer connection ended", "err", err)
+				// disconnects), broke or was cut off; the socket goes on.
+				var perr *PeerError
+				if errors.As(err, &perr) {
+					m.log.Warn("zmq peer cut off", "peer", perr.Peer, "reason", perr.Reason)
+				} else {
+					m.log.Debug("zmq peer connection ended", "err", err)
+				}
 				continue
 			}
 			select {
