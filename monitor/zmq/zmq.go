@@ -55,6 +55,9 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 	if arg == "" {
 		return nil, errors.New("zmq://: want an endpoint such as zmq://tcp://127.0.0.1:5252")
 	}
+	if _, err := guardedEndpoint(arg); err != nil {
+		return nil, err
+	}
 	rules, err := push.NewRules(opts)
 	if err != nil {
 		return nil, err
