@@ -354,13 +354,12 @@ func (r *runState) handle(ctx context.Context, key string, body []byte) {
 			log.Warn("message refused: the path is not clean", "path", push.Quote(s), "clean", p)
 			return
 		}
-		owner, err := push.FileOwner(p)
-		if err != nil {
+		if _, err := push.FileOwner(p); err != nil {
 			// uWSGI: a path that is no longer a regular file stops it.
 			r.desired.Destroy(ctx, r.out, p, "config file gone: "+err.Error())
 			return
 		}
-		r.desired.Touch(ctx, r.out, journal.Entry{Name: p, Path: p, Owner: owner, Source: "path"}, "path message")
+		r.desired.Touch(ctx, r.out, journal.Entry{Name: p, Path: p, Source: "path"}, "path message")
 	default:
 		log.Warn("message refused: without a routing key the body must be an absolute config path or an http(s) URL",
 			"body", push.Quote(s))

@@ -77,14 +77,10 @@ func (d *Desired) replay(ctx context.Context, out chan<- monitor.Event) {
 	dropped := false
 	for _, e := range entries {
 		if e.Path != "" {
-			owner, err := FileOwner(e.Path)
-			if err != nil {
+			if _, err := FileOwner(e.Path); err != nil {
 				d.log.Warn("journaled vassal's config is gone; not replayed", "vassal", e.Name, "err", err)
 				dropped = true
 				continue
-			}
-			if e.Owner == nil {
-				e.Owner = owner
 			}
 		}
 		d.entries[e.Name] = e
@@ -97,7 +93,8 @@ func (d *Desired) replay(ctx context.Context, out chan<- monitor.Event) {
 }
 
 // Touch records e as wanted and emits a Touch: a new vassal, or a reload
-// of a known one. The owner of a file entry without one is its file's.
+// of a known one. e.Owner is the owner the message gave, if any: a file
+// entry without one runs as its file's owner at the time of each event.
 func (d *Desired) Touch(ctx context.Context, out chan<- monitor.Event, e journal.Entry, reason string) {
 	d.entries[e.Name] = e
 	d.save()
@@ -133,6 +130,9 @@ func (d *Desired) emit(ctx context.Context, out chan<- monitor.Event, op monitor
 	}
 	if e.Config != nil {
 		ev.Version.Hash = hash(e.Config)
+	}
+	if ev.Owner == nil && e.Path != "" && op == monitor.Touch {
+		ev.Owner, _ = FileOwner(e.Path) // nil if it just vanished: tyrant mode refuses
 	}
 	d.log.Info("push "+op.String(), "vassal", e.Name, "source", e.Source, "reason", reason)
 	select {

@@ -232,8 +232,7 @@ func (m *Monitor) handle(ctx context.Context, out chan<- monitor.Event, d *push.
 		m.log.Warn("message refused", "vassal", push.Quote(c.Name), "err", err)
 		return
 	}
-	owner, err := push.FileOwner(p)
-	if err != nil {
+	if _, err := push.FileOwner(p); err != nil {
 		if d.Has(c.Name) {
 			d.Destroy(ctx, out, c.Name, "config file gone: "+err.Error())
 			return
@@ -241,8 +240,5 @@ func (m *Monitor) handle(ctx context.Context, out chan<- monitor.Event, d *push.
 		m.log.Warn("message refused: no such config file", "vassal", c.Name, "err", err)
 		return
 	}
-	if c.Owner != nil {
-		owner = c.Owner
-	}
-	d.Touch(ctx, out, journal.Entry{Name: c.Name, Path: p, Owner: owner, Source: "path"}, "touch command")
+	d.Touch(ctx, out, journal.Entry{Name: c.Name, Path: p, Owner: c.Owner, Source: "path"}, "touch command")
 }
