@@ -177,7 +177,7 @@ func run() int {
 		vt = runVassalSection(&vs, work)
 	}
 	var pt *table
-	if pushRows && s.only != "uwsgi" {
+	if pushRows {
 		pt = runPushSection(&s, work, s.reps)
 	}
 	elapsed := time.Since(began)

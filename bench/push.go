@@ -43,7 +43,7 @@ func runPushSection(s *settings, work string, reps int) *table {
 		c.Close()
 	}
 	dir := mkdir(work, "push")
-	port := s.basePort + 9900
+	port := s.basePort + 10100 // past both Emperors' vassal ranges
 	for _, transport := range []string{"amqp", "zmq"} {
 		for _, n := range []int{1, 3} {
 			label := fmt.Sprintf("%s → serving, %d Emperor(s)", map[string]string{"amqp": "AMQP publish", "zmq": "ZeroMQ push"}[transport], n)
