@@ -2,6 +2,8 @@ package amqp_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -15,9 +17,9 @@ import (
 
 // TestAMQP_RealUWSGI pushes real uWSGI vassals to an Emperor over RabbitMQ
 // with pika: a direct config (delivered over the config fd) serves, is
-// respawned by the core after kill -9, and a config file path serves; an
-// empty body stops the first; after an Emperor restart the journal brings
-// back the second without any message.
+// respawned by the core after kill -9; a config file path and an http URL
+// serve; an empty body stops the first; after an Emperor restart the
+// journal brings back the others without any message.
 func TestAMQP_RealUWSGI(t *testing.T) {
 	b := newBroker(t)
 	testenv.UWSGI(t)
@@ -51,6 +53,17 @@ func TestAMQP_RealUWSGI(t *testing.T) {
 	e.WaitState(app, emperor.Running)
 	pushtest.WaitServing(t, url2, "served by file")
 
+	// A URL: the Emperor fetches the config and hands it over the config fd.
+	p3 := testenv.FreePort(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprint(w, pushtest.UWSGIConfig(p3, "url"))
+	}))
+	defer srv.Close()
+	confURL := srv.URL + "/confs/fetched.ini"
+	b.publish("", []byte(confURL))
+	e.WaitState(confURL, emperor.Running)
+	pushtest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", p3), "served by url")
+
 	b.publish("direct.ini", nil)
 	e.WaitState("direct.ini", emperor.Absent)
 	pushtest.WaitDown(t, url1)
@@ -62,6 +75,9 @@ func TestAMQP_RealUWSGI(t *testing.T) {
 	e2 := pushtest.StartEmperor(t, []string{value}, mopts, nil)
 	e2.WaitState(app, emperor.Running)
 	pushtest.WaitServing(t, url2, "served by file")
+	srv.Close() // the fetched copy is journaled: no need to fetch again
+	e2.WaitState(confURL, emperor.Running)
+	pushtest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", p3), "served by url")
 	if code, _, err := pushtest.Get(url1); err == nil {
 		t.Errorf("direct.ini, destroyed before the restart, came back (status %d)", code)
 	}
