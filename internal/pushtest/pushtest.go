@@ -68,9 +68,8 @@ func (l *Logs) Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// Run runs a monitor built by open until the test ends, and returns its
-// events, its log and a stop function that cancels it and waits for Run to
-// return (it is also called at cleanup).
+// Run is a running monitor: its events and its log. Stop (also called at
+// cleanup) cancels it and waits for its Run to return.
 type Run struct {
 	Events chan monitor.Event
 	Logs   *Logs
