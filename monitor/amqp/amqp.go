@@ -51,6 +51,7 @@ const (
 	dialTimeout = 10 * time.Second
 	minBackoff  = 100 * time.Millisecond
 	maxBackoff  = 30 * time.Second
+	closeWait   = 2 * time.Second
 )
 
 func init() { monitor.Register("amqp", New) }
@@ -196,8 +197,9 @@ type session struct {
 	chClosed   chan *amqp091.Error
 }
 
+// close closes the connection, waiting at most closeWait for the broker.
 func (s *session) close() {
-	s.conn.Close()
+	s.conn.CloseDeadline(time.Now().Add(closeWait))
 }
 
 // connect dials the broker and sets up the exchange, queue and consumer.
