@@ -216,24 +216,3 @@ func TestAMQP_JournalReplay(t *testing.T) {
 	}
 }
 
-// TestAMQP_BrokerRestart stops RabbitMQ while the monitor consumes: it logs
-// the loss, emits nothing, reconnects with backoff once the broker is back
-// and acts on the next message.
-func TestAMQP_BrokerRestart(t *testing.T) {
-	b := newBroker(t)
-	r := b.start(monitor.Options{})
-	b.publish("before.ini", []byte("[uwsgi]\n"))
-	r.Expect(monitor.Touch, "before.ini")
-	testenv.RestartRabbitMQ(t, func() {
-		r.Logs.WaitCount(t, 1, "lost the broker")
-		r.Logs.WaitCount(t, 1, "cannot reach the broker")
-	})
-	r.Logs.WaitCount(t, 2, "consuming")
-	select {
-	case ev := <-r.Events:
-		t.Errorf("the outage emitted %s %s", ev.Op, ev.Key.Name)
-	default:
-	}
-	b.publish("after.ini", []byte("[uwsgi]\n"))
-	r.Expect(monitor.Touch, "after.ini")
-}

@@ -82,3 +82,33 @@ func TestAMQP_RealUWSGI(t *testing.T) {
 		t.Errorf("direct.ini, destroyed before the restart, came back (status %d)", code)
 	}
 }
+
+// TestAMQP_BrokerRestart stops RabbitMQ while a pushed real uWSGI vassal
+// runs: the monitor logs the loss, the vassal keeps serving with the same
+// pid through the outage, and once the broker is back the monitor has
+// reconnected (with backoff) and acts on the next message.
+func TestAMQP_BrokerRestart(t *testing.T) {
+	b := newBroker(t)
+	testenv.UWSGI(t)
+	p1, p2 := testenv.FreePort(t), testenv.FreePort(t)
+	url1 := fmt.Sprintf("http://127.0.0.1:%d/", p1)
+	e := pushtest.StartEmperor(t, []string{"amqp://" + b.arg}, monitor.Options{AMQPExchange: b.exchange}, nil)
+	e.Logs.WaitCount(t, 1, "consuming")
+	b.publish("before.ini", []byte(pushtest.UWSGIConfig(p1, "before")))
+	run := e.WaitState("before.ini", emperor.Running)
+	pushtest.WaitServing(t, url1, "served by before")
+
+	testenv.RestartRabbitMQ(t, func() {
+		e.Logs.WaitCount(t, 1, "lost the broker")
+		e.Logs.WaitCount(t, 1, "cannot reach the broker")
+		pushtest.WaitServing(t, url1, "served by before")
+	})
+	e.Logs.WaitCount(t, 2, "consuming")
+	if err := syscall.Kill(run.Pid, 0); err != nil {
+		t.Errorf("vassal pid %d gone after the broker restart: %v", run.Pid, err)
+	}
+	pushtest.WaitServing(t, url1, "served by before")
+	b.publish("after.ini", []byte(pushtest.UWSGIConfig(p2, "after")))
+	e.WaitState("after.ini", emperor.Running)
+	pushtest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", p2), "served by after")
+}
