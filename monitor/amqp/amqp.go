@@ -52,6 +52,9 @@ const (
 	minBackoff  = 100 * time.Millisecond
 	maxBackoff  = 30 * time.Second
 	closeWait   = 2 * time.Second
+	// maxFetches bounds the URL fetches in flight: a flood of URL messages
+	// costs at most this many connections and config buffers.
+	maxFetches = 8
 )
 
 func init() { monitor.Register("amqp", New) }
@@ -252,8 +255,9 @@ type runState struct {
 	fetched chan push.Fetched
 	// seq counts the messages per vassal name, so that a fetch answering
 	// an older message is dropped.
-	seq     map[string]uint64
-	fetches sync.WaitGroup
+	seq      map[string]uint64
+	fetches  sync.WaitGroup
+	inflight int // fetches started and not yet answered
 }
 
 // wait waits d while answering fetches; false when ctx ended.
@@ -341,6 +345,11 @@ func (r *runState) handle(ctx context.Context, key string, body []byte) {
 			log.Warn("message refused", "url", push.Quote(s), "err", err)
 			return
 		}
+		if r.inflight >= maxFetches {
+			log.Warn("message refused: too many config fetches in flight", "url", push.Quote(s), "limit", maxFetches)
+			return
+		}
+		r.inflight++
 		r.fetches.Add(1)
 		go func(seq uint64) {
 			defer r.fetches.Done()
@@ -371,6 +380,7 @@ func (r *runState) handle(ctx context.Context, key string, body []byte) {
 // fetchDone applies a finished URL fetch, unless a newer message for the
 // same URL came in since.
 func (r *runState) fetchDone(ctx context.Context, f push.Fetched) {
+	r.inflight--
 	if f.Seq != r.seq[f.Name] {
 		return
 	}

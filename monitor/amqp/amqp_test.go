@@ -216,3 +216,25 @@ func TestAMQP_JournalReplay(t *testing.T) {
 	}
 }
 
+// TestAMQP_FetchesBounded: URL messages whose servers hang occupy at most 8
+// fetches; the next one is refused with a log line, and direct configs
+// still flow meanwhile.
+func TestAMQP_FetchesBounded(t *testing.T) {
+	b := newBroker(t)
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-release:
+		case <-req.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	r := b.start(monitor.Options{PushFetchTimeout: time.Minute})
+	for i := range 9 {
+		b.publish("", []byte(fmt.Sprintf("%s/slow%d.ini", hang.URL, i)))
+	}
+	r.Logs.WaitCount(t, 1, "too many config fetches in flight", "slow8.ini")
+	b.publish("direct.ini", []byte("[uwsgi]\n"))
+	r.Expect(monitor.Touch, "direct.ini")
+}
