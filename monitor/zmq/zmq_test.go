@@ -150,3 +150,14 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+func TestZMQ_IPC(t *testing.T) {
+	p := newPusher(t)
+	p.endpoint = "ipc://" + filepath.Join(t.TempDir(), "emperor.sock")
+	r := pushtest.Start(t, "zmq://"+p.endpoint, monitor.Options{})
+	p.push(nil, "touch", "ipc.ini", "[uwsgi]\n")
+	r.Expect(monitor.Touch, "ipc.ini")
+	if _, err := zmq.New("udp://127.0.0.1:5252", monitor.Options{}); err == nil {
+		t.Error("a udp:// endpoint accepted")
+	}
+}
