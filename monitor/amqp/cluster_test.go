@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +23,11 @@ func TestAMQP_Cluster(t *testing.T) {
 	b := newBroker(t)
 	uwsgi := testenv.UWSGI(t)
 	bin := filepath.Join(t.TempDir(), "emperor")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/emperor").CombinedOutput(); err != nil {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go") // the toolchain running this test
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	if out, err := exec.Command(gobin, "build", "-o", bin, "../../cmd/emperor").CombinedOutput(); err != nil {
 		testenv.Missing(t, fmt.Sprintf("go build of the emperor: %v: %s", err, out))
 	}
 	type host struct {
