@@ -64,6 +64,10 @@ func run() int {
 	flag.StringVar(&vs.hello, "hello", "", "the Go hello app (examples/apps/hello) our vassal hosts in the vassal runtime table")
 	flag.StringVar(&vs.helloPy, "hello-py", "examples/apps/hello.py", "the Python hello app our vassal hosts in the vassal runtime table")
 	flag.IntVar(&vs.reps, "vassal-reps", 0, "starts of each vassal in the vassal runtime table (default -reps; 3 with -quick)")
+	// The push section (bench/push.go).
+	var pushRows, pushOnly bool
+	flag.BoolVar(&pushRows, "push", true, "add the push table: amqp:// and zmq:// publish → serving, 1 and 3 Emperors (needs -emperor)")
+	flag.BoolVar(&pushOnly, "push-only", false, "measure only the push table")
 	flag.Parse()
 	// The Emperors run in their own directories: make paths absolute.
 	for _, p := range []*string{&s.emperor, &s.uwsgi, &vs.vassal, &vs.hello, &vs.helloPy} {
@@ -107,6 +111,9 @@ func run() int {
 	}
 	raiseNofile()
 	watchStalls()
+	if pushOnly {
+		return runPushOnly(&s)
+	}
 
 	if s.logDir == "" {
 		d, err := os.MkdirTemp("", "emperor-bench-logs-")
@@ -169,6 +176,10 @@ func run() int {
 		vs.uwsgi, vs.only, vs.logDir = s.uwsgi, s.only, s.logDir
 		vt = runVassalSection(&vs, work)
 	}
+	var pt *table
+	if pushRows {
+		pt = runPushSection(&s, work, s.reps)
+	}
 	elapsed := time.Since(began)
 
 	fmt.Println()
@@ -177,11 +188,18 @@ func run() int {
 		fmt.Println()
 		fmt.Print(vt.text())
 	}
+	if pt != nil {
+		fmt.Println()
+		fmt.Print(pt.text())
+	}
 	fmt.Printf("\nrun took %v; logs in %s\n", elapsed.Round(time.Second), s.logDir)
 	if s.md != "" {
 		md := header.markdown() + "\n" + t.markdown()
 		if vt != nil {
 			md += "\n" + vt.markdown()
+		}
+		if pt != nil {
+			md += "\n" + pt.markdown()
 		}
 		md += fmt.Sprintf("\nThe run took %v.\n", elapsed.Round(time.Second))
 		if err := os.WriteFile(s.md, []byte(md), 0o644); err != nil {

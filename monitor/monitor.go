@@ -119,6 +119,24 @@ type Options struct {
 	Ready chan<- string
 	// Logger for the monitor's own messages.
 	Logger *slog.Logger
+
+	// Push monitors (amqp://, zmq://):
+
+	// StateDir holds the journal of pushed vassals (emperor-state-dir); empty:
+	// pushed vassals do not survive an Emperor restart.
+	StateDir string
+	// PushAllowedDirs restrict config paths in messages to these
+	// directories (emperor-push-allowed-dir); empty: any path.
+	PushAllowedDirs []string
+	// PushNamePattern is a regular expression every pushed vassal's base
+	// name must match in full (emperor-push-name-pattern); empty: any.
+	PushNamePattern string
+	// PushFetchTimeout bounds an http(s) config fetch
+	// (emperor-push-fetch-timeout); zero: 10 s.
+	PushFetchTimeout time.Duration
+	// AMQPExchange is the fanout exchange amqp:// binds to
+	// (emperor-amqp-exchange); empty: uWSGI's "uwsgi.emperor".
+	AMQPExchange string
 }
 
 // Extensions known to be vassal configs, and the argv flag each selects.

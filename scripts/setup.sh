@@ -45,4 +45,20 @@ if [ "${1:-}" = test ]; then
 	if ! have python3; then
 		apt_install python3
 	fi
+	# Issue 6 (amqp:// and zmq:// monitors): the interop tests publish with
+	# Debian's pika and push with Debian's pyzmq (libzmq), into a local
+	# RabbitMQ on 127.0.0.1:5672 (guest/guest), started here if it is down.
+	if [ ! -d /usr/lib/python3/dist-packages/pika ] || [ ! -d /usr/lib/python3/dist-packages/zmq ]; then
+		echo "setup: installing python3-pika and python3-zmq" >&2
+		apt_install python3-pika python3-zmq
+	fi
+	if ! have rabbitmq-server && [ ! -x /usr/sbin/rabbitmq-server ]; then
+		echo "setup: installing rabbitmq-server" >&2
+		apt_install rabbitmq-server
+	fi
+	if [ -x /usr/sbin/rabbitmqctl ] && ! /usr/sbin/rabbitmqctl -q status >/dev/null 2>&1; then
+		echo "setup: starting RabbitMQ" >&2
+		/usr/sbin/rabbitmq-server -detached || true
+		/usr/sbin/rabbitmqctl await_startup >/dev/null 2>&1 || true
+	fi
 fi

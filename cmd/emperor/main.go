@@ -25,7 +25,9 @@ import (
 	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/monitor"
+	_ "github.com/emperor-dev/emperor/monitor/amqp"
 	_ "github.com/emperor-dev/emperor/monitor/files"
+	_ "github.com/emperor-dev/emperor/monitor/zmq"
 	"github.com/emperor-dev/emperor/namespaces"
 )
 
@@ -196,6 +198,8 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	for _, value := range s.emperors {
 		m, err := monitor.Open(value, monitor.Options{
 			Freq: freq, NoFollow: s.noFollow || s.tyrantNofollow, Extensions: s.extraExtensions, Ready: ready, Logger: logger,
+			StateDir: s.stateDir, PushAllowedDirs: s.pushAllowedDirs, PushNamePattern: s.pushNamePattern,
+			PushFetchTimeout: s.pushFetchTimeout, AMQPExchange: s.amqpExchange,
 		})
 		if err != nil {
 			return err

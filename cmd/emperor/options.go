@@ -53,6 +53,13 @@ type settings struct {
 	help, version    bool
 	ignoredOptions   []config.Option // recognised uWSGI options we do not act on yet
 	placeholderNames map[string]bool
+
+	// Push monitors (amqp://, zmq://).
+	stateDir         string
+	pushAllowedDirs  []string
+	pushNamePattern  string
+	pushFetchTimeout time.Duration
+	amqpExchange     string
 }
 
 // optionKind says how an option's value is read.
@@ -123,6 +130,11 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"emperor-metrics":            {kind: kindString, str: &s.metrics, help: "host:port serving Prometheus metrics at /metrics"},
 		"emperor-max-starting":       {kind: kindInt, num: &s.maxStarting, help: "vassals starting at once (default 4 per CPU; -1: no bound)"},
 		"emperor-pidfile":            {kind: kindString, str: &s.pidfile, help: "write the Emperor's pid to this file"},
+		"emperor-state-dir":          {kind: kindString, str: &s.stateDir, help: "directory of the journal that keeps vassals pushed over amqp:// and zmq:// across restarts"},
+		"emperor-push-allowed-dir":   {kind: kindList, list: &s.pushAllowedDirs, help: "amqp://, zmq://: accept config paths only under this directory (repeatable)"},
+		"emperor-push-name-pattern":  {kind: kindString, str: &s.pushNamePattern, help: "amqp://, zmq://: a regexp every pushed vassal's base name must match in full"},
+		"emperor-push-fetch-timeout": {kind: kindSeconds, dur: &s.pushFetchTimeout, help: "amqp://: seconds an http(s) config fetch may take (default 10)"},
+		"emperor-amqp-exchange":      {kind: kindString, str: &s.amqpExchange, help: "amqp://: the fanout exchange to bind (default uwsgi.emperor)"},
 		"log-format":                 {kind: kindString, str: &s.logFormat, help: "text (default) or json"},
 		"log-level":                  {kind: kindString, str: &s.logLevel, help: "debug, info (default), warn or error"},
 		"help":                       {kind: kindBool, flag: &s.help, help: "show this help"},
