@@ -503,7 +503,13 @@ func TestStatsServerSpeaksUWSGIsJSON(t *testing.T) {
 	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) { o.Stats = sock }})
 	// A name uWSGI would break its JSON with.
 	odd := `we"ird\name.ini`
-	writeFile(t, filepath.Join(dir, odd), h.vassalConfig("name = odd\nsend = 1 5 17 26"))
+	// Written aside and renamed in: a plain write may be seen as a new empty
+	// config and then a change, which reloads the vassal and counts its
+	// bytes twice.
+	writeFile(t, filepath.Join(dir, ".odd.tmp"), h.vassalConfig("name = odd\nsend = 1 5 17 26"))
+	if err := os.Rename(filepath.Join(dir, ".odd.tmp"), filepath.Join(dir, odd)); err != nil {
+		t.Fatal(err)
+	}
 	n := h.waitState(odd, emperor.Running)
 	h.waitNote("heartbeat", func(n emperor.Note) bool { return n.IsByte && n.Byte == 26 })
 
