@@ -137,15 +137,7 @@ func TestAMQP_Malformed(t *testing.T) {
 	b := newBroker(t)
 	dir, outside := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(outside, "evil.ini"), "[uwsgi]\n")
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		select {
-		case <-release:
-		case <-req.Context().Done():
-		}
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := hangingServer(t)
 	r := b.start(monitor.Options{PushAllowedDirs: []string{dir}, PushFetchTimeout: time.Second, PushNamePattern: `[a-z0-9_-]+\.ini`})
 
 	garbage := []byte{0xff, 0xfe, 0x00, 0x01, 0x80, 'x', 0x00}
@@ -221,15 +213,7 @@ func TestAMQP_JournalReplay(t *testing.T) {
 // still flow meanwhile.
 func TestAMQP_FetchesBounded(t *testing.T) {
 	b := newBroker(t)
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		select {
-		case <-release:
-		case <-req.Context().Done():
-		}
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := hangingServer(t)
 	r := b.start(monitor.Options{PushFetchTimeout: time.Minute})
 	for i := range 9 {
 		b.publish("", []byte(fmt.Sprintf("%s/slow%d.ini", hang.URL, i)))
@@ -237,4 +221,22 @@ func TestAMQP_FetchesBounded(t *testing.T) {
 	r.Logs.WaitCount(t, 1, "too many config fetches in flight", "slow8.ini")
 	b.publish("direct.ini", []byte("[uwsgi]\n"))
 	r.Expect(monitor.Touch, "direct.ini")
+}
+
+// hangingServer is an HTTP server that never answers: each request waits
+// until its client gives up or the test ends.
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-release:
+		case <-req.Context().Done():
+		}
+	}))
+	t.Cleanup(func() {
+		close(release)
+		hang.Close()
+	})
+	return hang
 }
