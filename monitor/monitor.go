@@ -119,6 +119,16 @@ type Options struct {
 	Ready chan<- string
 	// Logger for the monitor's own messages.
 	Logger *slog.Logger
+	// Tyrant: database monitors read uid and gid from each row and refuse
+	// rows without them or with 0 (emperor-tyrant).
+	Tyrant bool
+	// MaxRemovals caps how many vassals one scan of a database monitor may
+	// remove; a scan that would remove more removes none (0: no cap,
+	// emperor-max-removals).
+	MaxRemovals int
+	// PGChannel is the channel pg:// LISTENs on (emperor-pg-channel):
+	// empty means "emperor", "off" means polling only.
+	PGChannel string
 }
 
 // Extensions known to be vassal configs, and the argv flag each selects.

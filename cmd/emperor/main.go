@@ -26,6 +26,7 @@ import (
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/files"
+	_ "github.com/emperor-dev/emperor/monitor/pg"
 	"github.com/emperor-dev/emperor/namespaces"
 )
 
@@ -189,6 +190,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	for _, value := range s.emperors {
 		m, err := monitor.Open(value, monitor.Options{
 			Freq: freq, NoFollow: s.noFollow, Extensions: s.extraExtensions, Ready: ready, Logger: logger,
+			Tyrant: s.tyrant, MaxRemovals: s.maxRemovals, PGChannel: s.pgChannel,
 		})
 		if err != nil {
 			return err

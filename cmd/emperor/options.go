@@ -38,6 +38,8 @@ type settings struct {
 	commandSocket    string
 	useClone         string
 	tyrant           bool
+	pgChannel        string
+	maxRemovals      int
 	logFormat        string
 	logLevel         string
 	help, version    bool
@@ -96,6 +98,8 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"emperor-extra-extension":    {kind: kindList, list: &s.extraExtensions, help: "another config extension (loaded with --config)"},
 		"emperor-use-clone":          {kind: kindString, str: &s.useClone, help: "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup"},
 		"emperor-tyrant":             {kind: kindBool, flag: &s.tyrant, help: "run each vassal as the owner of its config (never root)"},
+		"emperor-pg-channel":         {kind: kindString, str: &s.pgChannel, help: "channel pg:// monitors LISTEN on (default emperor; off: poll only)"},
+		"emperor-max-removals":       {kind: kindInt, num: &s.maxRemovals, help: "most vassals one pg:// or mongodb:// scan may remove; a scan wanting more removes none (default 0: no cap)"},
 		"emperor-stats":              {kind: kindString, str: &s.stats, help: "stats server: host:port (TCP) or a unix socket path"},
 		"emperor-command-socket":     {kind: kindString, str: &s.commandSocket, help: "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan"},
 		"emperor-metrics":            {kind: kindString, str: &s.metrics, help: "host:port serving Prometheus metrics at /metrics"},
