@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -99,11 +100,7 @@ func modTime(v any) (int64, error) {
 	case float32:
 		return secondsToNanos(float64(v))
 	case pgtype.Numeric:
-		f, err := v.Float64Value()
-		if err != nil || !f.Valid {
-			return 0, fmt.Errorf("numeric %v is not a number of seconds", v)
-		}
-		return secondsToNanos(f.Float64)
+		return numericNanos(v)
 	case string:
 		return parseSeconds(v)
 	case []byte:
@@ -115,11 +112,41 @@ func modTime(v any) (int64, error) {
 }
 
 func parseSeconds(s string) (int64, error) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil {
+	var n pgtype.Numeric
+	if err := n.Scan(strings.TrimSpace(s)); err != nil {
 		return 0, fmt.Errorf("%q is not a number of seconds", s)
 	}
-	return secondsToNanos(f)
+	return numericNanos(n)
+}
+
+// numericNanos converts a numeric number of seconds exactly (EXTRACT(epoch
+// FROM ts) is numeric since PostgreSQL 14; a float would lose nanoseconds).
+func numericNanos(n pgtype.Numeric) (int64, error) {
+	if !n.Valid || n.NaN || n.InfinityModifier != pgtype.Finite || n.Int == nil {
+		return 0, fmt.Errorf("numeric %v is not a number of seconds", n)
+	}
+	e := int64(n.Exp) + 9
+	if e > 30 || e < -40 {
+		return 0, fmt.Errorf("numeric %v is out of range", n)
+	}
+	v := new(big.Int).Set(n.Int)
+	scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(abs(e)), nil)
+	if e >= 0 {
+		v.Mul(v, scale)
+	} else {
+		v.Quo(v, scale)
+	}
+	if v.Sign() < 0 || !v.IsInt64() {
+		return 0, fmt.Errorf("%v seconds is out of range", n.Int)
+	}
+	return v.Int64(), nil
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func secondsToNanos(f float64) (int64, error) {
