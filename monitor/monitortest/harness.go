@@ -140,16 +140,7 @@ func (h *Harness) Drain() []monitor.Event {
 // and returns that line.
 func (h *Harness) WaitLog(parts ...string) string {
 	h.T.Helper()
-	deadline := time.Now().Add(Wait)
-	for {
-		if line := h.Log.Find(parts...); line != "" {
-			return line
-		}
-		if time.Now().After(deadline) {
-			h.T.Fatalf("no log line with %q; log:\n%s", parts, h.Log)
-		}
-		h.Log.wait(100 * time.Millisecond)
-	}
+	return h.Log.WaitFor(h.T, parts...)
 }
 
 // Describe lists events compactly for failure messages.
@@ -226,6 +217,22 @@ func (l *LogBuffer) Count(parts ...string) int {
 		}
 	}
 	return n
+}
+
+// WaitFor waits until the log holds a line containing every one of parts,
+// and returns it; it fails the test after Wait.
+func (l *LogBuffer) WaitFor(t testing.TB, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(Wait)
+	for {
+		if line := l.Find(parts...); line != "" {
+			return line
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q; log:\n%s", parts, l)
+		}
+		l.wait(100 * time.Millisecond)
+	}
 }
 
 // wait returns after the next write or after d.

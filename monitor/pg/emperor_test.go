@@ -1,0 +1,243 @@
+package pg_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
+	"github.com/emperor-dev/emperor/monitor/pg"
+)
+
+// emperorRun is an Emperor governing real uWSGI vassals from one pg://
+// monitor.
+type emperorRun struct {
+	t     *testing.T
+	notes chan emperor.Note
+	log   *monitortest.LogBuffer
+	// all keeps every note seen by waitNote, in order.
+	all []emperor.Note
+}
+
+func startEmperor(t *testing.T, d *testDB, query string, freq time.Duration) *emperorRun {
+	t.Helper()
+	uwsgi := testenv.UWSGI(t)
+	r := &emperorRun{t: t, notes: make(chan emperor.Note, 4096), log: &monitortest.LogBuffer{}}
+	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ready := make(chan string, 1)
+	m, err := pg.New(d.conninfo+";"+query, monitor.Options{Freq: freq, Ready: ready, Logger: logger, PGChannel: d.channel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := emperor.New(emperor.Options{
+		Monitors: []monitor.Monitor{m},
+		Ready:    ready,
+		Binary:   uwsgi,
+		Env:      os.Environ(),
+		Logger:   logger,
+		Notify: func(n emperor.Note) {
+			select {
+			case r.notes <- n:
+			default:
+				panic("notes channel full")
+			}
+		},
+		PanicOnIllegalTransition: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- em.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("the Emperor did not finish Ragnarok")
+		}
+	})
+	return r
+}
+
+// waitNote returns the first note from now on matching pred.
+func (r *emperorRun) waitNote(what string, pred func(emperor.Note) bool) emperor.Note {
+	r.t.Helper()
+	deadline := time.After(monitortest.Wait)
+	for {
+		select {
+		case n := <-r.notes:
+			r.all = append(r.all, n)
+			if pred(n) {
+				return n
+			}
+		case <-deadline:
+			r.t.Fatalf("timed out waiting for %s; log:\n%s", what, r.log)
+		}
+	}
+}
+
+// drain returns the notes delivered so far.
+func (r *emperorRun) drain() []emperor.Note {
+	var got []emperor.Note
+	for {
+		select {
+		case n := <-r.notes:
+			r.all = append(r.all, n)
+			got = append(got, n)
+		default:
+			return got
+		}
+	}
+}
+
+// waitLog waits for a log line containing every one of parts.
+func (r *emperorRun) waitLog(parts ...string) {
+	r.t.Helper()
+	r.log.WaitFor(r.t, parts...)
+}
+
+func accepting(name string) func(emperor.Note) bool {
+	return func(n emperor.Note) bool { return n.Key.Name == name && n.IsByte && n.Byte == 5 }
+}
+
+// serving polls url until its body satisfies ok and returns the body.
+func serving(t *testing.T, url string, ok func(string) bool) string {
+	t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(monitortest.Wait)
+	var body string
+	var err error
+	for {
+		var resp *http.Response
+		if resp, err = c.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if ok(body) {
+				return body
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never served as expected: last body %q, err %v", url, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+const envApp = `import os
+def application(env, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [("generation %s worker %d\n" % (os.environ.get("GENERATION"), os.getpid())).encode()]
+`
+
+// A real uWSGI vassal configured by a PostgreSQL row serves; an UPDATE
+// reloads it with the new text (never one version behind); a DELETE
+// stops it.
+func TestRealUWSGIVassalFromRow(t *testing.T) {
+	testenv.UWSGI(t)
+	d := newDB(t)
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app.py")
+	if err := os.WriteFile(app, []byte(envApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := testenv.FreePort(t)
+	conf := func(gen int) string {
+		return fmt.Sprintf("[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:%d\nwsgi-file = %s\nmaster = true\nprocesses = 1\nenv = GENERATION=%d\n", port, app, gen)
+	}
+	d.insert("py.ini", conf(1))
+	r := startEmperor(t, d, "SELECT name,config,ts FROM vassals", time.Hour)
+	r.waitNote("byte 5", accepting("py.ini"))
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	serving(t, url, func(b string) bool { return strings.HasPrefix(b, "generation 1 ") })
+
+	for gen := 2; gen <= 3; gen++ {
+		d.exec(fmt.Sprintf("UPDATE vassals SET config = '%s' WHERE name = 'py.ini'", conf(gen)))
+		r.waitNote("reload", func(n emperor.Note) bool { return n.Key.Name == "py.ini" && strings.HasPrefix(n.Reason, "reload") })
+		want := fmt.Sprintf("generation %d ", gen)
+		serving(t, url, func(b string) bool { return strings.HasPrefix(b, want) })
+	}
+
+	d.exec("DELETE FROM vassals WHERE name = 'py.ini'")
+	r.waitNote("removal", func(n emperor.Note) bool { return n.Key.Name == "py.ini" && n.To == emperor.Absent })
+}
+
+// pgCluster returns the argv prefix that controls the machine's
+// PostgreSQL cluster, or skips (fails under CI) when the test cannot.
+func pgCluster(t *testing.T) []string {
+	t.Helper()
+	testenv.Root(t)
+	ctl, err := exec.LookPath("pg_ctlcluster")
+	if err != nil {
+		testenv.Missing(t, "pg_ctlcluster (Debian's postgresql-common) to restart PostgreSQL")
+	}
+	versions, _ := filepath.Glob("/etc/postgresql/*/main")
+	if len(versions) != 1 {
+		testenv.Missing(t, "exactly one PostgreSQL cluster in /etc/postgresql/*/main")
+	}
+	return []string{ctl, "--skip-systemctl-redirect", filepath.Base(filepath.Dir(versions[0])), "main"}
+}
+
+// A PostgreSQL restart while vassals run stops or reloads none of them;
+// once it is back, a change reaches only the vassal it concerns.
+func TestDatabaseRestartLeavesVassalsAlone(t *testing.T) {
+	testenv.UWSGI(t)
+	ctl := pgCluster(t)
+	d := newDB(t)
+	ports := map[string]int{}
+	conf := func(name string, gen int) string {
+		return fmt.Sprintf("[uwsgi]\nhttp-socket = 127.0.0.1:%d\nroute-run = return:200\nmaster = true\nprocesses = 1\nenv = GENERATION=%d\n", ports[name], gen)
+	}
+	for _, n := range []string{"a.ini", "b.ini"} {
+		ports[n] = testenv.FreePort(t)
+		d.insert(n, conf(n, 1))
+	}
+	r := startEmperor(t, d, "SELECT name,config,ts FROM vassals", 500*time.Millisecond)
+	r.waitNote("a accepting", accepting("a.ini"))
+	r.waitNote("b accepting", accepting("b.ini"))
+	r.drain()
+	mark := len(r.all)
+
+	run := func(action string) {
+		t.Helper()
+		out, err := exec.Command(ctl[0], append(ctl[1:], action)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("pg_ctlcluster %s: %v\n%s", action, err, out)
+		}
+	}
+	t.Cleanup(func() { // leave PostgreSQL running whatever happens
+		exec.Command(ctl[0], append(ctl[1:], "start")...).Run()
+	})
+	run("stop")
+	r.waitLog("vassals keep running")
+	r.waitLog("database unreachable")
+	run("start")
+	testenv.Postgres(t)
+	r.waitLog("reconnected to the database; resyncing")
+	r.waitLog("scanned", "reason=\"resync after reconnect\"", "events=0")
+
+	d.exec(fmt.Sprintf("UPDATE vassals SET config = '%s' WHERE name = 'b.ini'", conf("b.ini", 2)))
+	r.waitNote("b reloads", func(n emperor.Note) bool { return n.Key.Name == "b.ini" && strings.HasPrefix(n.Reason, "reload") })
+	r.drain()
+	for _, n := range r.all[mark:] {
+		if n.Key.Name == "a.ini" && !n.IsByte {
+			t.Errorf("a.ini was touched by the outage: %s -> %s (%s)", n.From, n.To, n.Reason)
+		}
+		if n.Key.Name == "b.ini" && !n.IsByte && !strings.HasPrefix(n.Reason, "reload") {
+			t.Errorf("b.ini: %s -> %s (%s)", n.From, n.To, n.Reason)
+		}
+	}
+}
