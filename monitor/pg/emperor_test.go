@@ -241,3 +241,40 @@ func TestDatabaseRestartLeavesVassalsAlone(t *testing.T) {
 		}
 	}
 }
+
+// Fleets: two Emperors share one table, each selecting its host's rows
+// (in production with '%h' in its emperor.ini, see cmd/emperor). Each runs
+// only its own; moving a row moves the vassal.
+func TestFleetTwoEmperorsTakeOnlyTheirRows(t *testing.T) {
+	testenv.UWSGI(t)
+	d := newDB(t)
+	conf := func() string {
+		return fmt.Sprintf("[uwsgi]\nhttp-socket = 127.0.0.1:%d\nroute-run = return:200\nmaster = true\nprocesses = 1\n", testenv.FreePort(t))
+	}
+	d.exec(fmt.Sprintf(`INSERT INTO vassals (name, config, host) VALUES
+		('a1.ini', '%s', 'alpha'), ('a2.ini', '%s', 'alpha'), ('b1.ini', '%s', 'beta'), ('other.ini', '%s', 'gamma')`,
+		conf(), conf(), conf(), conf()))
+	query := func(host string) string {
+		return "SELECT name,config,ts FROM vassals WHERE host = '" + host + "'"
+	}
+	alpha := startEmperor(t, d, query("alpha"), time.Hour)
+	beta := startEmperor(t, d, query("beta"), time.Hour)
+	alpha.waitNote("a1 accepting", accepting("a1.ini"))
+	alpha.waitNote("a2 accepting", accepting("a2.ini"))
+	beta.waitNote("b1 accepting", accepting("b1.ini"))
+
+	d.exec("UPDATE vassals SET host = 'alpha' WHERE name = 'b1.ini'")
+	beta.waitNote("b1 leaves beta", func(n emperor.Note) bool { return n.Key.Name == "b1.ini" && n.To == emperor.Absent })
+	alpha.waitNote("b1 comes to alpha", func(n emperor.Note) bool { return n.Key.Name == "b1.ini" && n.To == emperor.Running })
+
+	alpha.drain()
+	beta.drain()
+	for name, r := range map[string]*emperorRun{"alpha": alpha, "beta": beta} {
+		for _, n := range r.all {
+			if n.Key.Name == "other.ini" || (name == "beta" && strings.HasPrefix(n.Key.Name, "a")) ||
+				(name == "alpha" && n.Key.Name == "b1.ini" && n.To == emperor.Stopping) {
+				t.Errorf("%s: %s %s -> %s (%s)", name, n.Key.Name, n.From, n.To, n.Reason)
+			}
+		}
+	}
+}
