@@ -109,9 +109,30 @@ func (r *emperorRun) waitLog(parts ...string) {
 	r.log.WaitFor(r.t, parts...)
 }
 
-func accepting(name string) func(emperor.Note) bool {
-	return func(n emperor.Note) bool { return n.Key.Name == name && n.IsByte && n.Byte == 5 }
+// waitAccepting waits until every named vassal has sent byte 5, counting
+// notes already seen.
+func (r *emperorRun) waitAccepting(names ...string) {
+	r.t.Helper()
+	left := map[string]bool{}
+	for _, n := range names {
+		left[n] = true
+	}
+	for _, n := range r.all {
+		if n.IsByte && n.Byte == 5 {
+			delete(left, n.Key.Name)
+		}
+	}
+	for len(left) > 0 {
+		r.waitNote(fmt.Sprint("byte 5 from ", left), func(n emperor.Note) bool {
+			if n.IsByte && n.Byte == 5 && left[n.Key.Name] {
+				delete(left, n.Key.Name)
+				return true
+			}
+			return false
+		})
+	}
 }
+
 
 // serving polls url until its body satisfies ok and returns the body.
 func serving(t *testing.T, url string, ok func(string) bool) string {
@@ -160,7 +181,7 @@ func TestRealUWSGIVassalFromRow(t *testing.T) {
 	}
 	d.insert("py.ini", conf(1))
 	r := startEmperor(t, d, "SELECT name,config,ts FROM vassals", time.Hour)
-	r.waitNote("byte 5", accepting("py.ini"))
+	r.waitAccepting("py.ini")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	serving(t, url, func(b string) bool { return strings.HasPrefix(b, "generation 1 ") })
 
@@ -197,17 +218,15 @@ func TestDatabaseRestartLeavesVassalsAlone(t *testing.T) {
 	testenv.UWSGI(t)
 	ctl := pgCluster(t)
 	d := newDB(t)
-	ports := map[string]int{}
+	dir := t.TempDir()
 	conf := func(name string, gen int) string {
-		return fmt.Sprintf("[uwsgi]\nhttp-socket = 127.0.0.1:%d\nroute-run = return:200\nmaster = true\nprocesses = 1\nenv = GENERATION=%d\n", ports[name], gen)
+		return fmt.Sprintf("[uwsgi]\nhttp-socket = %s/%s.sock\nroute-run = return:200\nmaster = true\nprocesses = 1\nenv = GENERATION=%d\n", dir, name, gen)
 	}
 	for _, n := range []string{"a.ini", "b.ini"} {
-		ports[n] = testenv.FreePort(t)
 		d.insert(n, conf(n, 1))
 	}
 	r := startEmperor(t, d, "SELECT name,config,ts FROM vassals", 500*time.Millisecond)
-	r.waitNote("a accepting", accepting("a.ini"))
-	r.waitNote("b accepting", accepting("b.ini"))
+	r.waitAccepting("a.ini", "b.ini")
 	r.drain()
 	mark := len(r.all)
 
@@ -248,20 +267,20 @@ func TestDatabaseRestartLeavesVassalsAlone(t *testing.T) {
 func TestFleetTwoEmperorsTakeOnlyTheirRows(t *testing.T) {
 	testenv.UWSGI(t)
 	d := newDB(t)
-	conf := func() string {
-		return fmt.Sprintf("[uwsgi]\nhttp-socket = 127.0.0.1:%d\nroute-run = return:200\nmaster = true\nprocesses = 1\n", testenv.FreePort(t))
+	dir := t.TempDir()
+	conf := func(name string) string {
+		return fmt.Sprintf("[uwsgi]\nhttp-socket = %s/%s.sock\nroute-run = return:200\nmaster = true\nprocesses = 1\n", dir, name)
 	}
 	d.exec(fmt.Sprintf(`INSERT INTO vassals (name, config, host) VALUES
 		('a1.ini', '%s', 'alpha'), ('a2.ini', '%s', 'alpha'), ('b1.ini', '%s', 'beta'), ('other.ini', '%s', 'gamma')`,
-		conf(), conf(), conf(), conf()))
+		conf("a1"), conf("a2"), conf("b1"), conf("other")))
 	query := func(host string) string {
 		return "SELECT name,config,ts FROM vassals WHERE host = '" + host + "'"
 	}
 	alpha := startEmperor(t, d, query("alpha"), time.Hour)
 	beta := startEmperor(t, d, query("beta"), time.Hour)
-	alpha.waitNote("a1 accepting", accepting("a1.ini"))
-	alpha.waitNote("a2 accepting", accepting("a2.ini"))
-	beta.waitNote("b1 accepting", accepting("b1.ini"))
+	alpha.waitAccepting("a1.ini", "a2.ini")
+	beta.waitAccepting("b1.ini")
 
 	d.exec("UPDATE vassals SET host = 'alpha' WHERE name = 'b1.ini'")
 	beta.waitNote("b1 leaves beta", func(n emperor.Note) bool { return n.Key.Name == "b1.ini" && n.To == emperor.Absent })
