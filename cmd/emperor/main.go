@@ -26,6 +26,7 @@ import (
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/files"
+	_ "github.com/emperor-dev/emperor/monitor/mongodb"
 	_ "github.com/emperor-dev/emperor/monitor/pg"
 	"github.com/emperor-dev/emperor/namespaces"
 )

@@ -1,8 +1,11 @@
 package dbscan
 
 import (
+	"context"
 	"log/slog"
 	"time"
+
+	"github.com/emperor-dev/emperor/monitor"
 )
 
 // Backoff is the delay before the next reconnect attempt: it doubles from
@@ -43,4 +46,32 @@ func Report(log *slog.Logger, res Result, maxRemovals int) {
 		log.Warn("scan would remove more vassals than emperor-max-removals allows; removing none (an explicit rescan, SIGWINCH or `emperor rescan`, applies them)",
 			"vanished", res.Held, "max", maxRemovals)
 	}
+}
+
+// Sleep waits d, or less when a rescan is requested on rescan (forced is
+// then true); ok is false when ctx was cancelled. It is the monitors' only
+// way to wait: a timer, never time.Sleep.
+func Sleep(ctx context.Context, d time.Duration, rescan <-chan struct{}) (forced, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-rescan:
+		return true, true
+	case <-t.C:
+		return false, true
+	}
+}
+
+// Emit sends events in order; it gives up when ctx is cancelled.
+func Emit(ctx context.Context, out chan<- monitor.Event, evs []monitor.Event) error {
+	for _, ev := range evs {
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }

@@ -59,7 +59,7 @@ func (c Checks) Check(row *Row) error {
 	case !monitor.IsVassalName(row.Name, c.Extensions):
 		return fmt.Errorf("name %q has no known config extension (.ini .xml .yml .yaml .json .js or emperor-extra-extension)", row.Name)
 	case row.Config == nil:
-		return errors.New("config is NULL")
+		return errors.New("config is NULL or missing")
 	case len(row.Config) == 0:
 		return errors.New("config is empty")
 	}

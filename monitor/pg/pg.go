@@ -150,7 +150,7 @@ func (m *pgMonitor) Run(ctx context.Context, events chan<- monitor.Event) error 
 				m.log.Warn("database unreachable; vassals keep running", "err", err, "retry_in", delay)
 				down = true
 				sendReady()
-				if forced, ok := m.sleep(ctx, delay); !ok {
+				if forced, ok := dbscan.Sleep(ctx, delay, m.rescan); !ok {
 					return nil
 				} else if forced {
 					force = true
@@ -177,7 +177,7 @@ func (m *pgMonitor) Run(ctx context.Context, events chan<- monitor.Event) error 
 				m.log.Warn("database scan failed; vassals keep running", "err", err, "retry_in", delay)
 				closeConn(conn)
 				conn, down = nil, true
-				if forced, ok := m.sleep(ctx, delay); !ok {
+				if forced, ok := dbscan.Sleep(ctx, delay, m.rescan); !ok {
 					return nil
 				} else if forced {
 					force = true
@@ -207,7 +207,7 @@ func (m *pgMonitor) Run(ctx context.Context, events chan<- monitor.Event) error 
 			m.log.Warn("database connection lost; vassals keep running", "err", err, "retry_in", delay)
 			closeConn(conn)
 			conn, down = nil, true
-			if forced, ok := m.sleep(ctx, delay); !ok {
+			if forced, ok := dbscan.Sleep(ctx, delay, m.rescan); !ok {
 				return nil
 			} else if forced {
 				force = true
@@ -268,12 +268,8 @@ func (m *pgMonitor) scan(ctx context.Context, conn *pgx.Conn, snap *dbscan.Snaps
 	}
 	res := snap.Apply(rows, reason, force)
 	dbscan.Report(m.log, res, m.maxRemovals)
-	for _, ev := range res.Events {
-		select {
-		case events <- ev:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := dbscan.Emit(ctx, events, res.Events); err != nil {
+		return err
 	}
 	m.log.Debug("scanned", "rows", len(rows), "events", len(res.Events), "reason", reason)
 	return nil
@@ -330,7 +326,7 @@ func classify(err error) error {
 // rescan request. A non-nil error means the connection is lost.
 func (m *pgMonitor) wait(ctx context.Context, conn *pgx.Conn) (reason string, force bool, err error) {
 	if m.channel == "" {
-		forced, ok := m.sleep(ctx, m.freq)
+		forced, ok := dbscan.Sleep(ctx, m.freq, m.rescan)
 		if !ok {
 			return "", false, ctx.Err()
 		}
@@ -381,20 +377,5 @@ func (m *pgMonitor) drainNotifications(conn *pgx.Conn) {
 		if n, _ := conn.WaitForNotification(done); n == nil {
 			return
 		}
-	}
-}
-
-// sleep waits d, or less when a rescan is requested (forced is then
-// true); ok is false when ctx was cancelled.
-func (m *pgMonitor) sleep(ctx context.Context, d time.Duration) (forced, ok bool) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false, false
-	case <-m.rescan:
-		return true, true
-	case <-t.C:
-		return false, true
 	}
 }
