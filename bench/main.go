@@ -64,6 +64,8 @@ func run() int {
 	flag.StringVar(&vs.hello, "hello", "", "the Go hello app (examples/apps/hello) our vassal hosts in the vassal runtime table")
 	flag.StringVar(&vs.helloPy, "hello-py", "examples/apps/hello.py", "the Python hello app our vassal hosts in the vassal runtime table")
 	flag.IntVar(&vs.reps, "vassal-reps", 0, "starts of each vassal in the vassal runtime table (default -reps; 3 with -quick)")
+	pgConn := flag.String("pg", "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable", "PostgreSQL for the pg:// section (bench/pg.go); off skips it")
+	pgOnly := flag.Bool("pg-only", false, "run only the pg:// section")
 	flag.Parse()
 	// The Emperors run in their own directories: make paths absolute.
 	for _, p := range []*string{&s.emperor, &s.uwsgi, &vs.vassal, &vs.hello, &vs.helloPy} {
@@ -127,6 +129,12 @@ func run() int {
 	defer os.RemoveAll(work)
 	onInterrupt(work)
 
+	if *pgOnly {
+		if pt := runPGSection(pgSettingsFrom(&s, *pgConn, quick, work)); pt != nil {
+			fmt.Print(pt.text())
+		}
+		return 0
+	}
 	began := time.Now()
 	header := s.header()
 	fmt.Print(header.text())
@@ -169,6 +177,10 @@ func run() int {
 		vs.uwsgi, vs.only, vs.logDir = s.uwsgi, s.only, s.logDir
 		vt = runVassalSection(&vs, work)
 	}
+	var pt *table
+	if ps := pgSettingsFrom(&s, *pgConn, quick, work); ps != nil && s.emperor != "" {
+		pt = runPGSection(ps)
+	}
 	elapsed := time.Since(began)
 
 	fmt.Println()
@@ -177,11 +189,18 @@ func run() int {
 		fmt.Println()
 		fmt.Print(vt.text())
 	}
+	if pt != nil {
+		fmt.Println()
+		fmt.Print(pt.text())
+	}
 	fmt.Printf("\nrun took %v; logs in %s\n", elapsed.Round(time.Second), s.logDir)
 	if s.md != "" {
 		md := header.markdown() + "\n" + t.markdown()
 		if vt != nil {
 			md += "\n" + vt.markdown()
+		}
+		if pt != nil {
+			md += "\n" + pt.markdown()
 		}
 		md += fmt.Sprintf("\nThe run took %v.\n", elapsed.Round(time.Second))
 		if err := os.WriteFile(s.md, []byte(md), 0o644); err != nil {
