@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -47,7 +46,6 @@ func init() {
 }
 
 const (
-	defaultFreq   = 3 * time.Second
 	opTimeout     = 10 * time.Second
 	minBackoff    = 250 * time.Millisecond
 	maxBackoff    = 30 * time.Second
@@ -57,49 +55,15 @@ const (
 	reasonRecover = "resync after outage"
 )
 
+// mongoMonitor is one mongodb:// or mongodb2:// source; its fields never
+// change after newMonitor.
 type mongoMonitor struct {
-	id, display string
-	target      Target
-	freq        time.Duration
-	checks      dbscan.Checks
-	maxRemovals int
-	ready       chan<- string
-	log         *slog.Logger
-	rescan      chan struct{}
+	*dbscan.Source
+	target Target
 }
 
 func newMonitor(id, display string, t Target, opts monitor.Options) *mongoMonitor {
-	freq := opts.Freq
-	if freq <= 0 {
-		freq = defaultFreq
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &mongoMonitor{
-		id: id, display: display, target: t, freq: freq,
-		checks:      dbscan.Checks{Extensions: slices.Clone(opts.Extensions), Tyrant: opts.Tyrant},
-		maxRemovals: opts.MaxRemovals,
-		ready:       opts.Ready,
-		log:         logger.With("monitor", display),
-		rescan:      make(chan struct{}, 1),
-	}
-}
-
-// ID is the URI as given (it may hold a password).
-func (m *mongoMonitor) ID() string { return m.id }
-
-// String is the URI with any password hidden.
-func (m *mongoMonitor) String() string { return m.display }
-
-// Rescan asks for an immediate scan that also applies removals held back by
-// emperor-max-removals. It never blocks.
-func (m *mongoMonitor) Rescan() {
-	select {
-	case m.rescan <- struct{}{}:
-	default:
-	}
+	return &mongoMonitor{Source: dbscan.NewSource(id, display, opts), target: t}
 }
 
 func (m *mongoMonitor) clientOptions() *options.ClientOptions {
@@ -136,9 +100,9 @@ func (m *mongoMonitor) Run(ctx context.Context, events chan<- monitor.Event) err
 		_ = client.Disconnect(dctx)
 	}()
 	coll := client.Database(m.target.DB).Collection(m.target.Collection)
-	snap := dbscan.NewSnapshot(m.id, m.checks, m.maxRemovals)
+	snap := m.NewSnapshot()
 	backoff := dbscan.Backoff{Min: minBackoff, Max: maxBackoff}
-	readySent, down := false, false
+	down := false
 	changes := make(chan struct{}, 1)
 	var streamDone chan error // nil while no change stream runs
 	streamTried := false
@@ -150,32 +114,29 @@ func (m *mongoMonitor) Run(ctx context.Context, events chan<- monitor.Event) err
 		}
 		if err == nil {
 			if down {
-				m.log.Info("database reachable again; resyncing", "vassals", snap.Len())
+				m.Log.Info("database reachable again; resyncing", "vassals", snap.Len())
 				reason = reasonRecover
 			}
 			if force {
 				reason = reasonRescan
 			}
 			res := snap.Apply(rows, reason, force)
-			dbscan.Report(m.log, res, m.maxRemovals)
+			dbscan.Report(m.Log, res, m.MaxRemovals)
 			if dbscan.Emit(ctx, events, res.Events) != nil {
 				return nil
 			}
-			m.log.Debug("scanned", "documents", len(rows), "events", len(res.Events), "reason", reason)
+			m.Log.Debug("scanned", "documents", len(rows), "events", len(res.Events), "reason", reason)
 			down, force = false, false
 			backoff.Reset()
 		}
-		if !readySent && m.ready != nil {
-			m.ready <- m.id
-		}
-		readySent = true
+		m.Scanned()
 		var delay time.Duration
 		if err != nil {
 			delay = backoff.Next()
-			m.log.Warn("database scan failed; vassals keep running", "err", err, "retry_in", delay)
+			m.Log.Warn("database scan failed; vassals keep running", "err", err, "retry_in", delay)
 			down = true
 		} else {
-			delay = m.freq
+			delay = m.Freq
 			if streamDone == nil && !streamTried {
 				streamTried = true
 				streamDone = make(chan error, 1)
@@ -188,14 +149,14 @@ func (m *mongoMonitor) Run(ctx context.Context, events chan<- monitor.Event) err
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-m.rescan:
+		case <-m.RescanC:
 			force = true
 		case <-changes:
 			reason = reasonChange
 		case err := <-streamDone:
 			streamDone = nil
 			if ctx.Err() == nil {
-				m.log.Info("no change stream; polling every emperor-freq", "err", err, "freq", m.freq)
+				m.Log.Info("no change stream; polling every emperor-freq", "err", err, "freq", m.Freq)
 			}
 		case <-t.C:
 		}
@@ -212,7 +173,7 @@ func (m *mongoMonitor) follow(ctx context.Context, coll *mongo.Collection, chang
 		return err
 	}
 	defer stream.Close(context.Background())
-	m.log.Info("following the change stream")
+	m.Log.Info("following the change stream")
 	for stream.Next(ctx) {
 		select {
 		case changes <- struct{}{}:
@@ -237,7 +198,7 @@ func (m *mongoMonitor) query(ctx context.Context, coll *mongo.Collection) ([]dbs
 	defer cur.Close(context.Background())
 	var rows []dbscan.Row
 	for cur.Next(qctx) {
-		rows = append(rows, makeRow(len(rows), cur.Current, m.checks.Tyrant))
+		rows = append(rows, makeRow(len(rows), cur.Current, m.Checks.Tyrant))
 	}
 	if err := cur.Err(); err != nil {
 		return nil, err

@@ -16,7 +16,6 @@ import (
 	"github.com/emperor-dev/emperor/monitor/monitortest"
 )
 
-
 type coll struct {
 	t    *testing.T
 	name string // db.collection
@@ -68,7 +67,9 @@ func (c *coll) monitor(uri string, opts monitor.Options) *monitortest.Harness {
 	return h
 }
 
-func openFactory(arg string, opts monitor.Options) (monitor.Monitor, error) { return monitor.Open(arg, opts) }
+func openFactory(arg string, opts monitor.Options) (monitor.Monitor, error) {
+	return monitor.Open(arg, opts)
+}
 
 // FerretDB has no change streams: the monitor says so once and polls.
 func TestInsertUpdateDeleteByPolling(t *testing.T) {

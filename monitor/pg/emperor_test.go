@@ -133,7 +133,6 @@ func (r *emperorRun) waitAccepting(names ...string) {
 	}
 }
 
-
 // serving polls url until its body satisfies ok and returns the body.
 func serving(t *testing.T, url string, ok func(string) bool) string {
 	t.Helper()

@@ -19,8 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,7 +37,6 @@ const (
 	// ChannelOff in emperor-pg-channel turns LISTEN off: polling only.
 	ChannelOff = "off"
 
-	defaultFreq    = 3 * time.Second
 	connectTimeout = 10 * time.Second
 	queryTimeout   = 30 * time.Second
 	minBackoff     = 250 * time.Millisecond
@@ -57,15 +54,9 @@ const (
 // pgMonitor is one pg:// source. Its fields are set by New and never
 // change; everything Run mutates lives in Run's own variables.
 type pgMonitor struct {
-	id, display string
-	target      Target
-	channel     string // "" when LISTEN is off
-	freq        time.Duration
-	checks      dbscan.Checks
-	maxRemovals int
-	ready       chan<- string
-	log         *slog.Logger
-	rescan      chan struct{}
+	*dbscan.Source
+	target  Target
+	channel string // "" when LISTEN is off
 }
 
 // New builds a pg monitor from the part of its URI after "pg://".
@@ -81,47 +72,16 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 	case ChannelOff:
 		ch = ""
 	}
-	freq := opts.Freq
-	if freq <= 0 {
-		freq = defaultFreq
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	m := &pgMonitor{
-		id:          "pg://" + arg,
-		display:     "pg://" + Redact(t.ConnInfo) + ";" + t.Query,
-		target:      t,
-		channel:     ch,
-		freq:        freq,
-		checks:      dbscan.Checks{Extensions: slices.Clone(opts.Extensions), Tyrant: opts.Tyrant},
-		maxRemovals: opts.MaxRemovals,
-		ready:       opts.Ready,
-		rescan:      make(chan struct{}, 1),
-	}
-	m.log = logger.With("monitor", m.display)
-	return m, nil
-}
-
-// ID is the URI as given (it may hold a password).
-func (m *pgMonitor) ID() string { return m.id }
-
-// String is the URI with any password hidden.
-func (m *pgMonitor) String() string { return m.display }
-
-// Rescan asks for an immediate scan that also applies removals held back by
-// emperor-max-removals. It never blocks.
-func (m *pgMonitor) Rescan() {
-	select {
-	case m.rescan <- struct{}{}:
-	default:
-	}
+	return &pgMonitor{
+		Source:  dbscan.NewSource("pg://"+arg, "pg://"+Redact(t.ConnInfo)+";"+t.Query, opts),
+		target:  t,
+		channel: ch,
+	}, nil
 }
 
 // Run keeps one connection, scans and listens until ctx is cancelled.
 func (m *pgMonitor) Run(ctx context.Context, events chan<- monitor.Event) error {
-	snap := dbscan.NewSnapshot(m.id, m.checks, m.maxRemovals)
+	snap := m.NewSnapshot()
 	backoff := dbscan.Backoff{Min: minBackoff, Max: maxBackoff}
 	var conn *pgx.Conn
 	defer func() {
@@ -129,16 +89,24 @@ func (m *pgMonitor) Run(ctx context.Context, events chan<- monitor.Event) error 
 			closeConn(conn)
 		}
 	}()
-	readySent := false
-	sendReady := func() {
-		if !readySent && m.ready != nil {
-			m.ready <- m.id
-		}
-		readySent = true
-	}
 	down := false // the last attempt failed: the next good scan is a resync
 	lastErr := "" // the last query error logged, to log each once
 	reason, force := reasonScan, false
+	// outage logs a failure, drops the connection and waits the backoff;
+	// it returns false when ctx is cancelled meanwhile.
+	outage := func(msg string, err error) bool {
+		delay := backoff.Next()
+		m.Log.Warn(msg+"; vassals keep running", "err", err, "retry_in", delay)
+		if conn != nil {
+			closeConn(conn)
+			conn = nil
+		}
+		down = true
+		m.Scanned()
+		forced, ok := dbscan.Sleep(ctx, delay, m.RescanC)
+		force = force || forced
+		return ok
+	}
 	for {
 		if conn == nil {
 			c, err := m.connect(ctx)
@@ -146,72 +114,52 @@ func (m *pgMonitor) Run(ctx context.Context, events chan<- monitor.Event) error 
 				return nil
 			}
 			if err != nil {
-				delay := backoff.Next()
-				m.log.Warn("database unreachable; vassals keep running", "err", err, "retry_in", delay)
-				down = true
-				sendReady()
-				if forced, ok := dbscan.Sleep(ctx, delay, m.rescan); !ok {
+				if !outage("database unreachable", err) {
 					return nil
-				} else if forced {
-					force = true
 				}
 				continue
 			}
 			conn = c
 			if down {
-				m.log.Info("reconnected to the database; resyncing", "vassals", snap.Len())
+				m.Log.Info("reconnected to the database; resyncing", "vassals", snap.Len())
 				reason = reasonResync
 			} else {
-				m.log.Info("connected to the database", "listen", m.channel)
+				m.Log.Info("connected to the database", "listen", m.channel)
 			}
 		}
 		err := m.scan(ctx, conn, snap, events, reason, force)
 		if ctx.Err() != nil {
 			return nil
 		}
-		sendReady()
-		if err != nil {
-			var qe *queryError
-			if !errors.As(err, &qe) || conn.IsClosed() {
-				delay := backoff.Next()
-				m.log.Warn("database scan failed; vassals keep running", "err", err, "retry_in", delay)
-				closeConn(conn)
-				conn, down = nil, true
-				if forced, ok := dbscan.Sleep(ctx, delay, m.rescan); !ok {
-					return nil
-				} else if forced {
-					force = true
-				}
-				continue
+		var qe *queryError
+		switch {
+		case err != nil && (!errors.As(err, &qe) || conn.IsClosed()):
+			if !outage("database scan failed", err) {
+				return nil
 			}
+			continue
+		case err != nil:
 			// The server answered with an error (a bad query, a missing
 			// table): the connection is fine, the result is unusable.
 			if msg := err.Error(); msg != lastErr {
-				m.log.Error("query failed; vassals keep running", "err", err)
+				m.Log.Error("query failed; vassals keep running", "err", err)
 				lastErr = msg
 			}
-		} else {
+		default:
 			if lastErr != "" {
-				m.log.Info("query works again")
+				m.Log.Info("query works again")
 			}
 			lastErr = ""
 			down, force = false, false
 			backoff.Reset()
 		}
+		m.Scanned()
 		reason, force, err = m.wait(ctx, conn)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			delay := backoff.Next()
-			m.log.Warn("database connection lost; vassals keep running", "err", err, "retry_in", delay)
-			closeConn(conn)
-			conn, down = nil, true
-			if forced, ok := dbscan.Sleep(ctx, delay, m.rescan); !ok {
-				return nil
-			} else if forced {
-				force = true
-			}
+		if err != nil && !outage("database connection lost", err) {
+			return nil
 		}
 	}
 }
@@ -267,11 +215,11 @@ func (m *pgMonitor) scan(ctx context.Context, conn *pgx.Conn, snap *dbscan.Snaps
 		reason = reasonRescan
 	}
 	res := snap.Apply(rows, reason, force)
-	dbscan.Report(m.log, res, m.maxRemovals)
+	dbscan.Report(m.Log, res, m.MaxRemovals)
 	if err := dbscan.Emit(ctx, events, res.Events); err != nil {
 		return err
 	}
-	m.log.Debug("scanned", "rows", len(rows), "events", len(res.Events), "reason", reason)
+	m.Log.Debug("scanned", "rows", len(rows), "events", len(res.Events), "reason", reason)
 	return nil
 }
 
@@ -288,7 +236,7 @@ func (m *pgMonitor) query(ctx context.Context, conn *pgx.Conn) ([]dbscan.Row, er
 	var shape error
 	for res.Next() {
 		if shape == nil && len(rows) == 0 {
-			shape = checkColumns(len(res.FieldDescriptions()), m.checks.Tyrant)
+			shape = checkColumns(len(res.FieldDescriptions()), m.Checks.Tyrant)
 		}
 		if shape != nil {
 			continue
@@ -298,13 +246,13 @@ func (m *pgMonitor) query(ctx context.Context, conn *pgx.Conn) ([]dbscan.Row, er
 			rows = append(rows, dbscan.Row{Where: fmt.Sprintf("row %d", len(rows)+1), Err: err})
 			continue
 		}
-		rows = append(rows, makeRow(len(rows), vals, m.checks.Tyrant))
+		rows = append(rows, makeRow(len(rows), vals, m.Checks.Tyrant))
 	}
 	if err := res.Err(); err != nil {
 		return nil, classify(err)
 	}
 	if shape == nil {
-		shape = checkColumns(len(res.FieldDescriptions()), m.checks.Tyrant)
+		shape = checkColumns(len(res.FieldDescriptions()), m.Checks.Tyrant)
 	}
 	if shape != nil {
 		return nil, &queryError{shape}
@@ -326,7 +274,7 @@ func classify(err error) error {
 // rescan request. A non-nil error means the connection is lost.
 func (m *pgMonitor) wait(ctx context.Context, conn *pgx.Conn) (reason string, force bool, err error) {
 	if m.channel == "" {
-		forced, ok := dbscan.Sleep(ctx, m.freq, m.rescan)
+		forced, ok := dbscan.Sleep(ctx, m.Freq, m.RescanC)
 		if !ok {
 			return "", false, ctx.Err()
 		}
@@ -335,13 +283,13 @@ func (m *pgMonitor) wait(ctx context.Context, conn *pgx.Conn) (reason string, fo
 		}
 		return reasonScan, false, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, m.freq)
+	wctx, cancel := context.WithTimeout(ctx, m.Freq)
 	defer cancel()
 	done := make(chan struct{})
 	forcedc := make(chan bool, 1)
 	go func() {
 		select {
-		case <-m.rescan:
+		case <-m.RescanC:
 			forcedc <- true
 			cancel()
 		case <-done:
@@ -358,7 +306,7 @@ func (m *pgMonitor) wait(ctx context.Context, conn *pgx.Conn) (reason string, fo
 		return reasonRescan, true, nil
 	case n != nil:
 		m.drainNotifications(conn)
-		m.log.Debug("notified", "channel", n.Channel, "payload", n.Payload)
+		m.Log.Debug("notified", "channel", n.Channel, "payload", n.Payload)
 		return reasonNotify, false, nil
 	case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
 		return reasonScan, false, nil
