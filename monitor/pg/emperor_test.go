@@ -197,8 +197,14 @@ func TestRealUWSGIVassalFromRow(t *testing.T) {
 
 // pgCluster returns the argv prefix that controls the machine's
 // PostgreSQL cluster, or skips (fails under CI) when the test cannot.
+//
+// Restarting the server cuts every client of it, other tests' and other
+// people's, so off CI it runs only when EMPEROR_TEST_PG_RESTART=1.
 func pgCluster(t *testing.T) []string {
 	t.Helper()
+	if !testenv.CI() && os.Getenv("EMPEROR_TEST_PG_RESTART") != "1" {
+		t.Skip("restarts the machine's PostgreSQL: runs under CI=true or with EMPEROR_TEST_PG_RESTART=1")
+	}
 	testenv.Root(t)
 	ctl, err := exec.LookPath("pg_ctlcluster")
 	if err != nil {
