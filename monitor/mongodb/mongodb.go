@@ -105,7 +105,7 @@ func (m *mongoMonitor) Run(ctx context.Context, events chan<- monitor.Event) err
 	down := false
 	changes := make(chan struct{}, 1)
 	var streamDone chan error // nil while no change stream runs
-	streamTried := false
+	noStreams := false // the server said it has no change streams
 	reason, force := reasonScan, false
 	for {
 		rows, err := m.query(ctx, coll)
@@ -137,8 +137,7 @@ func (m *mongoMonitor) Run(ctx context.Context, events chan<- monitor.Event) err
 			down = true
 		} else {
 			delay = m.Freq
-			if streamDone == nil && !streamTried {
-				streamTried = true
+			if streamDone == nil && !noStreams {
 				streamDone = make(chan error, 1)
 				go func(done chan<- error) { done <- m.follow(ctx, coll, changes) }(streamDone)
 			}
@@ -155,8 +154,15 @@ func (m *mongoMonitor) Run(ctx context.Context, events chan<- monitor.Event) err
 			reason = reasonChange
 		case err := <-streamDone:
 			streamDone = nil
-			if ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+			case unsupported(err):
+				noStreams = true
 				m.Log.Info("no change stream; polling every emperor-freq", "err", err, "freq", m.Freq)
+			default:
+				// Lost with the connection: followed again after the next
+				// good scan.
+				m.Log.Warn("change stream interrupted; polling meanwhile", "err", err)
 			}
 		case <-t.C:
 		}
@@ -204,4 +210,21 @@ func (m *mongoMonitor) query(ctx context.Context, coll *mongo.Collection) ([]dbs
 		return nil, err
 	}
 	return rows, nil
+}
+
+// unsupported reports whether err says the server offers no change
+// streams (a standalone mongod, FerretDB), as opposed to a lost connection.
+func unsupported(err error) bool {
+	var se mongo.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	// CommandNotFound, IllegalOperation, NotImplemented, "only supported on
+	// replica sets", unrecognized pipeline stage.
+	for _, code := range []int{59, 20, 238, 40573, 40324} {
+		if se.HasErrorCode(code) {
+			return true
+		}
+	}
+	return false
 }
