@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,7 @@ func TestFleetQueryExpandsHostAndPlaceholders(t *testing.T) {
 	os.WriteFile(ini, []byte(`[uwsgi]
 emperor = pg://host=db dbname=fleet;SELECT name,config,ts FROM vassals WHERE host = '%h'
 emperor = pg://host=db dbname=fleet;SELECT name,config,ts FROM vassals WHERE host = '%(fleet)'
+emperor = mongodb://db:27017,fleet.vassals,{"host": "%h"}
 emperor-pg-channel = fleet_changes
 emperor-max-removals = 10
 `), 0o644)
@@ -28,8 +30,9 @@ emperor-max-removals = 10
 	want := []string{
 		"pg://host=db dbname=fleet;SELECT name,config,ts FROM vassals WHERE host = '" + host + "'",
 		"pg://host=db dbname=fleet;SELECT name,config,ts FROM vassals WHERE host = 'alpha'",
+		`mongodb://db:27017,fleet.vassals,{"host": "` + host + `"}`,
 	}
-	if len(s.emperors) != 2 || s.emperors[0] != want[0] || s.emperors[1] != want[1] {
+	if strings.Join(s.emperors, "\n") != strings.Join(want, "\n") {
 		t.Errorf("emperors = %q, want %q", s.emperors, want)
 	}
 	if s.pgChannel != "fleet_changes" || s.maxRemovals != 10 {
