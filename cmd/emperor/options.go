@@ -77,7 +77,7 @@ type optionSpec struct {
 // names and aliases.
 func (s *settings) optionTable() map[string]optionSpec {
 	t := map[string]optionSpec{
-		"emperor":                    {kind: kindList, list: &s.emperors, help: "a monitor: dir://, glob://, a directory or a glob (repeatable)"},
+		"emperor":                    {kind: kindList, list: &s.emperors, help: "a monitor: dir://, glob://, pg://, mongodb://, mongodb2://, a directory or a glob (repeatable)"},
 		"dir":                        {kind: kindList, list: &s.emperors, prefix: "dir://", help: "watch a directory of vassal configs (same as --emperor dir://DIR)"},
 		"glob":                       {kind: kindList, list: &s.emperors, prefix: "glob://", help: "watch the configs a glob matches (same as --emperor glob://PATTERN)"},
 		"emperor-freq":               {kind: kindSeconds, dur: &s.freq, help: "seconds between safety rescans (default 3)"},
