@@ -226,3 +226,22 @@ func TestMaxRemovals(t *testing.T) {
 		h.WaitEvent(monitor.Destroy, n)
 	}
 }
+
+// A query that times out (here PostgreSQL's statement_timeout) emits
+// nothing; the vassals stay, and nothing is re-announced once it is fast
+// again.
+func TestQueryTimeoutKeepsVassals(t *testing.T) {
+	d := newDB(t)
+	d.insert("slow.ini", "[uwsgi]")
+	d.exec("CREATE VIEW listing AS SELECT name, config, ts FROM vassals")
+	h := d.monitor(d.conninfo+" statement_timeout=300", "SELECT name,config,ts FROM listing", monitor.Options{})
+	h.WaitEvent(monitor.Touch, "slow.ini")
+
+	d.exec("CREATE OR REPLACE VIEW listing AS SELECT name, config, ts FROM vassals WHERE pg_sleep(1) IS NOT NULL")
+	h.M.Rescan()
+	h.WaitLog("query failed; vassals keep running", "statement timeout")
+	d.exec("CREATE OR REPLACE VIEW listing AS SELECT name, config, ts FROM vassals")
+	h.M.Rescan()
+	h.WaitLog("query works again")
+	noEvents(t, h.Drain(), "slow.ini")
+}
