@@ -32,11 +32,17 @@ type emperorRun struct {
 
 func startEmperor(t *testing.T, d *testDB, query string, freq time.Duration) *emperorRun {
 	t.Helper()
+	return startEmperorOn(t, d, d.conninfo, query, freq)
+}
+
+// startEmperorOn is startEmperor connecting with conninfo.
+func startEmperorOn(t *testing.T, d *testDB, conninfo, query string, freq time.Duration) *emperorRun {
+	t.Helper()
 	uwsgi := testenv.UWSGI(t)
 	r := &emperorRun{t: t, notes: make(chan emperor.Note, 4096), log: &monitortest.LogBuffer{}}
 	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ready := make(chan string, 1)
-	m, err := pg.New(d.conninfo+";"+query, monitor.Options{Freq: freq, Ready: ready, Logger: logger, PGChannel: d.channel})
+	m, err := pg.New(conninfo+";"+query, monitor.Options{Freq: freq, Ready: ready, Logger: logger, PGChannel: d.channel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,16 +260,51 @@ func TestDatabaseRestartLeavesVassalsAlone(t *testing.T) {
 	r.waitLog("scanned", "reason=\"resync after reconnect\"", "events=0")
 
 	d.exec(fmt.Sprintf("UPDATE vassals SET config = '%s' WHERE name = 'b.ini'", conf("b.ini", 2)))
+	r.onlyBReloaded(mark)
+}
+
+// onlyBReloaded waits for b.ini's reload and checks that, since mark, no
+// vassal changed state and a.ini was not reloaded.
+func (r *emperorRun) onlyBReloaded(mark int) {
+	r.t.Helper()
 	r.waitNote("b reloads", func(n emperor.Note) bool { return n.Key.Name == "b.ini" && strings.HasPrefix(n.Reason, "reload") })
 	r.drain()
 	for _, n := range r.all[mark:] {
 		if n.Key.Name == "a.ini" && !n.IsByte {
-			t.Errorf("a.ini was touched by the outage: %s -> %s (%s)", n.From, n.To, n.Reason)
+			r.t.Errorf("a.ini was touched by the outage: %s -> %s (%s)", n.From, n.To, n.Reason)
 		}
 		if n.Key.Name == "b.ini" && !n.IsByte && !strings.HasPrefix(n.Reason, "reload") {
-			t.Errorf("b.ini: %s -> %s (%s)", n.From, n.To, n.Reason)
+			r.t.Errorf("b.ini: %s -> %s (%s)", n.From, n.To, n.Reason)
 		}
 	}
+}
+
+// The same through a cut connection, on every run: vassals keep running
+// through the outage, and a change made meanwhile (its NOTIFY unheard)
+// reloads only its vassal once the monitor is back.
+func TestConnectionOutageLeavesVassalsAlone(t *testing.T) {
+	testenv.UWSGI(t)
+	d := newDB(t)
+	proxy := testenv.NewProxy(t, "127.0.0.1:5432")
+	dir := t.TempDir()
+	conf := func(name string, gen int) string {
+		return fmt.Sprintf("[uwsgi]\nhttp-socket = %s/%s.sock\nroute-run = return:200\nmaster = true\nprocesses = 1\nenv = GENERATION=%d\n", dir, name, gen)
+	}
+	for _, n := range []string{"a.ini", "b.ini"} {
+		d.insert(n, conf(n, 1))
+	}
+	via := fmt.Sprintf("%s host=127.0.0.1 port=%d", d.conninfo, proxy.Port())
+	r := startEmperorOn(t, d, via, "SELECT name,config,ts FROM vassals", time.Hour)
+	r.waitAccepting("a.ini", "b.ini")
+	r.drain()
+	mark := len(r.all)
+
+	proxy.Cut()
+	r.waitLog("vassals keep running")
+	d.exec(fmt.Sprintf("UPDATE vassals SET config = '%s' WHERE name = 'b.ini'", conf("b.ini", 2)))
+	r.waitLog("database unreachable")
+	proxy.Restore()
+	r.onlyBReloaded(mark)
 }
 
 // Fleets: two Emperors share one table, each selecting its host's rows
