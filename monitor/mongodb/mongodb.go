@@ -105,7 +105,7 @@ func (m *mongoMonitor) Run(ctx context.Context, events chan<- monitor.Event) err
 	down := false
 	changes := make(chan struct{}, 1)
 	var streamDone chan error // nil while no change stream runs
-	noStreams := false // the server said it has no change streams
+	noStreams := false        // the server said it has no change streams
 	reason, force := reasonScan, false
 	for {
 		rows, err := m.query(ctx, coll)
