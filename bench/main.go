@@ -68,6 +68,8 @@ func run() int {
 	var pushRows, pushOnly bool
 	flag.BoolVar(&pushRows, "push", true, "add the push table: amqp:// and zmq:// publish → serving, 1 and 3 Emperors (needs -emperor)")
 	flag.BoolVar(&pushOnly, "push-only", false, "measure only the push table")
+	pgConn := flag.String("pg", "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable", "PostgreSQL for the pg:// section (bench/pg.go); off skips it")
+	pgOnly := flag.Bool("pg-only", false, "run only the pg:// section")
 	flag.Parse()
 	// The Emperors run in their own directories: make paths absolute.
 	for _, p := range []*string{&s.emperor, &s.uwsgi, &vs.vassal, &vs.hello, &vs.helloPy} {
@@ -134,6 +136,12 @@ func run() int {
 	defer os.RemoveAll(work)
 	onInterrupt(work)
 
+	if *pgOnly {
+		if pt := runPGSection(pgSettingsFrom(&s, *pgConn, quick, work)); pt != nil {
+			fmt.Print(pt.text())
+		}
+		return 0
+	}
 	began := time.Now()
 	header := s.header()
 	fmt.Print(header.text())
@@ -180,6 +188,10 @@ func run() int {
 	if pushRows {
 		pt = runPushSection(&s, work, s.reps)
 	}
+	var pgt *table
+	if ps := pgSettingsFrom(&s, *pgConn, quick, work); ps != nil && s.emperor != "" {
+		pgt = runPGSection(ps)
+	}
 	elapsed := time.Since(began)
 
 	fmt.Println()
@@ -188,9 +200,11 @@ func run() int {
 		fmt.Println()
 		fmt.Print(vt.text())
 	}
-	if pt != nil {
-		fmt.Println()
-		fmt.Print(pt.text())
+	for _, extra := range []*table{pt, pgt} {
+		if extra != nil {
+			fmt.Println()
+			fmt.Print(extra.text())
+		}
 	}
 	fmt.Printf("\nrun took %v; logs in %s\n", elapsed.Round(time.Second), s.logDir)
 	if s.md != "" {
@@ -198,8 +212,10 @@ func run() int {
 		if vt != nil {
 			md += "\n" + vt.markdown()
 		}
-		if pt != nil {
-			md += "\n" + pt.markdown()
+		for _, extra := range []*table{pt, pgt} {
+			if extra != nil {
+				md += "\n" + extra.markdown()
+			}
 		}
 		md += fmt.Sprintf("\nThe run took %v.\n", elapsed.Round(time.Second))
 		if err := os.WriteFile(s.md, []byte(md), 0o644); err != nil {

@@ -424,6 +424,12 @@ func (e *Emperor) startSpawn(v *vassal) {
 		HostGID:    os.Getgid(),
 	}
 	v.owner = v.ev.Owner
+	if n := len(v.ev.Config); n > protocol.MaxFrame && !e.opts.ExtendedFrames {
+		v.version = v.ev.Version // refused as it is: only a change retries
+		e.transition(v, Disabled, fmt.Sprintf("inline config is %d bytes, above the %d a uWSGI vassal reads from its config fd: "+
+			"move parts into files it includes, or run our vassal (binary-path), which reads larger frames", n, protocol.MaxFrame))
+		return
+	}
 	if e.opts.Tyrant {
 		cred, err := tyrant.Credential(v.key.Name, v.ev.Owner)
 		if err != nil {

@@ -137,6 +137,19 @@ type Options struct {
 	// AMQPExchange is the fanout exchange amqp:// binds to
 	// (emperor-amqp-exchange); empty: uWSGI's "uwsgi.emperor".
 	AMQPExchange string
+
+	// Database monitors (pg://, mongodb://):
+
+	// Tyrant: database monitors read uid and gid from each row and refuse
+	// rows without them or with 0 (emperor-tyrant).
+	Tyrant bool
+	// MaxRemovals caps how many vassals one scan of a database monitor may
+	// remove; a scan that would remove more removes none (0: no cap,
+	// emperor-max-removals).
+	MaxRemovals int
+	// PGChannel is the channel pg:// LISTENs on (emperor-pg-channel):
+	// empty means "emperor", "off" means polling only.
+	PGChannel string
 }
 
 // Extensions known to be vassal configs, and the argv flag each selects.

@@ -28,6 +28,8 @@ import (
 	_ "github.com/emperor-dev/emperor/monitor/amqp"
 	_ "github.com/emperor-dev/emperor/monitor/files"
 	_ "github.com/emperor-dev/emperor/monitor/zmq"
+	_ "github.com/emperor-dev/emperor/monitor/mongodb"
+	_ "github.com/emperor-dev/emperor/monitor/pg"
 	"github.com/emperor-dev/emperor/namespaces"
 )
 
@@ -200,6 +202,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 			Freq: freq, NoFollow: s.noFollow || s.tyrantNofollow, Extensions: s.extraExtensions, Ready: ready, Logger: logger,
 			StateDir: s.stateDir, PushAllowedDirs: s.pushAllowedDirs, PushNamePattern: s.pushNamePattern,
 			PushFetchTimeout: s.pushFetchTimeout, AMQPExchange: s.amqpExchange,
+			Tyrant: s.tyrant, MaxRemovals: s.maxRemovals, PGChannel: s.pgChannel,
 		})
 		if err != nil {
 			return err

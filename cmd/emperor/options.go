@@ -48,6 +48,9 @@ type settings struct {
 	execAsEmperor    []string
 	execAsVassal     []string
 	hookTimeout      time.Duration
+	// Database monitors (issue 5).
+	pgChannel        string
+	maxRemovals      int
 	logFormat        string
 	logLevel         string
 	help, version    bool
@@ -92,7 +95,7 @@ type optionSpec struct {
 // names and aliases.
 func (s *settings) optionTable() map[string]optionSpec {
 	t := map[string]optionSpec{
-		"emperor":                    {kind: kindList, list: &s.emperors, help: "a monitor: dir://, glob://, amqp://, zmq://, a directory or a glob (repeatable)"},
+		"emperor":                    {kind: kindList, list: &s.emperors, help: "a monitor: dir://, glob://, pg://, mongodb://, mongodb2://, amqp://, zmq://, a directory or a glob (repeatable)"},
 		"dir":                        {kind: kindList, list: &s.emperors, prefix: "dir://", help: "watch a directory of vassal configs (same as --emperor dir://DIR)"},
 		"glob":                       {kind: kindList, list: &s.emperors, prefix: "glob://", help: "watch the configs a glob matches (same as --emperor glob://PATTERN)"},
 		"emperor-freq":               {kind: kindSeconds, dur: &s.freq, help: "seconds between safety rescans (default 3)"},
@@ -125,6 +128,8 @@ func (s *settings) optionTable() map[string]optionSpec {
 		"exec-as-emperor":            {kind: kindList, list: &s.execAsEmperor, help: "shell command the Emperor runs after each spawn (UWSGI_VASSAL_PID, ...)"},
 		"exec-as-vassal":             {kind: kindList, list: &s.execAsVassal, help: "shell command run in the vassal's namespaces before its exec"},
 		"emperor-hook-timeout":       {kind: kindSeconds, dur: &s.hookTimeout, help: "seconds each hook may run (default 30)"},
+		"emperor-pg-channel":         {kind: kindString, str: &s.pgChannel, help: "channel pg:// monitors LISTEN on (default emperor; off: poll only)"},
+		"emperor-max-removals":       {kind: kindInt, num: &s.maxRemovals, help: "most vassals one pg:// or mongodb:// scan may remove; a scan wanting more removes none (default 0: no cap)"},
 		"emperor-stats":              {kind: kindString, str: &s.stats, help: "stats server: host:port (TCP) or a unix socket path"},
 		"emperor-command-socket":     {kind: kindString, str: &s.commandSocket, help: "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan"},
 		"emperor-metrics":            {kind: kindString, str: &s.metrics, help: "host:port serving Prometheus metrics at /metrics"},
