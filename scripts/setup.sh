@@ -66,6 +66,14 @@ fi
 # Issue 5 (pg:// and mongodb://): the tests use the machine's PostgreSQL
 # (127.0.0.1:5432) and build their own MongoDB-wire server (internal/mongowire)
 # with Go; `make bench` compares with uWSGI's emperor_pg plugin when present.
+if [ "${1:-}" = test ] && have pg_lsclusters; then
+	pg_lsclusters -h | while read -r version cluster _ status _; do
+		if [ "$status" != online ]; then
+			echo "setup: starting PostgreSQL $version/$cluster" >&2
+			pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || true
+		fi
+	done
+fi
 if [ "${1:-}" = test ] && [ ! -e /usr/lib/uwsgi/plugins/emperor_pg_plugin.so ]; then
 	echo "setup: installing uwsgi-plugin-emperor-pg (for the pg:// benchmark)" >&2
 	apt_install uwsgi-plugin-emperor-pg || echo "setup: uwsgi-plugin-emperor-pg unavailable; the benchmark skips uWSGI's column" >&2

@@ -120,6 +120,12 @@ func TestDir_Create(t *testing.T) {
 	if ev.Path != filepath.Join(dir, "new.ini") {
 		t.Errorf("Path %q", ev.Path)
 	}
+	if ev.Version.Size == 0 {
+		// Seen between the create and the write: the write is a change.
+		if ev := h.waitEvent(monitor.Touch, "new.ini"); ev.Version.Size != int64(len("[uwsgi]\n")) {
+			t.Errorf("after the write: size %d", ev.Version.Size)
+		}
+	}
 
 	writeFile(t, filepath.Join(dir, "new.txt"), "x")
 	writeFile(t, filepath.Join(dir, "new.skel"), "x")
