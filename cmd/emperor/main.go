@@ -27,9 +27,9 @@ import (
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/amqp"
 	_ "github.com/emperor-dev/emperor/monitor/files"
-	_ "github.com/emperor-dev/emperor/monitor/zmq"
 	_ "github.com/emperor-dev/emperor/monitor/mongodb"
 	_ "github.com/emperor-dev/emperor/monitor/pg"
+	_ "github.com/emperor-dev/emperor/monitor/zmq"
 	"github.com/emperor-dev/emperor/namespaces"
 )
 

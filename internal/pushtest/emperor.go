@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,27 +65,34 @@ func StartEmperor(t testing.TB, values []string, mopts monitor.Options, set func
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.stop = RunEmperor(t, em)
+	return e
+}
+
+// RunEmperor runs em until the returned stop is called or the test ends,
+// whichever comes first: stop cancels it (Ragnarok) and waits up to a
+// minute for Run to return, failing the test if it does not or if it
+// returns an error.
+func RunEmperor(t testing.TB, em *emperor.Emperor) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- em.Run(ctx) }()
-	stopped := false
-	e.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Emperor: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Emperor: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Error("the Emperor did not finish Ragnarok")
 			}
-		case <-time.After(60 * time.Second):
-			t.Error("Emperor did not finish Ragnarok")
-		}
+		})
 	}
-	t.Cleanup(e.stop)
-	return e
+	t.Cleanup(stop)
+	return stop
 }
 
 // Stop runs Ragnarok and waits for the Emperor to return.

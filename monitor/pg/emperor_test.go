@@ -1,7 +1,6 @@
 package pg_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/pushtest"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/monitor/monitortest"
@@ -64,17 +64,7 @@ func startEmperorOn(t *testing.T, d *testDB, conninfo, query string, freq time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- em.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("the Emperor did not finish Ragnarok")
-		}
-	})
+	pushtest.RunEmperor(t, em)
 	return r
 }
 
