@@ -88,11 +88,9 @@ func (e *Emperor) command(args []string) string {
 	case "stop":
 		switch v.state {
 		case Running:
-			v.held = true
-			e.stop(v, "stopped by command")
+			e.stop(v, Hold, "stopped by command")
 		case Waiting:
-			v.held = true
-			e.transition(v, Disabled, "stopped by command")
+			e.transition(v, Disabled, Held, "stopped by command")
 		default:
 			return fmt.Sprintf("error: %s is %s", v.key.Name, v.state)
 		}
@@ -101,8 +99,7 @@ func (e *Emperor) command(args []string) string {
 		if v.state != Disabled {
 			return fmt.Sprintf("error: %s is %s, not stopped", v.key.Name, v.state)
 		}
-		v.held, v.voluntary = false, false
-		e.transition(v, Waiting, "started by command")
+		e.transition(v, Waiting, None, "started by command")
 		e.spawn(v)
 		return "ok: starting " + v.key.Name
 	default: // blacklist-clear NAME
@@ -150,7 +147,7 @@ func (e *Emperor) clearPenalties(only *vassal) int {
 			n++
 		}
 		v.unloyalDeaths = 0
-		if v.state == Waiting && v.timer != nil {
+		if v.state == Waiting && v.sub == Penalty {
 			e.spawn(v)
 		}
 	}

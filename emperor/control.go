@@ -19,7 +19,7 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			e.poll.rearm(p.ctl, tok)
+			e.rearm(v, p, p.ctl, tok)
 			return
 		case err != nil || n == 0:
 			reason := "control channel closed"
@@ -58,31 +58,30 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 	}
 	switch b {
 	case protocol.Spawned:
-		v.ready = true
+		v.said.ready = true
 	case protocol.ConfigRequest:
 		e.pushConfig(v)
 	case protocol.Accepting:
-		v.accepting = true
+		v.said.accepting = true
 		if !v.changedAt.IsZero() {
 			e.counters.ConfigToReady.observe(now.Sub(v.changedAt).Seconds())
 			v.changedAt = time.Time{}
 		}
 	case protocol.Loyal:
-		if !v.loyal {
+		if !v.said.loyal {
 			e.log.Info("vassal is loyal", e.attrs(v)...)
 		}
-		v.loyal = true
+		v.said.loyal = true
 		v.unloyalDeaths = 0
 	case protocol.Heartbeat:
-		if v.lastHeartbeat.IsZero() && v.state == Running {
+		if v.said.lastHeartbeat.IsZero() && v.state == Running {
 			// Supervision starts with the first heartbeat, as in uWSGI.
 			e.armHeartbeat(v, e.opts.RequiredHeartbeat)
 		}
-		v.lastHeartbeat = now
+		v.said.lastHeartbeat = now
 	case protocol.Voluntary:
 		if v.state == Running {
-			v.voluntary = true
-			e.stop(v, "voluntary stop (byte 22)")
+			e.stop(v, Resign, "voluntary stop (byte 22)")
 		}
 	case protocol.Reinforcements:
 		e.log.Info("vassal asks for reinforcements", e.attrs(v)...)
@@ -124,7 +123,7 @@ func (e *Emperor) reload(v *vassal, reason string) {
 	}
 	v.version = v.ev.Version
 	v.reloads++
-	v.ready, v.accepting = false, false
+	v.said.ready, v.said.accepting = false, false
 	e.log.Info("vassal reload", e.attrs(v, "reason", reason)...)
 	if e.opts.Notify != nil {
 		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: v.proc.pid, Reason: "reload: " + reason, Time: time.Now()})
@@ -132,8 +131,8 @@ func (e *Emperor) reload(v *vassal, reason string) {
 }
 
 // stop asks a running vassal to stop (byte 0, or 2 when graceful) and arms
-// the kill timer.
-func (e *Emperor) stop(v *vassal, reason string) {
+// the kill timer; then says what follows its exit (Restart, Hold, Resign).
+func (e *Emperor) stop(v *vassal, then Sub, reason string) {
 	b := protocol.Stop
 	if e.opts.GracefulShutdown {
 		b = protocol.GracefulStop
@@ -143,13 +142,13 @@ func (e *Emperor) stop(v *vassal, reason string) {
 			e.log.Warn("cannot send stop byte", e.attrs(v, "err", err)...)
 		}
 	}
-	e.transition(v, Stopping, reason)
+	e.transition(v, Stopping, then, reason)
 	e.armKill(v)
 }
 
 // curse marks a running vassal whose control channel broke.
 func (e *Emperor) curse(v *vassal, reason string) {
-	e.transition(v, Cursed, reason)
+	e.transition(v, Cursed, None, reason)
 	e.armKill(v)
 }
 
@@ -159,28 +158,28 @@ func (e *Emperor) armKill(v *vassal) {
 	if e.ragnarok {
 		return
 	}
-	v.timer = e.after(e.opts.CurseTolerance, timerFired{key: v.key, gen: v.gen, kind: killTimer})
+	v.timer = e.after(e.opts.CurseTolerance, vassalTimer{key: v.key, gen: v.gen, kind: killTimer})
 }
 
 // armHeartbeat checks the vassal's heartbeat after d. The timer is not reset
 // on every beat: when it fires it compares the last beat with the deadline
 // and re-arms for what is left.
 func (e *Emperor) armHeartbeat(v *vassal, d time.Duration) {
-	v.hbTimer = e.after(d, timerFired{key: v.key, gen: v.gen, kind: heartbeatTimer, proc: v.proc})
+	v.said.hbTimer = e.after(d, vassalTimer{key: v.key, gen: v.gen, kind: heartbeatTimer, proc: v.proc})
 }
 
 // heartbeatDue kills a running vassal whose heartbeats stopped for
 // emperor-required-heartbeat: uWSGI does the same (with SIGKILL); the exit
 // that follows respawns it, with the reason recorded.
 func (e *Emperor) heartbeatDue(v *vassal) {
-	late := time.Since(v.lastHeartbeat)
+	late := time.Since(v.said.lastHeartbeat)
 	if left := e.opts.RequiredHeartbeat - late; left > 0 {
 		e.armHeartbeat(v, left)
 		return
 	}
 	e.log.Warn("vassal missed its heartbeat: SIGKILL", e.attrs(v, "last", late.Round(time.Millisecond), "required", e.opts.RequiredHeartbeat)...)
-	v.killReason = fmt.Sprintf("no heartbeat for %s", late.Round(time.Second))
-	v.killCause = "heartbeat"
+	v.proc.killedFor = fmt.Sprintf("no heartbeat for %s", late.Round(time.Second))
+	v.proc.killCause = "heartbeat"
 	if err := killTree(v.proc); err != nil {
 		e.log.Error("kill failed", e.attrs(v, "err", err)...)
 	}

@@ -51,11 +51,6 @@ func (p *poller) rearm(fd int, tok uint64) error {
 	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, pollEvent(tok)))
 }
 
-// del removes fd; closing an fd removes it too, so errors are ignored.
-func (p *poller) del(fd int) {
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-}
-
 // run delivers batches of ready tokens to out until ctx is done.
 func (p *poller) run(ctx context.Context, out chan<- []uint64) error {
 	rc, err := p.file.SyscallConn()

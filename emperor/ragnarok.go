@@ -29,10 +29,10 @@ func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc
 		case Waiting, Disabled:
 			e.remove(v, "Ragnarok")
 		case Running:
-			e.stop(v, "Ragnarok")
+			e.stop(v, Restart, "Ragnarok")
 		}
 	}
-	e.after(e.opts.ReloadMercy, timerFired{kind: mercyTimer})
+	e.afterTick(e.opts.ReloadMercy, mercyTick)
 }
 
 // noMercy SIGKILLs every vassal still alive when the mercy expires, then
@@ -46,5 +46,5 @@ func (e *Emperor) noMercy() {
 			}
 		}
 	}
-	e.after(5*time.Second, timerFired{kind: buryTimer})
+	e.afterTick(5*time.Second, buryTick)
 }

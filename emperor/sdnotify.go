@@ -102,7 +102,7 @@ func (e *Emperor) statusChanged() {
 		return
 	}
 	e.statusPending = true
-	e.after(200*time.Millisecond, timerFired{kind: statusTimer})
+	e.afterTick(200*time.Millisecond, statusTick)
 }
 
 // sendStatus sends the current STATUS line.

@@ -30,6 +30,9 @@ type process struct {
 	// cg is the vassal's cgroup, nil without one; the loop hands it to
 	// endTree when the process is reaped.
 	cg *cgroup.Group
+	// killedFor says why the Emperor killed it, killCause the same as a
+	// metrics label; both empty unless it did.
+	killedFor, killCause string
 }
 
 // spawnRequest asks the spawner thread for one process.

@@ -25,7 +25,6 @@ import (
 type Spec struct {
 	Key  monitor.Key
 	Argv []string
-	Env  []string
 	// Dir is the vassal's working directory: its config's directory, so the
 	// Emperor itself never changes directory (uWSGI's bug B16).
 	Dir string

@@ -60,7 +60,12 @@ type VassalStats struct {
 	Respawns      int    `json:"respawns"`
 
 	// Ours.
-	State        string  `json:"state"`
+	State string `json:"state"`
+	// Sub says why it is in its state, where that matters: what a
+	// waiting vassal waits for (penalty, throttle, slot), what follows a
+	// stop (restart, hold, resign), what a disabled one waits for (held,
+	// voluntary, exiled, refused). Absent otherwise.
+	Sub          string  `json:"sub,omitempty"`
 	Since        int64   `json:"since"`
 	Uptime       float64 `json:"uptime"` // seconds the current process has run
 	Restarts     int     `json:"restarts"`
@@ -98,12 +103,12 @@ func (e *Emperor) stats() *Stats {
 	s.Starting, s.MaxStarting = e.starting, e.opts.MaxStarting
 	s.Counters = e.counters.clone()
 	for _, t := range e.admission {
-		if t.v.queued && t.v.gen == t.gen {
+		if e.valid(t, Slot) {
 			s.Queued++
 		}
 	}
 	for _, t := range e.throttled {
-		if t.v.throttled && t.v.gen == t.gen {
+		if e.valid(t, Throttle) {
 			s.Throttled++
 		}
 	}
@@ -128,9 +133,9 @@ func (e *Emperor) stats() *Stats {
 	for _, v := range e.vassals {
 		vs := VassalStats{
 			ID: v.key.Name, Pid: -1, Born: v.ev.Version.ModTime / 1e9, LastMod: v.version.ModTime / 1e9,
-			LastHeartbeat: unix(v.lastHeartbeat), Loyal: b(v.loyal), Ready: b(v.ready), Accepting: b(v.accepting),
+			LastHeartbeat: unix(v.said.lastHeartbeat), Loyal: b(v.said.loyal), Ready: b(v.said.ready), Accepting: b(v.said.accepting),
 			FirstRun: unix(v.firstRun), Monitor: e.monitorNames[v.key.Monitor], Respawns: v.reloads,
-			State: v.state.String(), Since: unix(v.since), Restarts: v.restarts, LastExit: v.lastExit, Reason: v.reason,
+			State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: v.restarts, LastExit: v.lastExit, Reason: v.reason,
 		}
 		vs.Bytes = make(map[string]uint64, len(v.received))
 		for b, n := range v.received {
@@ -147,8 +152,8 @@ func (e *Emperor) stats() *Stats {
 			vs.Uptime = now.Sub(v.proc.started).Seconds()
 			vs.cg = v.proc.cg // usage read in Snapshot, off the loop
 		}
-		if !v.lastHeartbeat.IsZero() {
-			vs.HeartbeatAge = now.Sub(v.lastHeartbeat).Seconds()
+		if !v.said.lastHeartbeat.IsZero() {
+			vs.HeartbeatAge = now.Sub(v.said.lastHeartbeat).Seconds()
 		}
 		if !e.opts.NoBlacklist && v.unloyalDeaths > 0 {
 			pen := respawnDelay(v.unloyalDeaths+1, e.opts.Throttle, e.opts.MaxThrottle, false)

@@ -12,18 +12,26 @@ import (
 // vassal is one entry of the vassal table. Every field is owned by the
 // Emperor's loop goroutine; nothing else reads or writes it.
 type vassal struct {
-	key   monitor.Key
+	key monitor.Key
+	// state and sub say everything about where the vassal is; only
+	// transition changes state, and sub moves only within a state
+	// (transition, or a gate of the spawn pipeline).
 	state State
+	sub   Sub
 	// gen is bumped by every transition; timers and spawn results carry the
 	// gen they were made for, and stale ones are dropped.
 	gen   uint64
 	since time.Time
 	// reason is why it entered its state.
 	reason string
+	// timer belongs to the state and dies with it: the penalty of
+	// Waiting/Penalty, the kill escalation of Stopping and Cursed.
+	timer *time.Timer
 
 	// ev is the desired config: the latest Touch from the monitor.
 	ev monitor.Event
-	// want is false once the monitor destroyed the vassal.
+	// want is false once the monitor destroyed the vassal: it is the
+	// monitor's fact, not a state, and decides what follows an exit.
 	want bool
 	// version is the config version the current process was started or
 	// last reloaded with; spawnVersion the one a spawn in flight carries.
@@ -31,32 +39,20 @@ type vassal struct {
 	// owner is the config owner the current process was spawned for.
 	owner *monitor.Owner
 
-	proc   *process
-	ctlTok uint64
-	pidTok uint64
-	timer  *time.Timer
+	// proc is the current process (Running, Stopping, Cursed), with its
+	// poller tokens (fds.go).
+	proc           *process
+	ctlTok, pidTok uint64
+	// said is what the current process said over the protocol.
+	said protoState
+	// slot is its start slot, from the spawn request to its first byte
+	// (pipeline.go).
+	slot startSlot
 
-	// Protocol state of the current process.
-	ready, accepting, loyal bool
-	lastHeartbeat           time.Time
-	killCause               string      // its metrics label
-	stopCause               string      // why a stop that restarts was asked (metrics label)
-	changedAt               time.Time   // config appeared or changed, not yet accepting
-	hbTimer                 *time.Timer // heartbeat supervision, from the first beat
-	killReason              string      // why the Emperor killed the current process
-	received                map[protocol.Byte]uint64
+	stopCause string    // why a stop that restarts was asked (metrics label)
+	changedAt time.Time // config appeared or changed, not yet accepting
+	received  map[protocol.Byte]uint64
 
-	// Admission control (admission.go).
-	queued     bool        // in the admission queue
-	throttled  bool        // in the throttle queue (throttle.go)
-	starting   bool        // holds a start slot
-	startSeq   uint64      // tags the start window timer
-	startTimer *time.Timer // ends the start window
-
-	// held: stopped by the command socket; only its start command restarts it.
-	held bool
-	// voluntary is set by byte 22: the vassal is disabled after it exits.
-	voluntary bool
 	// unloyalDeaths counts consecutive deaths before loyalty.
 	unloyalDeaths int
 	reloads       int // byte 1 sent (uWSGI's "respawns")
@@ -65,25 +61,39 @@ type vassal struct {
 	firstRun      time.Time
 }
 
+// protoState is what a vassal's process said over the protocol; a new
+// process starts from zero.
+type protoState struct {
+	ready, accepting, loyal bool
+	lastHeartbeat           time.Time
+	// hbTimer supervises the heartbeat, from the first beat on.
+	hbTimer *time.Timer
+}
+
+// reset forgets what the previous process said.
+func (s *protoState) reset() {
+	if s.hbTimer != nil {
+		s.hbTimer.Stop()
+	}
+	*s = protoState{}
+}
+
 // transition moves v to a new state: the only place a state changes. It
-// checks the move against the table, bumps the generation, stops the
-// vassal's timer (it belonged to the old state), logs one line and notifies.
-func (e *Emperor) transition(v *vassal, to State, reason string) {
+// checks the move and the sub-state against the tables, bumps the
+// generation, stops the state's timer, logs one line and notifies.
+func (e *Emperor) transition(v *vassal, to State, sub Sub, reason string) {
 	from := v.state
-	if !canTransition(from, to) {
-		e.log.Error("illegal vassal transition (bug)", e.attrs(v, "from", from.String(), "to", to.String(), "reason", reason)...)
+	if !canTransition(from, to) || !validSub(to, sub) {
+		e.log.Error("illegal vassal transition (bug)", e.attrs(v, "from", from.String(), "to", to.String(), "sub", sub.String(), "reason", reason)...)
 		if e.opts.PanicOnIllegalTransition {
-			panic(fmt.Sprintf("vassal %s: illegal transition %s → %s (%s)", v.key, from, to, reason))
+			panic(fmt.Sprintf("vassal %s: illegal transition %s → %s/%s (%s)", v.key, from, to, sub, reason))
 		}
 	}
 	if v.timer != nil {
 		v.timer.Stop()
 		v.timer = nil
 	}
-	if from == Waiting {
-		v.queued, v.throttled = false, false // its tickets are void
-	}
-	v.state = to
+	v.state, v.sub = to, sub
 	v.gen++
 	v.since = time.Now()
 	v.reason = reason
@@ -91,7 +101,11 @@ func (e *Emperor) transition(v *vassal, to State, reason string) {
 	if v.proc != nil {
 		pid = v.proc.pid
 	}
-	e.log.Info("vassal "+to.String(), e.attrs(v, "from", from.String(), "reason", reason)...)
+	extra := []any{"from", from.String(), "reason", reason}
+	if sub != None {
+		extra = append(extra, "sub", sub.String())
+	}
+	e.log.Info("vassal "+to.String(), e.attrs(v, extra...)...)
 	if e.opts.Notify != nil {
 		e.opts.Notify(Note{Key: v.key, From: from, To: to, Pid: pid, Reason: reason, Time: v.since})
 	}
@@ -106,4 +120,11 @@ func (e *Emperor) attrs(v *vassal, extra ...any) []any {
 	}
 	a = append(a, slog.Uint64("gen", v.gen))
 	return append(a, extra...)
+}
+
+// remove takes a vassal out of the table.
+func (e *Emperor) remove(v *vassal, reason string) {
+	e.doneStarting(v)
+	e.transition(v, Absent, None, reason)
+	delete(e.vassals, v.key)
 }
