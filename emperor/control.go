@@ -9,43 +9,91 @@ import (
 	"github.com/emperor-dev/emperor/protocol"
 )
 
-// readControl reads every byte the vassal sent, until EAGAIN. Several bytes
-// can arrive in one read; uWSGI handles one per wake-up.
+// readControl reads what the vassal sent, one bounded read per wake-up:
+// the poller reports the fd again while bytes are left, after every other
+// ready fd had its turn, so no vassal can hold the loop. Bytes past the
+// vassal's budget (ratelimit.go) wait; a vassal over it for floodAfter is
+// misbehaving and is killed.
 func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
-	var buf [64]byte
-	for {
-		n, err := unix.Read(p.ctl, buf[:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			e.rearm(v, p, p.ctl, tok)
-			return
-		case err != nil || n == 0:
-			reason := "control channel closed"
-			if err != nil {
-				reason = "control channel: " + err.Error()
-			}
-			delete(e.fds, tok)
-			unix.Close(p.ctl)
-			p.ctl = -1
-			// Usually the process is already dead: then this is its exit,
-			// not a curse.
-			if st, exited, err := reap(p.pidfd); err == nil && exited {
-				e.exited(v, st)
-				return
-			}
-			if v.state == Running {
-				e.curse(v, reason)
-			}
+	now := time.Now()
+	allow := p.in.budget.allow(now)
+	if allow == 0 {
+		e.rateLimited(v, p, tok, now)
+		return
+	}
+	var buf [ctlRead]byte
+	n, err := unix.Read(p.ctl, buf[:allow])
+	for err == unix.EINTR {
+		n, err = unix.Read(p.ctl, buf[:allow])
+	}
+	switch {
+	case err == unix.EAGAIN:
+		p.in.limitedSince = time.Time{}
+		e.rearm(v, p, p.ctl, tok)
+		return
+	case err != nil || n == 0:
+		reason := "control channel closed"
+		if err != nil {
+			reason = "control channel: " + err.Error()
+		}
+		delete(e.fds, tok)
+		unix.Close(p.ctl)
+		p.ctl = -1
+		// Usually the process is already dead: then this is its exit,
+		// not a curse.
+		if st, exited, err := reap(p.pidfd); err == nil && exited {
+			e.exited(v, st)
 			return
 		}
-		for _, b := range buf[:n] {
-			e.vassalByte(v, protocol.Byte(b))
-			if v.proc != p || p.ctl < 0 {
-				return // the byte ended this process's channel
-			}
+		if v.state == Running {
+			e.curse(v, reason)
 		}
+		return
+	}
+	p.in.budget.spend(n)
+	if n < allow {
+		p.in.limitedSince = time.Time{} // drained: not over its budget
+	}
+	for _, b := range buf[:n] {
+		e.vassalByte(v, protocol.Byte(b))
+		if v.proc != p || p.ctl < 0 {
+			return // the byte ended this process's channel
+		}
+	}
+	e.rearm(v, p, p.ctl, tok)
+}
+
+// rateLimited pauses reading a vassal that spent its byte budget: its
+// channel is re-armed when the budget allows a full read again. One that
+// stays over budget for floodAfter is misbehaving: it is killed, its
+// exit penalised, and its channel never read again.
+func (e *Emperor) rateLimited(v *vassal, p *process, tok uint64, now time.Time) {
+	v.rateLimited++
+	if p.in.limitedSince.IsZero() {
+		p.in.limitedSince = now
+		e.log.Warn("vassal sends more than the protocol needs: reading it slower", e.attrs(v, "rate", ctlRate, "burst", ctlBurst)...)
+	}
+	if over := now.Sub(p.in.limitedSince); over >= floodAfter {
+		e.log.Warn("vassal flooded its control channel: SIGKILL", e.attrs(v, "over_budget_for", over.Round(time.Millisecond))...)
+		e.counters.Floods++
+		p.killedFor, p.killCause = fmt.Sprintf("flooded its control channel for %s", over.Round(time.Second)), "flood"
+		if v.state == Running {
+			e.curse(v, "flooded its control channel")
+		}
+		if err := killTree(p); err != nil {
+			e.log.Error("kill failed", e.attrs(v, "err", err)...)
+		}
+		return
+	}
+	p.in.resume = e.after(p.in.budget.until(now, ctlRead), vassalTimer{key: v.key, kind: readTimer, proc: p, tok: tok})
+}
+
+// resumeRead re-arms a rate-limited vassal's channel.
+func (e *Emperor) resumeRead(v *vassal, t vassalTimer) {
+	p := t.proc
+	p.in.resume = nil
+	if p.ctl >= 0 {
+		e.rearm(v, p, p.ctl, t.tok)
 	}
 }
 
@@ -93,22 +141,6 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 	}
 	if e.opts.Notify != nil {
 		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Byte: byte(b), IsByte: true, Pid: v.proc.pid, Reason: b.FromVassal(), Time: now})
-	}
-}
-
-// pushConfig sends the vassal its current config text, once after spawn and
-// in answer to every byte 2. It is never pushed after a reload byte (that
-// made uWSGI 2.0 vassals run one version behind, bug B9).
-func (e *Emperor) pushConfig(v *vassal) {
-	if v.proc == nil || v.proc.cfg < 0 || v.ev.Config == nil {
-		return
-	}
-	frame, err := protocol.AppendFrame(nil, v.ev.Config, e.opts.ExtendedFrames)
-	if err == nil {
-		err = protocol.WriteAll(v.proc.cfg, frame)
-	}
-	if err != nil {
-		e.log.Error("cannot send config", e.attrs(v, "err", err)...)
 	}
 }
 

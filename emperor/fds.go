@@ -18,13 +18,15 @@ import (
 type fdRegistry interface {
 	add(fd int, tok uint64) error
 	rearm(fd int, tok uint64) error
+	writable(fd int, tok uint64, added bool) error
 }
 
 type fdKind uint8
 
 const (
-	ctlFd fdKind = iota
-	pidFd
+	ctlFd fdKind = iota // readable: bytes from the vassal (control.go)
+	pidFd               // readable: the process exited
+	cfgFd               // writable: room for the rest of a config frame (config.go)
 )
 
 // fdRef says whose fd a poller token is. It is stale when the vassal left
@@ -65,6 +67,8 @@ func (e *Emperor) fdReady(tok uint64) {
 		e.readControl(v, p, tok)
 	case pidFd:
 		e.pidfdReady(v, p, tok)
+	case cfgFd:
+		e.flushConfig(v, p)
 	}
 }
 
@@ -151,10 +155,14 @@ func (e *Emperor) collectUnwatched(u unwatchedExit) {
 // closeProcess releases the Emperor's fds of a process and forgets its
 // poller tokens (closing an fd also removes it from the epoll set).
 func (e *Emperor) closeProcess(p *process, toks ...uint64) {
-	for _, tok := range toks {
+	for _, tok := range append(toks, p.out.tok) {
 		if ref, ok := e.fds[tok]; ok && ref.p == p {
 			delete(e.fds, tok)
 		}
+	}
+	if p.in.resume != nil {
+		p.in.resume.Stop()
+		p.in.resume = nil
 	}
 	if p.ctl >= 0 {
 		unix.Close(p.ctl)

@@ -143,8 +143,8 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 		if time.Since(p.started) >= e.opts.StableRun {
 			v.unloyalDeaths = 0 // it ran long enough: not a crash loop
 		}
-		if !v.said.loyal {
-			v.unloyalDeaths++
+		if !v.said.loyal || p.killCause == "flood" {
+			v.unloyalDeaths++ // a flooder is penalised even if it was loyal
 		}
 		e.wait(v, "died: "+reason)
 	default:

@@ -1,6 +1,8 @@
 package emperor
 
 import (
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -141,6 +143,41 @@ func TestMetricsTextEscapesLabels(t *testing.T) {
 		if strings.HasPrefix(line, "me.ini") {
 			t.Errorf("a raw newline in a vassal name split a metric line: %q", line)
 		}
+	}
+}
+
+// TestMetricsOfHostileNamesPassPromtool: any bytes a file name can hold
+// (here invalid UTF-8, a quote, a backslash, a newline, a NUL-free control
+// byte) keep the whole scrape valid, and two names differing only in an
+// invalid byte stay two series.
+func TestMetricsOfHostileNamesPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool not installed (Debian package prometheus)")
+		}
+		t.Skip("promtool not installed (Debian package prometheus)")
+	}
+	names := []string{"caf\xe9.ini", "caf\xe8.ini", "\xff\xfe\\\"\n\x01.ini", "ok.ini"}
+	s := &Stats{Counters: newCounters()}
+	for i, n := range names {
+		s.Vassals = append(s.Vassals, VassalStats{ID: n, Monitor: "dir:///v\xc3", State: "running", Pid: 7 + i})
+	}
+	var b strings.Builder
+	writeMetrics(&b, s)
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(b.String())
+	out, err := cmd.CombinedOutput()
+	// promtool check metrics exits 3 for lint warnings (counter naming,
+	// issue 19), 1 for a scrape it cannot parse.
+	if err != nil && (cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 3) || strings.Contains(string(out), "error while linting") {
+		t.Fatalf("promtool: %v\n%s\nmetrics:\n%s", err, out, b.String())
+	}
+	if n := strings.Count(b.String(), "emperor_vassal_up{"); n != len(names) {
+		t.Errorf("%d emperor_vassal_up series for %d vassals", n, len(names))
+	}
+	if !strings.Contains(b.String(), `emperor_vassal_up{vassal="caf\\xe9.ini",monitor="dir:///v\\xc3"} 1`) {
+		t.Errorf("an invalid byte is not written as \\xNN:\n%s", b.String())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emperor-dev/emperor/cgroup"
 )
@@ -32,8 +33,10 @@ type Counters struct {
 	// Spawns counts vassal processes started.
 	Spawns uint64 `json:"spawns"`
 	// Restarts counts processes restarted, by reason: died, heartbeat,
-	// spawn_failed, owner_changed.
+	// spawn_failed, owner_changed, oom, flood.
 	Restarts map[string]uint64 `json:"restarts"`
+	// Floods counts processes killed for flooding their control channel.
+	Floods uint64 `json:"floods"`
 	// ConfigToReady is the time from a config appearing or changing to its
 	// vassal accepting (byte 5).
 	ConfigToReady Histogram `json:"config_to_ready"`
@@ -75,13 +78,31 @@ func (c *Counters) clone() Counters {
 }
 
 // quoteLabel quotes a label value as the text format wants: backslash,
-// double quote and newline escaped.
+// double quote and newline escaped. A name is any bytes a file name can
+// hold, but a label value must be UTF-8: each byte that is not becomes the
+// four characters \xNN, so the scrape stays valid and names stay apart.
 func quoteLabel(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return `"` + s + `"`
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
 	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
+	b.WriteByte('"')
+	return b.String()
 }
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -148,8 +169,15 @@ func writeMetrics(w io.Writer, s *Stats) {
 	fmt.Fprintf(w, "emperor_throttle_level_seconds %s\n", num(float64(s.ThrottleMS)/1000))
 	family("emperor_spawns_total", "counter", "Vassal processes started.")
 	fmt.Fprintf(w, "emperor_spawns_total %d\n", s.Counters.Spawns)
+	family("emperor_vassal_rate_limited_total", "counter", "Times the vassal sent more than its control-channel byte budget.")
+	for i := range s.Vassals {
+		v := &s.Vassals[i]
+		fmt.Fprintf(w, "emperor_vassal_rate_limited_total{vassal=%s,monitor=%s} %d\n", quoteLabel(v.ID), quoteLabel(v.Monitor), v.RateLimited)
+	}
+	family("emperor_control_floods_total", "counter", "Vassal processes killed for flooding their control channel.")
+	fmt.Fprintf(w, "emperor_control_floods_total %d\n", s.Counters.Floods)
 	family("emperor_restarts_total", "counter", "Vassal processes restarted, by reason.")
-	for _, r := range []string{"died", "heartbeat", "spawn_failed", "owner_changed", "oom"} {
+	for _, r := range []string{"died", "heartbeat", "spawn_failed", "owner_changed", "oom", "flood"} {
 		fmt.Fprintf(w, "emperor_restarts_total{reason=%q} %d\n", r, s.Counters.Restarts[r])
 	}
 	h := &s.Counters.ConfigToReady

@@ -35,20 +35,33 @@ func newPoller() (*poller, error) {
 	return &poller{epfd: fd, file: os.NewFile(uintptr(fd), "epoll")}, nil
 }
 
-const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+const (
+	pollIn  = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+	pollOut = unix.EPOLLOUT | unix.EPOLLONESHOT
+)
 
-func pollEvent(tok uint64) *unix.EpollEvent {
-	return &unix.EpollEvent{Events: pollEvents, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
+func pollEvent(events uint32, tok uint64) *unix.EpollEvent {
+	return &unix.EpollEvent{Events: events, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
 }
 
 // add registers fd under tok, armed for one readiness report.
 func (p *poller) add(fd int, tok uint64) error {
-	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, pollEvent(tok)))
+	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, pollEvent(pollIn, tok)))
 }
 
 // rearm re-enables a one-shot registration after its report was handled.
 func (p *poller) rearm(fd int, tok uint64) error {
-	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, pollEvent(tok)))
+	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, pollEvent(pollIn, tok)))
+}
+
+// writable registers fd under tok for one report that it can be written
+// to; added is whether fd is registered already.
+func (p *poller) writable(fd int, tok uint64, added bool) error {
+	op := unix.EPOLL_CTL_ADD
+	if added {
+		op = unix.EPOLL_CTL_MOD
+	}
+	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(p.epfd, op, fd, pollEvent(pollOut, tok)))
 }
 
 // run delivers batches of ready tokens to out until ctx is done.

@@ -33,6 +33,8 @@ type process struct {
 	// killedFor says why the Emperor killed it, killCause the same as a
 	// metrics label; both empty unless it did.
 	killedFor, killCause string
+	in                   ctlIn  // reading its control channel (ratelimit.go)
+	out                  cfgOut // its config frame on its way (config.go)
 }
 
 // spawnRequest asks the spawner thread for one process.

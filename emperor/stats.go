@@ -73,6 +73,9 @@ type VassalStats struct {
 	Reason       string  `json:"reason"`
 	Penalty      float64 `json:"penalty"` // seconds of respawn delay an unloyal death would now cost
 	HeartbeatAge float64 `json:"heartbeat_age"`
+	// RateLimited counts the times the vassal sent more than its byte
+	// budget and was read slower (a flood past floodAfter kills it).
+	RateLimited uint64 `json:"rate_limited"`
 	// Bytes counts the protocol bytes the vassal sent since it appeared, by
 	// meaning (spawned, accepting, loyal, heartbeat, ...).
 	Bytes map[string]uint64 `json:"bytes"`
@@ -135,7 +138,7 @@ func (e *Emperor) stats() *Stats {
 			ID: v.key.Name, Pid: -1, Born: v.ev.Version.ModTime / 1e9, LastMod: v.version.ModTime / 1e9,
 			LastHeartbeat: unix(v.said.lastHeartbeat), Loyal: b(v.said.loyal), Ready: b(v.said.ready), Accepting: b(v.said.accepting),
 			FirstRun: unix(v.firstRun), Monitor: e.monitorNames[v.key.Monitor], Respawns: v.reloads,
-			State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: v.restarts, LastExit: v.lastExit, Reason: v.reason,
+			State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: v.restarts, RateLimited: v.rateLimited, LastExit: v.lastExit, Reason: v.reason,
 		}
 		vs.Bytes = make(map[string]uint64, len(v.received))
 		for b, n := range v.received {

@@ -23,13 +23,15 @@ const (
 
 // vassalTimer is one vassal's timer. Each kind says which field makes a
 // fire current: gen for the state's timers (penalty, kill), gen and proc
-// for the heartbeat, seq for the start window, which outlives transitions.
+// for the heartbeat, seq for the start window and proc for a read, which
+// outlive transitions.
 type vassalTimer struct {
 	key  monitor.Key
 	kind vassalTimerKind
 	gen  uint64
-	proc *process // heartbeat: the process it watches
+	proc *process // heartbeat, read: the process it is for
 	seq  uint64   // start window: the slot's sequence number
+	tok  uint64   // read: the poller token of the control channel
 }
 
 type vassalTimerKind uint8
@@ -39,6 +41,7 @@ const (
 	killTimer                               // Stopping or Cursed outlived the curse tolerance
 	heartbeatTimer                          // check the last heartbeat
 	startWindowTimer                        // a start slot held too long is given back
+	readTimer                               // a rate-limited control channel may be read again
 )
 
 // afterTick arms an Emperor-wide timer.
@@ -90,6 +93,12 @@ func (e *Emperor) timerFired(t vassalTimer) {
 	if t.kind == startWindowTimer {
 		if v.slot.held && v.slot.seq == t.seq {
 			e.doneStarting(v)
+		}
+		return
+	}
+	if t.kind == readTimer {
+		if v.proc == t.proc {
+			e.resumeRead(v, t)
 		}
 		return
 	}

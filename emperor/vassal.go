@@ -53,6 +53,9 @@ type vassal struct {
 	changedAt time.Time // config appeared or changed, not yet accepting
 	received  map[protocol.Byte]uint64
 
+	// rateLimited counts the times its control channel was over budget
+	// (ratelimit.go).
+	rateLimited uint64
 	// unloyalDeaths counts consecutive deaths before loyalty.
 	unloyalDeaths int
 	reloads       int // byte 1 sent (uWSGI's "respawns")

@@ -45,6 +45,12 @@ if [ "${1:-}" = test ]; then
 	if ! have python3; then
 		apt_install python3
 	fi
+	# promtool checks that /metrics stays a valid scrape whatever the
+	# vassals' names (issue 12).
+	if ! have promtool; then
+		echo "setup: installing prometheus (for promtool)" >&2
+		apt_install prometheus
+	fi
 	# Issue 6 (amqp:// and zmq:// monitors): the interop tests publish with
 	# Debian's pika and push with Debian's pyzmq (libzmq), into a local
 	# RabbitMQ on 127.0.0.1:5672 (guest/guest), started here if it is down.

@@ -1,0 +1,178 @@
+// Package logburst keeps any one source from filling the log: a slog
+// Handler that lets a line through until it repeats too often, then
+// counts its repeats and says how many it held back, once per burst.
+//
+// Two records are "the same line" when they have the same level, message
+// and vassal and monitor attributes: a vassal flooding its control channel
+// makes one line per burst, not one per byte, while every other vassal's
+// lines go through untouched.
+package logburst
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults: Burst lines of one kind per Window pass; past that they are
+// counted.
+const (
+	Burst  = 10
+	Window = 10 * time.Second
+	// maxKinds is when kinds whose window is over are forgotten before
+	// the next walk (their held-back counts said).
+	maxKinds = 4096
+)
+
+// Handler wraps another slog.Handler. Create it with New; it is safe for
+// concurrent use, and handlers derived by WithAttrs and WithGroup share
+// its counts.
+type Handler struct {
+	next  slog.Handler
+	st    *state
+	bound key // vassal and monitor bound by WithAttrs
+}
+
+type key struct {
+	level           slog.Level
+	msg             string
+	vassal, monitor string
+}
+
+type kind struct {
+	start time.Time // the window's start
+	n     int       // lines of this kind in the window, passed or held back
+	held  int       // lines held back in the window
+	h     slog.Handler
+}
+
+type state struct {
+	mu    sync.Mutex
+	kinds map[key]*kind
+	swept time.Time // the last walk of kinds
+	now   func() time.Time
+}
+
+// New returns a Handler passing at most Burst lines of one kind per Window
+// to next.
+func New(next slog.Handler) *Handler {
+	return &Handler{next: next, st: &state{kinds: map[key]*kind{}, now: time.Now}}
+}
+
+// Enabled reports whether next handles level.
+func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.next.Enabled(ctx, level)
+}
+
+// Handle passes r on, or counts it when its kind is past its burst. The
+// first line of a kind after a burst carries repeated=N, the lines held
+// back; so does a summary line for kinds that fell silent, said when any
+// later line passes.
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	k := h.bound
+	k.level, k.msg = r.Level, r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "vassal":
+			k.vassal = a.Value.String()
+		case "monitor":
+			k.monitor = a.Value.String()
+		}
+		return true
+	})
+	now := h.st.now()
+	h.st.mu.Lock()
+	flush := h.st.expired(now, k)
+	kd := h.st.kinds[k]
+	held := 0
+	pass := true
+	switch {
+	case kd == nil:
+		h.st.kinds[k] = &kind{start: now, n: 1, h: h.next}
+	case now.Sub(kd.start) >= Window:
+		held = kd.held
+		kd.start, kd.n, kd.held = now, 1, 0
+	case kd.n < Burst:
+		kd.n++
+	default:
+		kd.n++
+		kd.held++
+		pass = false
+	}
+	h.st.mu.Unlock()
+	for _, f := range flush {
+		f.emit(ctx)
+	}
+	if !pass {
+		return nil
+	}
+	if held > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int("repeated", held))
+	}
+	return h.next.Handle(ctx, r)
+}
+
+// summary is a held-back count to say for a kind that fell silent.
+type summary struct {
+	k    key
+	held int
+	h    slog.Handler
+}
+
+func (s summary) emit(ctx context.Context) {
+	r := slog.NewRecord(time.Now(), s.k.level, s.k.msg, 0)
+	if s.k.vassal != "" {
+		r.AddAttrs(slog.String("vassal", s.k.vassal))
+	}
+	if s.k.monitor != "" {
+		r.AddAttrs(slog.String("monitor", s.k.monitor))
+	}
+	r.AddAttrs(slog.Int("repeated", s.held), slog.String("burst", "ended"))
+	_ = s.h.Handle(ctx, r)
+}
+
+// expired forgets kinds whose window is over, except skip, and returns the
+// summaries of those that held lines back. It walks the map once per
+// Window, or when it is full, so a busy log costs no walk per line.
+func (s *state) expired(now time.Time, skip key) []summary {
+	if now.Sub(s.swept) < Window && len(s.kinds) < maxKinds {
+		return nil
+	}
+	s.swept = now
+	var out []summary
+	for k, kd := range s.kinds {
+		if k == skip || now.Sub(kd.start) < Window {
+			continue
+		}
+		if kd.held > 0 {
+			out = append(out, summary{k: k, held: kd.held, h: kd.h})
+		}
+		delete(s.kinds, k)
+	}
+	return out
+}
+
+// WithAttrs returns a Handler whose lines carry attrs; a vassal or
+// monitor among them names the lines' kind.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(attrs)
+	for _, a := range attrs {
+		switch a.Key {
+		case "vassal":
+			c.bound.vassal = a.Value.String()
+		case "monitor":
+			c.bound.monitor = a.Value.String()
+		}
+	}
+	return &c
+}
+
+// WithGroup returns a Handler whose later attributes are in group name.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
+}
