@@ -31,7 +31,7 @@ func TestChooseAsUWSGI(t *testing.T) {
 	// Register fake factories for the test's schemes.
 	for _, s := range []string{"dir", "glob"} {
 		if _, ok := registry[s]; !ok {
-			registry[s] = nil
+			registry[s] = Scheme{Name: s}
 			defer delete(registry, s)
 		}
 	}
