@@ -105,7 +105,6 @@ func mergeOptions(ss SchemeSettings) ([]config.Setting, error) {
 		for _, o := range ss[scheme].Options() {
 			m, seen := byName[o.Name]
 			if !seen {
-				o := o
 				byName[o.Name] = &o
 				names = append(names, o.Name)
 				continue

@@ -260,7 +260,8 @@ func get(ctx context.Context, client *http.Client, url string) (int, []byte, err
 }
 
 // NewClient returns the HTTP client for config fetches: an overall
-// timeout (Options.PushFetchTimeout, default 10 s) and no cookies.
+// timeout (emperor-push-fetch-timeout; zero: DefaultFetchTimeout) and no
+// cookies.
 func NewClient(timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = DefaultFetchTimeout
