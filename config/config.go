@@ -92,15 +92,8 @@ func (c *Config) Bool(key string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	switch strings.ToLower(strings.TrimSpace(o.Value)) {
-	case "", "1", "true", "yes", "on", "y", "t":
-		return true, nil
-	case "0", "false", "no", "off", "n", "f":
-		return false, nil
-	}
-	return false, &Error{File: o.File, Line: o.Line, Key: key,
-		Err:  fmt.Errorf("%q is not a boolean", o.Value),
-		Hint: "use true or false"}
+	b, err := ParseBool(o.Value)
+	return b, o.refusal(err)
 }
 
 // Int reads the last value of key as a decimal integer. An absent key gives

@@ -104,7 +104,9 @@ type Monitor interface {
 	Rescan()
 }
 
-// Options configure every monitor.
+// Options configure every monitor. What only some monitors read lives in
+// their own package, as the settings of their scheme (see Scheme.Settings),
+// and reaches them through Settings.
 type Options struct {
 	// Freq is the period of the safety rescan (emperor-freq).
 	Freq time.Duration
@@ -113,42 +115,26 @@ type Options struct {
 	// Extensions are extra vassal extensions (emperor-extra-extension), with
 	// or without the leading dot.
 	Extensions []string
+	// Tyrant: vassals run as the owner the monitor reports, never root
+	// (emperor-tyrant); monitors that read an owner from a row or a message
+	// refuse a vassal without one.
+	Tyrant bool
 	// Ready receives the monitor's ID once its first scan is complete. It may
 	// be nil. Sends on it must not block forever: the channel is buffered by
 	// the caller for every monitor.
 	Ready chan<- string
 	// Logger for the monitor's own messages.
 	Logger *slog.Logger
+	// Settings are the schemes' own settings (NewSettings, then the
+	// Emperor's options); a scheme missing from it, or a nil Settings, means
+	// that scheme's defaults.
+	Settings SchemeSettings
 
-	// Push monitors (amqp://, zmq://):
-
-	// StateDir holds the journal of pushed vassals (emperor-state-dir); empty:
-	// pushed vassals do not survive an Emperor restart.
-	StateDir string
-	// PushAllowedDirs restrict config paths in messages to these
-	// directories (emperor-push-allowed-dir); empty: any path.
-	PushAllowedDirs []string
-	// PushNamePattern is a regular expression every pushed vassal's base
-	// name must match in full (emperor-push-name-pattern); empty: any.
-	PushNamePattern string
-	// PushFetchTimeout bounds an http(s) config fetch
-	// (emperor-push-fetch-timeout); zero: 10 s.
-	PushFetchTimeout time.Duration
-	// AMQPExchange is the fanout exchange amqp:// binds to
-	// (emperor-amqp-exchange); empty: uWSGI's "uwsgi.emperor".
-	AMQPExchange string
-
-	// Database monitors (pg://, mongodb://):
-
-	// Tyrant: database monitors read uid and gid from each row and refuse
-	// rows without them or with 0 (emperor-tyrant).
-	Tyrant bool
-	// MaxRemovals caps how many vassals one scan of a database monitor may
-	// remove; a scan that would remove more removes none (0: no cap,
-	// emperor-max-removals).
-	MaxRemovals int
-	// PGChannel is the channel pg:// LISTENs on (emperor-pg-channel):
-	// empty means "emperor", "off" means polling only.
+	// PGChannel is the channel pg:// LISTENs on when its settings name
+	// none.
+	//
+	// Deprecated: set pg.Settings.Channel. Kept only until
+	// monitor/pg/emperor_test.go, which another change owns, stops using it.
 	PGChannel string
 }
 

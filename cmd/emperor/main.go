@@ -130,7 +130,7 @@ func parseSettings(args []string) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &settings{placeholderNames: map[string]bool{}}
+	s := &settings{placeholderNames: map[string]bool{}, monitors: monitor.NewSettings()}
 	raw := &config.Config{Options: slices.Clone(c.Options)}
 	// set-placeholder KEY=VALUE defines %(KEY).
 	var opts []config.Option
@@ -199,10 +199,8 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	var mons []monitor.Monitor
 	for _, value := range s.emperors {
 		m, err := monitor.Open(value, monitor.Options{
-			Freq: freq, NoFollow: s.noFollow || s.tyrantNofollow, Extensions: s.extraExtensions, Ready: ready, Logger: logger,
-			StateDir: s.stateDir, PushAllowedDirs: s.pushAllowedDirs, PushNamePattern: s.pushNamePattern,
-			PushFetchTimeout: s.pushFetchTimeout, AMQPExchange: s.amqpExchange,
-			Tyrant: s.tyrant, MaxRemovals: s.maxRemovals, PGChannel: s.pgChannel,
+			Freq: freq, NoFollow: s.noFollow || s.tyrantNofollow, Extensions: s.extraExtensions, Tyrant: s.tyrant,
+			Ready: ready, Logger: logger, Settings: s.monitors,
 		})
 		if err != nil {
 			return err

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/emperor-dev/emperor/monitor/dbscan"
+	"github.com/emperor-dev/emperor/monitor/pg"
 )
 
 // A fleet shares one table: each Emperor's query selects its own rows with
@@ -35,7 +38,9 @@ emperor-max-removals = 10
 	if strings.Join(s.emperors, "\n") != strings.Join(want, "\n") {
 		t.Errorf("emperors = %q, want %q", s.emperors, want)
 	}
-	if s.pgChannel != "fleet_changes" || s.maxRemovals != 10 {
-		t.Errorf("emperor-pg-channel %q, emperor-max-removals %d", s.pgChannel, s.maxRemovals)
+	pgs := s.monitors["pg"].(*pg.Settings)
+	mongo := s.monitors["mongodb"].(*dbscan.Settings)
+	if pgs.Channel != "fleet_changes" || pgs.Scan.MaxRemovals != 10 || mongo.MaxRemovals != 10 {
+		t.Errorf("emperor-pg-channel %q, emperor-max-removals %d (pg://), %d (mongodb://)", pgs.Channel, pgs.Scan.MaxRemovals, mongo.MaxRemovals)
 	}
 }

@@ -39,6 +39,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/monitor/journal"
 	"github.com/emperor-dev/emperor/monitor/push"
@@ -57,7 +58,31 @@ const (
 	maxFetches = 8
 )
 
-func init() { monitor.Register("amqp", New) }
+func init() {
+	monitor.Register(monitor.Scheme{Name: "amqp", New: New, Settings: func() monitor.Settings { return new(Settings) }})
+}
+
+// Settings are what the Emperor's options set for every amqp:// monitor.
+type Settings struct {
+	// Exchange is the fanout exchange to bind (emperor-amqp-exchange);
+	// empty: uWSGI's DefaultExchange.
+	Exchange string
+	// FetchTimeout bounds an http(s) config fetch
+	// (emperor-push-fetch-timeout); zero: push.DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	// Push are the settings every push monitor shares.
+	Push push.Settings
+}
+
+var _ monitor.Settings = (*Settings)(nil)
+
+// Options lists the Emperor options that set s.
+func (s *Settings) Options() []config.Setting {
+	return append([]config.Setting{
+		config.StringSetting("emperor-amqp-exchange", "amqp://: the fanout exchange to bind (default uwsgi.emperor)", &s.Exchange),
+		config.DurationSetting("emperor-push-fetch-timeout", "amqp://: seconds an http(s) config fetch may take (default 10)", &s.FetchTimeout, time.Second),
+	}, s.Push.Options()...)
+}
 
 // Monitor is an amqp:// monitor. Its fields are set by New and never
 // change; everything Run mutates lives in Run's goroutine.
@@ -81,11 +106,15 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := push.NewRules(opts)
+	s, err := monitor.SettingsOf[*Settings](opts, "amqp")
 	if err != nil {
 		return nil, err
 	}
-	exchange := opts.AMQPExchange
+	rules, err := push.NewRules(opts, s.Push)
+	if err != nil {
+		return nil, err
+	}
+	exchange := s.Exchange
 	if exchange == "" {
 		exchange = DefaultExchange
 	}
@@ -105,8 +134,8 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 		uri:      uri,
 		exchange: exchange,
 		rules:    rules,
-		client:   push.NewClient(opts.PushFetchTimeout),
-		stateDir: opts.StateDir,
+		client:   push.NewClient(s.FetchTimeout),
+		stateDir: s.Push.StateDir,
 		ready:    opts.Ready,
 		log:      logger.With("monitor", display),
 	}, nil

@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emperor-dev/emperor/internal/pushtest"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
-	_ "github.com/emperor-dev/emperor/monitor/amqp"
+	"github.com/emperor-dev/emperor/monitor/amqp"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
+	"github.com/emperor-dev/emperor/monitor/push"
 )
 
 // broker is one test's RabbitMQ, its own exchange and Debian's pika.
@@ -53,14 +54,20 @@ func (b *broker) pyPath() string {
 	return b.py
 }
 
-// start runs an amqp:// monitor on this test's exchange and waits until it
-// consumes.
-func (b *broker) start(opts monitor.Options) *pushtest.Run {
+// options are monitor options giving amqp:// monitors s, bound to this
+// test's exchange.
+func (b *broker) options(s amqp.Settings) monitor.Options {
+	s.Exchange = b.exchange
+	return monitor.Options{Settings: monitor.SchemeSettings{"amqp": &s}}
+}
+
+// start runs an amqp:// monitor with s on this test's exchange and waits
+// until it consumes.
+func (b *broker) start(s amqp.Settings) *monitortest.Harness {
 	b.t.Helper()
-	opts.AMQPExchange = b.exchange
-	r := pushtest.Start(b.t, "amqp://"+b.arg, opts)
-	r.Logs.WaitCount(b.t, 1, "consuming")
-	return r
+	h := monitortest.Start(b.t, monitor.Open, "amqp://"+b.arg, b.options(s))
+	h.WaitLog("consuming")
+	return h
 }
 
 func writeFile(t *testing.T, path, text string) {
@@ -73,7 +80,7 @@ func writeFile(t *testing.T, path, text string) {
 func TestAMQP_PathSpawnReloadStop(t *testing.T) {
 	b := newBroker(t)
 	dir := t.TempDir()
-	r := b.start(monitor.Options{PushAllowedDirs: []string{dir}})
+	r := b.start(amqp.Settings{Push: push.Settings{AllowedDirs: []string{dir}}})
 	app := filepath.Join(dir, "app.ini")
 	writeFile(t, app, "[uwsgi]\n")
 
@@ -98,7 +105,7 @@ func TestAMQP_PathSpawnReloadStop(t *testing.T) {
 
 func TestAMQP_DirectConfig(t *testing.T) {
 	b := newBroker(t)
-	r := b.start(monitor.Options{})
+	r := b.start(amqp.Settings{})
 	conf := "[uwsgi]\nsocket = :3031\nprocesses = 4\n"
 	b.publish("mydomain_trac_config.ini", []byte(conf))
 	ev := r.Expect(monitor.Touch, "mydomain_trac_config.ini")
@@ -118,7 +125,7 @@ func TestAMQP_URL(t *testing.T) {
 		fmt.Fprintf(w, "[uwsgi]\nhttp-socket = :9999\n")
 	}))
 	defer srv.Close()
-	r := b.start(monitor.Options{})
+	r := b.start(amqp.Settings{})
 	url := srv.URL + "/confs/trac.ini"
 	b.publish("", []byte(url))
 	ev := r.Expect(monitor.Touch, url)
@@ -138,7 +145,7 @@ func TestAMQP_Malformed(t *testing.T) {
 	dir, outside := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(outside, "evil.ini"), "[uwsgi]\n")
 	hang := hangingServer(t)
-	r := b.start(monitor.Options{PushAllowedDirs: []string{dir}, PushFetchTimeout: time.Second, PushNamePattern: `[a-z0-9_-]+\.ini`})
+	r := b.start(amqp.Settings{FetchTimeout: time.Second, Push: push.Settings{AllowedDirs: []string{dir}, NamePattern: `[a-z0-9_-]+\.ini`}})
 
 	garbage := []byte{0xff, 0xfe, 0x00, 0x01, 0x80, 'x', 0x00}
 	cases := []struct {
@@ -158,7 +165,7 @@ func TestAMQP_Malformed(t *testing.T) {
 	}
 	for i, c := range cases {
 		b.publish(c.key, c.body)
-		r.Logs.WaitCount(t, 1, c.log)
+		r.WaitLog(c.log)
 		marker := fmt.Sprintf("marker%d.ini", i)
 		b.publish(marker, []byte("[uwsgi]\n"))
 		if ev := r.Next("marker after " + c.name); ev.Key.Name != marker {
@@ -172,8 +179,8 @@ func TestAMQP_JournalReplay(t *testing.T) {
 	dir, state := t.TempDir(), t.TempDir()
 	app := filepath.Join(dir, "app.ini")
 	writeFile(t, app, "[uwsgi]\n")
-	opts := monitor.Options{StateDir: state}
-	r := b.start(opts)
+	s := amqp.Settings{Push: push.Settings{StateDir: state}}
+	r := b.start(s)
 	b.publish("", []byte(app))
 	r.Expect(monitor.Touch, app)
 	b.publish("inline.ini", []byte("[uwsgi]\nx = 1\n"))
@@ -186,7 +193,7 @@ func TestAMQP_JournalReplay(t *testing.T) {
 
 	// A new monitor (an Emperor restart) replays what was asked for before
 	// it even reaches the broker.
-	r2 := pushtest.Start(t, "amqp://"+b.arg, monitor.Options{StateDir: state, AMQPExchange: b.exchange})
+	r2 := monitortest.Start(t, monitor.Open, "amqp://"+b.arg, b.options(s))
 	got := map[string]monitor.Event{}
 	for range 2 {
 		ev := r2.Next("replayed touch")
@@ -214,11 +221,11 @@ func TestAMQP_JournalReplay(t *testing.T) {
 func TestAMQP_FetchesBounded(t *testing.T) {
 	b := newBroker(t)
 	hang := hangingServer(t)
-	r := b.start(monitor.Options{PushFetchTimeout: time.Minute})
+	r := b.start(amqp.Settings{FetchTimeout: time.Minute})
 	for i := range 9 {
 		b.publish("", []byte(fmt.Sprintf("%s/slow%d.ini", hang.URL, i)))
 	}
-	r.Logs.WaitCount(t, 1, "too many config fetches in flight", "slow8.ini")
+	r.WaitLog("too many config fetches in flight", "slow8.ini")
 	b.publish("direct.ini", []byte("[uwsgi]\n"))
 	r.Expect(monitor.Touch, "direct.ini")
 }

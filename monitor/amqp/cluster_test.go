@@ -12,6 +12,7 @@ import (
 
 	"github.com/emperor-dev/emperor/internal/pushtest"
 	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/internal/testkit"
 )
 
 // TestAMQP_Cluster runs three Emperor processes, as an operator would on
@@ -32,13 +33,13 @@ func TestAMQP_Cluster(t *testing.T) {
 	}
 	type host struct {
 		cmd  *exec.Cmd
-		logs *pushtest.Logs
+		logs *testkit.Log
 		url  string
 	}
 	var hosts []host
 	for i := range 3 {
 		port := testenv.FreePort(t)
-		h := host{logs: &pushtest.Logs{}, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
+		h := host{logs: &testkit.Log{}, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
 		h.cmd = exec.Command(bin,
 			"--emperor", "amqp://"+b.arg,
 			"--emperor-amqp-exchange", b.exchange,
@@ -64,7 +65,7 @@ func TestAMQP_Cluster(t *testing.T) {
 		hosts = append(hosts, h)
 	}
 	for _, h := range hosts {
-		h.logs.WaitCount(t, 1, "consuming")
+		h.logs.WaitFor(t, "consuming")
 	}
 	b.publish("shop-front.ini", []byte("[uwsgi]\nmaster = true\nprocesses = 1\nroute-run = return:200 served by the cluster\n"))
 	for _, h := range hosts {
@@ -72,7 +73,7 @@ func TestAMQP_Cluster(t *testing.T) {
 	}
 	b.publish("blog.ini", []byte("[uwsgi]\nroute-run = return:200 blog\n"))
 	for _, h := range hosts {
-		h.logs.WaitCount(t, 1, "does not match emperor-push-name-pattern")
+		h.logs.WaitFor(t, "does not match emperor-push-name-pattern")
 	}
 	b.publish("shop-front.ini", nil)
 	for _, h := range hosts {

@@ -12,7 +12,9 @@ import (
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/internal/pushtest"
 	"github.com/emperor-dev/emperor/internal/testenv"
-	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/internal/testkit"
+	"github.com/emperor-dev/emperor/monitor/amqp"
+	"github.com/emperor-dev/emperor/monitor/push"
 )
 
 // TestAMQP_RealUWSGI pushes real uWSGI vassals to an Emperor over RabbitMQ
@@ -26,11 +28,11 @@ func TestAMQP_RealUWSGI(t *testing.T) {
 	dir, state := t.TempDir(), t.TempDir()
 	p1, p2 := testenv.FreePort(t), testenv.FreePort(t)
 	url1, url2 := fmt.Sprintf("http://127.0.0.1:%d/", p1), fmt.Sprintf("http://127.0.0.1:%d/", p2)
-	mopts := monitor.Options{AMQPExchange: b.exchange, StateDir: state, PushAllowedDirs: []string{dir}}
+	mopts := b.options(amqp.Settings{Push: push.Settings{StateDir: state, AllowedDirs: []string{dir}}})
 	value := "amqp://" + b.arg
 
 	e := pushtest.StartEmperor(t, []string{value}, mopts, nil)
-	e.Logs.WaitCount(t, 1, "consuming")
+	e.Logs.Capture().WaitFor(t, "consuming")
 	b.publish("direct.ini", []byte(pushtest.UWSGIConfig(p1, "direct")))
 	run := e.WaitState("direct.ini", emperor.Running)
 	pushtest.WaitServing(t, url1, "served by direct")
@@ -92,18 +94,21 @@ func TestAMQP_BrokerRestart(t *testing.T) {
 	testenv.UWSGI(t)
 	p1, p2 := testenv.FreePort(t), testenv.FreePort(t)
 	url1 := fmt.Sprintf("http://127.0.0.1:%d/", p1)
-	e := pushtest.StartEmperor(t, []string{"amqp://" + b.arg}, monitor.Options{AMQPExchange: b.exchange}, nil)
-	e.Logs.WaitCount(t, 1, "consuming")
+	e := pushtest.StartEmperor(t, []string{"amqp://" + b.arg}, b.options(amqp.Settings{}), nil)
+	e.Logs.Capture().WaitFor(t, "consuming")
 	b.publish("before.ini", []byte(pushtest.UWSGIConfig(p1, "before")))
 	run := e.WaitState("before.ini", emperor.Running)
 	pushtest.WaitServing(t, url1, "served by before")
 
 	testenv.RestartRabbitMQ(t, func() {
-		e.Logs.WaitCount(t, 1, "lost the broker")
-		e.Logs.WaitCount(t, 1, "cannot reach the broker")
+		e.Logs.Capture().WaitFor(t, "lost the broker")
+		e.Logs.Capture().WaitFor(t, "cannot reach the broker")
 		pushtest.WaitServing(t, url1, "served by before")
 	})
-	e.Logs.WaitCount(t, 2, "consuming")
+	logs := e.Logs.Capture()
+	if !logs.Await(testkit.Deadline, func() bool { return logs.Count("consuming") >= 2 }) {
+		t.Fatalf("the monitor did not consume again after the broker restart; log:\n%s", logs)
+	}
 	if err := syscall.Kill(run.Pid, 0); err != nil {
 		t.Errorf("vassal pid %d gone after the broker restart: %v", run.Pid, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
@@ -31,9 +32,27 @@ type Source struct {
 	readySent bool // touched only by the Run goroutine
 }
 
+// Settings are what the Emperor's options set for every database monitor;
+// each scheme's settings embed them.
+type Settings struct {
+	// MaxRemovals caps how many vassals one scan may remove; a scan that
+	// would remove more removes none (emperor-max-removals; 0: no cap).
+	MaxRemovals int
+}
+
+var _ monitor.Settings = (*Settings)(nil)
+
+// Options lists the Emperor options that set s.
+func (s *Settings) Options() []config.Setting {
+	return []config.Setting{
+		config.IntSetting("emperor-max-removals", "most vassals one pg:// or mongodb:// scan may remove; a scan wanting more removes none (default 0: no cap)", &s.MaxRemovals),
+	}
+}
+
 // NewSource fills a Source from the monitor's ID (which may hold a
-// password), its redacted display form and the options.
-func NewSource(id, display string, opts monitor.Options) *Source {
+// password), its redacted display form, the options and the database
+// settings.
+func NewSource(id, display string, opts monitor.Options, s Settings) *Source {
 	freq := opts.Freq
 	if freq <= 0 {
 		freq = DefaultFreq
@@ -45,7 +64,7 @@ func NewSource(id, display string, opts monitor.Options) *Source {
 	return &Source{
 		id: id, display: display, Freq: freq,
 		Checks:      Checks{Extensions: slices.Clone(opts.Extensions), Tyrant: opts.Tyrant},
-		MaxRemovals: opts.MaxRemovals,
+		MaxRemovals: s.MaxRemovals,
 		Log:         logger.With("monitor", display),
 		RescanC:     make(chan struct{}, 1),
 		ready:       opts.Ready,

@@ -14,8 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/monitor/files"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
 )
 
 // realDir is a fresh temporary directory, symlinks resolved.
@@ -61,17 +63,17 @@ func TestDir_InitialScan(t *testing.T) {
 	cwd, _ := os.Getwd()
 
 	h := newDir(t, dir, monitor.Options{})
-	if got, want := h.m.ID(), "dir://"+dir; got != want {
+	if got, want := h.M.ID(), "dir://"+dir; got != want {
 		t.Errorf("ID() = %q, want %q", got, want)
 	}
-	if h.m.String() != h.m.ID() {
-		t.Errorf("String() = %q, want ID %q", h.m.String(), h.m.ID())
+	if h.M.String() != h.M.ID() {
+		t.Errorf("String() = %q, want ID %q", h.M.String(), h.M.ID())
 	}
-	evs := h.drain()
+	evs := h.Drain()
 	got := names(evs, monitor.Touch)
 	want := []string{"a.ini", "b.yml", "c.json", "d.xml", "e.yaml", "f.js", ".hidden.ini"}
 	if len(got) != len(want) || len(evs) != len(want) {
-		t.Fatalf("initial events %s, want one Touch for each of %v", describe(evs), want)
+		t.Fatalf("initial events %s, want one Touch for each of %v", monitortest.Describe(evs), want)
 	}
 	for _, n := range want {
 		ev, ok := got[n]
@@ -81,7 +83,7 @@ func TestDir_InitialScan(t *testing.T) {
 		}
 		path := filepath.Join(dir, n)
 		ver, owner := wantVersion(t, path, true)
-		if ev.Key != (monitor.Key{Monitor: h.m.ID(), Name: n}) {
+		if ev.Key != (monitor.Key{Monitor: h.M.ID(), Name: n}) {
 			t.Errorf("%s: key %+v", n, ev.Key)
 		}
 		if ev.Path != path {
@@ -108,11 +110,11 @@ func TestDir_InitialScan(t *testing.T) {
 func TestDir_Create(t *testing.T) {
 	dir := realDir(t)
 	h := newDir(t, dir, monitor.Options{})
-	h.expectNone(h.drain(), "empty directory")
+	h.ExpectNone(h.Drain(), "empty directory")
 
 	start := time.Now()
 	writeFile(t, filepath.Join(dir, "new.ini"), "[uwsgi]\n")
-	ev := h.waitEvent(monitor.Touch, "new.ini")
+	ev := h.WaitEvent(monitor.Touch, "new.ini")
 	t.Logf("create to Touch: %v", time.Since(start))
 	if ev.Reason != "created" {
 		t.Errorf("Reason %q, want created", ev.Reason)
@@ -122,7 +124,7 @@ func TestDir_Create(t *testing.T) {
 	}
 	if ev.Version.Size == 0 {
 		// Seen between the create and the write: the write is a change.
-		if ev := h.waitEvent(monitor.Touch, "new.ini"); ev.Version.Size != int64(len("[uwsgi]\n")) {
+		if ev := h.WaitEvent(monitor.Touch, "new.ini"); ev.Version.Size != int64(len("[uwsgi]\n")) {
 			t.Errorf("after the write: size %d", ev.Version.Size)
 		}
 	}
@@ -131,7 +133,7 @@ func TestDir_Create(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "new.skel"), "x")
 	mkdir(t, filepath.Join(dir, "newdir.ini"))
 	writeFile(t, filepath.Join(dir, "newdir.ini", "inner.ini"), "x")
-	h.expectNone(h.dirSync(dir), "non-vassals created")
+	h.ExpectNone(dirSync(h, dir), "non-vassals created")
 }
 
 // Two edits within one second, and an mtime going backwards, are all seen
@@ -142,7 +144,7 @@ func TestDir_WriteTwiceWithinOneSecond(t *testing.T) {
 	writeFile(t, path, "one")
 	setMtime(t, path, stamp.Add(100))
 	h := newDir(t, dir, monitor.Options{})
-	h.waitEvent(monitor.Touch, "a.ini")
+	h.WaitEvent(monitor.Touch, "a.ini")
 
 	for i, step := range []struct {
 		text string
@@ -154,7 +156,7 @@ func TestDir_WriteTwiceWithinOneSecond(t *testing.T) {
 	} {
 		writeFile(t, path, step.text)
 		setMtime(t, path, step.mt)
-		ev := h.waitFor("Touch a.ini at "+step.mt.String(), func(ev monitor.Event) bool {
+		ev := h.WaitFor("Touch a.ini at "+step.mt.String(), func(ev monitor.Event) bool {
 			return ev.Op == monitor.Touch && ev.Key.Name == "a.ini" && ev.Version.ModTime == step.mt.UnixNano()
 		})
 		if ev.Reason != "modified" {
@@ -163,14 +165,14 @@ func TestDir_WriteTwiceWithinOneSecond(t *testing.T) {
 	}
 	// A change of mtime alone, no write.
 	setMtime(t, path, stamp.Add(400))
-	h.waitFor("Touch a.ini after chtimes", func(ev monitor.Event) bool {
+	h.WaitFor("Touch a.ini after chtimes", func(ev monitor.Event) bool {
 		return ev.Op == monitor.Touch && ev.Version.ModTime == stamp.Add(400).UnixNano()
 	})
 	// Nothing changed: nothing emitted.
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.expectNone(h.dirSync(dir), "chmod changes no version")
+	h.ExpectNone(dirSync(h, dir), "chmod changes no version")
 }
 
 func TestDir_Delete(t *testing.T) {
@@ -181,35 +183,35 @@ func TestDir_Delete(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "a.ini")); err != nil {
 		t.Fatal(err)
 	}
-	ev := h.waitEvent(monitor.Destroy, "a.ini")
+	ev := h.WaitEvent(monitor.Destroy, "a.ini")
 	if ev.Reason != "removed" || ev.Path != filepath.Join(dir, "a.ini") {
 		t.Errorf("Destroy: %+v", ev)
 	}
-	rest := h.dirSync(dir)
-	h.expectNone(rest, "after one removal")
+	rest := dirSync(h, dir)
+	h.ExpectNone(rest, "after one removal")
 }
 
 func TestDir_Rename(t *testing.T) {
 	dir := realDir(t)
 	writeFile(t, filepath.Join(dir, "a.ini"), "x")
 	h := newDir(t, dir, monitor.Options{})
-	h.drain()
-	mark := h.mark()
+	h.Drain()
+	mark := h.Mark()
 	if err := os.Rename(filepath.Join(dir, "a.ini"), filepath.Join(dir, "b.ini")); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSet(mark, monitor.Destroy, "a.ini", monitor.Touch, "b.ini")
+	h.WaitSet(mark, monitortest.Destroy("a.ini"), monitortest.Touch("b.ini"))
 
 	// Renamed to a non-vassal name and back.
-	mark = h.mark()
+	mark = h.Mark()
 	if err := os.Rename(filepath.Join(dir, "b.ini"), filepath.Join(dir, "b.ini.bak")); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSet(mark, monitor.Destroy, "b.ini")
+	h.WaitSet(mark, monitortest.Destroy("b.ini"))
 	if err := os.Rename(filepath.Join(dir, "b.ini.bak"), filepath.Join(dir, "b.ini")); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSet(mark, monitor.Touch, "b.ini")
+	h.WaitSet(mark, monitortest.Touch("b.ini"))
 }
 
 // Replacing a config by renaming a new file over it changes its inode,
@@ -220,7 +222,7 @@ func TestDir_AtomicReplace(t *testing.T) {
 	writeFile(t, path, "aaaa")
 	setMtime(t, path, stamp)
 	h := newDir(t, dir, monitor.Options{})
-	first := h.waitEvent(monitor.Touch, "a.ini")
+	first := h.WaitEvent(monitor.Touch, "a.ini")
 
 	tmp := filepath.Join(dir, "a.ini.tmp")
 	writeFile(t, tmp, "bbbb")
@@ -228,14 +230,14 @@ func TestDir_AtomicReplace(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	ev := h.waitEvent(monitor.Touch, "a.ini")
+	ev := h.WaitEvent(monitor.Touch, "a.ini")
 	if ev.Reason != "modified" {
 		t.Errorf("Reason %q, want modified", ev.Reason)
 	}
 	if ev.Version.Inode == first.Version.Inode || ev.Version.ModTime != first.Version.ModTime || ev.Version.Size != first.Version.Size {
 		t.Errorf("Version %+v after %+v: want only the inode to differ", ev.Version, first.Version)
 	}
-	h.expectNone(h.dirSync(dir), "after replace")
+	h.ExpectNone(dirSync(h, dir), "after replace")
 }
 
 func TestDir_SymlinkFollowed(t *testing.T) {
@@ -249,7 +251,7 @@ func TestDir_SymlinkFollowed(t *testing.T) {
 	// The target changes without any event in dir: the periodic rescan
 	// stats symlinks.
 	h := newDir(t, dir, monitor.Options{Freq: 20 * time.Millisecond})
-	ev := h.waitEvent(monitor.Touch, "app.ini")
+	ev := h.WaitEvent(monitor.Touch, "app.ini")
 	ver, _ := wantVersion(t, target, true)
 	if ev.Version != ver || ev.Path != link {
 		t.Errorf("Touch %+v at %s, want the target's %+v at %s", ev.Version, ev.Path, ver, link)
@@ -257,16 +259,16 @@ func TestDir_SymlinkFollowed(t *testing.T) {
 
 	writeFile(t, target, "two")
 	setMtime(t, target, stamp.Add(1))
-	h.waitFor("Touch after the target changed", func(ev monitor.Event) bool {
+	h.WaitFor("Touch after the target changed", func(ev monitor.Event) bool {
 		return ev.Op == monitor.Touch && ev.Key.Name == "app.ini" && ev.Version.ModTime == stamp.Add(1).UnixNano()
 	})
 
 	if err := os.Remove(target); err != nil {
 		t.Fatal(err)
 	}
-	h.waitEvent(monitor.Destroy, "app.ini")
+	h.WaitEvent(monitor.Destroy, "app.ini")
 	writeFile(t, target, "three")
-	h.waitEvent(monitor.Touch, "app.ini")
+	h.WaitEvent(monitor.Touch, "app.ini")
 
 	// Pointing the link elsewhere (ln -sf: a new link renamed over it).
 	other := filepath.Join(elsewhere, "other.conf")
@@ -279,7 +281,7 @@ func TestDir_SymlinkFollowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	oVer, _ := wantVersion(t, other, true)
-	h.waitFor("Touch for the new target", func(ev monitor.Event) bool {
+	h.WaitFor("Touch for the new target", func(ev monitor.Event) bool {
 		return ev.Op == monitor.Touch && ev.Key.Name == "app.ini" && ev.Version == oVer
 	})
 }
@@ -302,14 +304,14 @@ func TestDir_NoFollowLinkTouch(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newDir(t, dir, monitor.Options{NoFollow: true})
-	ev := h.waitEvent(monitor.Touch, "app.ini")
+	ev := h.WaitEvent(monitor.Touch, "app.ini")
 	ver, owner := wantVersion(t, link, false)
 	if ev.Version != ver || *ev.Owner != owner {
 		t.Errorf("Touch %+v %+v, want the link's own %+v %+v", ev.Version, *ev.Owner, ver, owner)
 	}
 
 	touchLink(t, link, stamp.Add(7))
-	ev = h.waitEvent(monitor.Touch, "app.ini")
+	ev = h.WaitEvent(monitor.Touch, "app.ini")
 	if ev.Version.ModTime != stamp.Add(7).UnixNano() || ev.Reason != "modified" {
 		t.Errorf("after touch -h: %+v (%s), want mtime %d, modified", ev.Version, ev.Reason, stamp.Add(7).UnixNano())
 	}
@@ -317,7 +319,7 @@ func TestDir_NoFollowLinkTouch(t *testing.T) {
 	// The target is not looked at.
 	writeFile(t, target, "changed")
 	setMtime(t, target, stamp.Add(8))
-	h.expectNone(h.dirSync(dir), "target edited with NoFollow")
+	h.ExpectNone(dirSync(h, dir), "target edited with NoFollow")
 }
 
 func TestDir_FollowLinkTouchNoChange(t *testing.T) {
@@ -329,9 +331,9 @@ func TestDir_FollowLinkTouchNoChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newDir(t, dir, monitor.Options{})
-	h.waitEvent(monitor.Touch, "app.ini")
+	h.WaitEvent(monitor.Touch, "app.ini")
 	touchLink(t, link, stamp.Add(7))
-	h.expectNone(h.dirSync(dir), "touch -h of a followed link")
+	h.ExpectNone(dirSync(h, dir), "touch -h of a followed link")
 }
 
 func TestDir_DanglingSymlink(t *testing.T) {
@@ -342,24 +344,24 @@ func TestDir_DanglingSymlink(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := newDir(t, dir, monitor.Options{NoFollow: noFollow})
-			evs := h.drain()
+			evs := h.Drain()
 			if err := os.Symlink(filepath.Join(dir, "missing.conf"), filepath.Join(dir, "new.ini")); err != nil {
 				t.Fatal(err)
 			}
-			evs = append(evs, h.dirSync(dir)...)
+			evs = append(evs, dirSync(h, dir)...)
 			got := names(evs, monitor.Touch)
 			if noFollow {
 				if len(got) != 2 || len(evs) != 2 {
-					t.Fatalf("NoFollow: events %s, want Touch old.ini and new.ini", describe(evs))
+					t.Fatalf("NoFollow: events %s, want Touch old.ini and new.ini", monitortest.Describe(evs))
 				}
 				return
 			}
-			h.expectNone(evs, "dangling symlinks when following")
+			h.ExpectNone(evs, "dangling symlinks when following")
 			// The target appears: both links become vassals.
 			writeFile(t, filepath.Join(dir, "missing.conf"), "x")
-			mark := h.mark()
-			h.m.Rescan()
-			h.waitSet(mark, monitor.Touch, "old.ini", monitor.Touch, "new.ini")
+			mark := h.Mark()
+			h.M.Rescan()
+			h.WaitSet(mark, monitortest.Touch("old.ini"), monitortest.Touch("new.ini"))
 		})
 	}
 }
@@ -370,15 +372,15 @@ func TestDir_ExtraExtension(t *testing.T) {
 		writeFile(t, filepath.Join(dir, n), "x")
 	}
 	h := newDir(t, dir, monitor.Options{Extensions: []string{"conf", ".cfg"}})
-	got := names(h.drain(), monitor.Touch)
+	got := names(h.Drain(), monitor.Touch)
 	if len(got) != 3 || got["a.ini"].Op == 0 || got["b.conf"].Op == 0 || got["c.cfg"].Op == 0 {
 		t.Errorf("got %v, want a.ini b.conf c.cfg", got)
 	}
 	writeFile(t, filepath.Join(dir, "e.conf"), "x")
-	h.waitEvent(monitor.Touch, "e.conf")
+	h.WaitEvent(monitor.Touch, "e.conf")
 
 	plain := newDir(t, dir, monitor.Options{})
-	got = names(plain.drain(), monitor.Touch)
+	got = names(plain.Drain(), monitor.Touch)
 	if len(got) != 1 || got["a.ini"].Op == 0 {
 		t.Errorf("without extra extensions got %v, want a.ini", got)
 	}
@@ -401,13 +403,13 @@ func TestDir_Rescan(t *testing.T) {
 	dir := realDir(t)
 	other := hardLinked(t, dir)
 	h := newDir(t, dir, monitor.Options{Freq: time.Hour})
-	h.waitEvent(monitor.Touch, "app.ini")
+	h.WaitEvent(monitor.Touch, "app.ini")
 
 	writeFile(t, other, "two")
 	setMtime(t, other, stamp.Add(5))
-	h.m.Rescan()
-	h.m.Rescan() // never blocks
-	ev := h.waitFor("Touch after Rescan", func(ev monitor.Event) bool {
+	h.M.Rescan()
+	h.M.Rescan() // never blocks
+	ev := h.WaitFor("Touch after Rescan", func(ev monitor.Event) bool {
 		return ev.Op == monitor.Touch && ev.Key.Name == "app.ini" && ev.Version.ModTime == stamp.Add(5).UnixNano()
 	})
 	if ev.Reason != "modified" {
@@ -420,10 +422,10 @@ func TestDir_DeepScan(t *testing.T) {
 	dir := realDir(t)
 	other := hardLinked(t, dir)
 	h := newDir(t, dir, monitor.Options{Freq: 10 * time.Millisecond})
-	h.waitEvent(monitor.Touch, "app.ini")
+	h.WaitEvent(monitor.Touch, "app.ini")
 	writeFile(t, other, "two")
 	setMtime(t, other, stamp.Add(5))
-	h.waitFor("Touch after a deep scan", func(ev monitor.Event) bool {
+	h.WaitFor("Touch after a deep scan", func(ev monitor.Event) bool {
 		return ev.Op == monitor.Touch && ev.Key.Name == "app.ini" && ev.Version.ModTime == stamp.Add(5).UnixNano()
 	})
 }
@@ -437,7 +439,7 @@ func TestDir_Outage(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "a.ini"), "a")
 	writeFile(t, filepath.Join(dir, "b.ini"), "b")
 	h := newDir(t, dir, monitor.Options{Freq: 20 * time.Millisecond})
-	h.drain()
+	h.Drain()
 
 	moved := filepath.Join(parent, "moved")
 	if err := os.Rename(dir, moved); err != nil {
@@ -446,25 +448,25 @@ func TestDir_Outage(t *testing.T) {
 	if err := os.RemoveAll(moved); err != nil {
 		t.Fatal(err)
 	}
-	h.logs.waitCount(t, "cannot read directory", 1)
-	h.logs.waitCount(t, "directory still unreadable", 2) // retried every period, logged once
-	if n := h.logs.count("cannot read directory"); n != 1 {
+	h.WaitLogs(1, "cannot read directory")
+	h.WaitLogs(2, "directory still unreadable") // retried every period, logged once
+	if n := h.Log.Count("cannot read directory"); n != 1 {
 		t.Errorf("outage logged %d times, want once", n)
 	}
-	if n := h.logs.count("monitor=dir://" + dir); n == 0 {
+	if n := h.Log.Count("monitor=dir://" + dir); n == 0 {
 		t.Errorf("log lines lack the monitor attribute")
 	}
-	h.expectNone(h.drain(), "directory gone")
+	h.ExpectNone(h.Drain(), "directory gone")
 
 	// It comes back with other contents: now the differences are real.
 	mkdir(t, dir)
 	writeFile(t, filepath.Join(dir, "a.ini"), "a2")
-	mark := h.mark()
-	h.waitSet(mark, monitor.Touch, "a.ini", monitor.Destroy, "b.ini")
-	h.logs.waitCount(t, "directory readable again", 1)
+	mark := h.Mark()
+	h.WaitSet(mark, monitortest.Touch("a.ini"), monitortest.Destroy("b.ini"))
+	h.WaitLogs(1, "directory readable again")
 	// And it is watched again.
 	writeFile(t, filepath.Join(dir, "c.ini"), "c")
-	h.waitEvent(monitor.Touch, "c.ini")
+	h.WaitEvent(monitor.Touch, "c.ini")
 }
 
 func TestDir_Unreadable(t *testing.T) {
@@ -474,19 +476,19 @@ func TestDir_Unreadable(t *testing.T) {
 	dir := realDir(t)
 	writeFile(t, filepath.Join(dir, "a.ini"), "a")
 	h := newDir(t, dir, monitor.Options{Freq: 20 * time.Millisecond})
-	h.waitEvent(monitor.Touch, "a.ini")
+	h.WaitEvent(monitor.Touch, "a.ini")
 	if err := os.Chmod(dir, 0); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(dir, 0o755) })
-	h.logs.waitCount(t, "cannot read directory", 1)
-	h.logs.waitCount(t, "directory still unreadable", 1)
-	h.expectNone(h.drain(), "unreadable directory")
+	h.WaitLogs(1, "cannot read directory")
+	h.WaitLogs(1, "directory still unreadable")
+	h.ExpectNone(h.Drain(), "unreadable directory")
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h.logs.waitCount(t, "directory readable again", 1)
-	h.expectNone(h.dirSync(dir), "readable again, nothing changed")
+	h.WaitLogs(1, "directory readable again")
+	h.ExpectNone(dirSync(h, dir), "readable again, nothing changed")
 }
 
 func TestNewDir_Errors(t *testing.T) {
@@ -526,11 +528,11 @@ func TestNewDir_ResolvesPath(t *testing.T) {
 			t.Errorf("NewDir(%q).ID() = %q, want dir://%s", arg, m.ID(), dir)
 		}
 	}
-	h := build(t, files.NewDir, "link", monitor.Options{})
+	h := monitortest.Build(t, files.NewDir, "link", monitor.Options{})
 	t.Chdir(t.TempDir()) // Run does not depend on the working directory
-	h.start()
-	h.waitReady()
-	ev := h.waitEvent(monitor.Touch, "a.ini")
+	h.Start()
+	h.WaitReady()
+	ev := h.WaitEvent(monitor.Touch, "a.ini")
 	if ev.Path != filepath.Join(dir, "a.ini") {
 		t.Errorf("Path %q", ev.Path)
 	}
@@ -543,8 +545,8 @@ func TestDir_TwoMonitorsDistinctKeys(t *testing.T) {
 	writeFile(t, filepath.Join(d2, "app.ini"), "2")
 	h1 := newDir(t, d1, monitor.Options{})
 	h2 := newDir(t, d2, monitor.Options{})
-	e1 := h1.waitEvent(monitor.Touch, "app.ini")
-	e2 := h2.waitEvent(monitor.Touch, "app.ini")
+	e1 := h1.WaitEvent(monitor.Touch, "app.ini")
+	e2 := h2.WaitEvent(monitor.Touch, "app.ini")
 	if e1.Key == e2.Key {
 		t.Errorf("both keys are %v", e1.Key)
 	}
@@ -563,10 +565,10 @@ func TestDir_Burst(t *testing.T) {
 	}
 	setMtime(t, path, stamp)
 	final, _ := wantVersion(t, path, true)
-	h.waitFor("final version", func(ev monitor.Event) bool {
+	h.WaitFor("final version", func(ev monitor.Event) bool {
 		return ev.Op == monitor.Touch && ev.Version == final
 	})
-	t.Logf("200 writes gave %d events", len(h.seen))
+	t.Logf("200 writes gave %d events", len(h.Seen))
 }
 
 // Run returns nil on cancellation even while blocked sending an event or
@@ -591,7 +593,7 @@ func TestRun_CancelWhileBlocked(t *testing.T) {
 			if err != nil {
 				t.Errorf("Run = %v", err)
 			}
-		case <-time.After(waitTimeout):
+		case <-time.After(testkit.Deadline):
 			t.Fatal("Run did not return")
 		}
 	}
@@ -613,13 +615,13 @@ func TestDir_Overflow(t *testing.T) {
 	dir := realDir(t)
 	writeFile(t, filepath.Join(dir, "keep.ini"), "k")
 	writeFile(t, filepath.Join(dir, "gone.ini"), "g")
-	h := build(t, files.NewDir, dir, monitor.Options{})
-	h.events = make(chan monitor.Event) // unbuffered: the loop blocks on sending
-	h.start()
+	h := monitortest.Build(t, files.NewDir, dir, monitor.Options{})
+	h.Events = make(chan monitor.Event) // unbuffered: the loop blocks on sending
+	h.Start()
 	for range 2 {
-		h.waitFor("initial", func(monitor.Event) bool { return true })
+		h.WaitFor("initial", func(monitor.Event) bool { return true })
 	}
-	h.waitReady()
+	h.WaitReady()
 	// The loop sends this Touch and blocks until we read.
 	writeFile(t, filepath.Join(dir, "block.ini"), "b")
 	x, y := filepath.Join(dir, "x.txt"), filepath.Join(dir, "y.txt")
@@ -637,9 +639,9 @@ func TestDir_Overflow(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "gone.ini")); err != nil {
 		t.Fatal(err)
 	}
-	mark := h.mark()
-	h.waitSet(mark, monitor.Touch, "block.ini", monitor.Touch, "late.ini", monitor.Destroy, "gone.ini")
-	t.Logf("overflow logged: %v", h.logs.count("overflowed") > 0)
+	mark := h.Mark()
+	h.WaitSet(mark, monitortest.Touch("block.ini"), monitortest.Touch("late.ini"), monitortest.Destroy("gone.ini"))
+	t.Logf("overflow logged: %v", h.Log.Count("overflowed") > 0)
 }
 
 // The owner comes from the same stat as the version: the target's when
@@ -663,16 +665,16 @@ func TestDir_Owner(t *testing.T) {
 	}
 	follow := newDir(t, dir, monitor.Options{})
 	noFollow := newDir(t, dir, monitor.Options{NoFollow: true})
-	if ev := follow.waitEvent(monitor.Touch, "app.ini"); *ev.Owner != (monitor.Owner{UID: 1001, GID: 1002}) {
+	if ev := follow.WaitEvent(monitor.Touch, "app.ini"); *ev.Owner != (monitor.Owner{UID: 1001, GID: 1002}) {
 		t.Errorf("following: owner %+v, want the target's", *ev.Owner)
 	}
-	if ev := noFollow.waitEvent(monitor.Touch, "app.ini"); *ev.Owner != (monitor.Owner{UID: 2001, GID: 2002}) {
+	if ev := noFollow.WaitEvent(monitor.Touch, "app.ini"); *ev.Owner != (monitor.Owner{UID: 2001, GID: 2002}) {
 		t.Errorf("NoFollow: owner %+v, want the link's", *ev.Owner)
 	}
 	if err := os.Lchown(link, 3001, 3002); err != nil {
 		t.Fatal(err)
 	}
-	ev := noFollow.waitEvent(monitor.Touch, "app.ini")
+	ev := noFollow.WaitEvent(monitor.Touch, "app.ini")
 	if *ev.Owner != (monitor.Owner{UID: 3001, GID: 3002}) || ev.Reason != "modified" {
 		t.Errorf("after lchown: %+v %s", *ev.Owner, ev.Reason)
 	}

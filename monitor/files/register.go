@@ -30,6 +30,6 @@ package files
 import "github.com/emperor-dev/emperor/monitor"
 
 func init() {
-	monitor.Register("dir", NewDir)
-	monitor.Register("glob", NewGlob)
+	monitor.Register(monitor.Scheme{Name: "dir", New: NewDir})
+	monitor.Register(monitor.Scheme{Name: "glob", New: NewGlob})
 }

@@ -29,19 +29,27 @@ import (
 )
 
 func init() {
-	monitor.Register("mongodb", func(arg string, opts monitor.Options) (monitor.Monitor, error) {
-		t, err := ParsePositional(arg)
-		if err != nil {
-			return nil, err
-		}
-		return newMonitor("mongodb://"+arg, t.Display("mongodb"), t, opts), nil
-	})
-	monitor.Register("mongodb2", func(arg string, opts monitor.Options) (monitor.Monitor, error) {
-		t, err := ParseKeyval(arg)
-		if err != nil {
-			return nil, err
-		}
-		return newMonitor("mongodb2://"+arg, t.Display("mongodb2"), t, opts), nil
+	register("mongodb", ParsePositional)
+	register("mongodb2", ParseKeyval)
+}
+
+// register makes scheme a mongodb monitor whose argument parse reads. Both
+// schemes read the settings every database monitor shares.
+func register(scheme string, parse func(string) (Target, error)) {
+	monitor.Register(monitor.Scheme{
+		Name: scheme,
+		New: func(arg string, opts monitor.Options) (monitor.Monitor, error) {
+			s, err := monitor.SettingsOf[*dbscan.Settings](opts, scheme)
+			if err != nil {
+				return nil, err
+			}
+			t, err := parse(arg)
+			if err != nil {
+				return nil, err
+			}
+			return newMonitor(scheme+"://"+arg, t.Display(scheme), t, opts, *s), nil
+		},
+		Settings: func() monitor.Settings { return new(dbscan.Settings) },
 	})
 }
 
@@ -62,8 +70,8 @@ type mongoMonitor struct {
 	target Target
 }
 
-func newMonitor(id, display string, t Target, opts monitor.Options) *mongoMonitor {
-	return &mongoMonitor{Source: dbscan.NewSource(id, display, opts), target: t}
+func newMonitor(id, display string, t Target, opts monitor.Options, s dbscan.Settings) *mongoMonitor {
+	return &mongoMonitor{Source: dbscan.NewSource(id, display, opts, s), target: t}
 }
 
 func (m *mongoMonitor) clientOptions() *options.ClientOptions {

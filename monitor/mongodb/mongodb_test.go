@@ -61,14 +61,7 @@ func (c *coll) monitor(uri string, opts monitor.Options) *monitortest.Harness {
 	if opts.Freq == 0 {
 		opts.Freq = 200 * time.Millisecond
 	}
-	h := monitortest.Build(c.t, openFactory, uri, opts)
-	h.Start()
-	h.WaitReady()
-	return h
-}
-
-func openFactory(arg string, opts monitor.Options) (monitor.Monitor, error) {
-	return monitor.Open(arg, opts)
+	return monitortest.Start(c.t, monitor.Open, uri, opts)
 }
 
 // FerretDB has no change streams: the monitor says so once and polls.

@@ -1,41 +1,42 @@
 package monitortest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
-// Wait bounds every wait of a Harness: generous, for loaded machines.
-const Wait = 20 * time.Second
-
 // Harness runs one real monitor for a test and records what it emits and
-// logs. Tests wait on events and log lines with a deadline, never sleep.
+// logs: the one way tests of every monitor package run theirs. Tests wait
+// on events and log lines for at most testkit.Deadline, never sleep.
 type Harness struct {
 	T      testing.TB
 	M      monitor.Monitor
 	Events chan monitor.Event
-	Log    *LogBuffer
-	ready  chan string
+	Log    *testkit.Log
 	// Seen holds every event received so far, in order.
 	Seen []monitor.Event
+
+	ready chan string
+	done  chan error // Run's result, once started
+	stop  func()
 }
 
-// Build constructs a monitor with factory, giving it a ready channel and a
-// logger that records into h.Log. Freq defaults to an hour, so that a test
-// sees only what it provokes.
+// Build constructs a monitor with factory (a package's New, or monitor.Open
+// for a whole "scheme://..." value), giving it a ready channel and a logger
+// that records into h.Log. Freq defaults to an hour, so that a test sees
+// only what it provokes.
 func Build(t testing.TB, factory monitor.Factory, arg string, opts monitor.Options) *Harness {
 	t.Helper()
-	h := &Harness{T: t, Events: make(chan monitor.Event, 4096), Log: &LogBuffer{}, ready: make(chan string, 1)}
+	h := &Harness{T: t, Events: make(chan monitor.Event, 4096), Log: &testkit.Log{}, ready: make(chan string, 1)}
 	opts.Ready = h.ready
-	opts.Logger = slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = h.Log.Logger()
 	if opts.Freq == 0 {
 		opts.Freq = time.Hour
 	}
@@ -47,23 +48,43 @@ func Build(t testing.TB, factory monitor.Factory, arg string, opts monitor.Optio
 	return h
 }
 
-// Start runs the monitor until the test ends, and checks that Run then
-// returns nil.
+// Start builds the monitor (see Build), runs it and waits until it is
+// ready.
+func Start(t testing.TB, factory monitor.Factory, arg string, opts monitor.Options) *Harness {
+	t.Helper()
+	h := Build(t, factory, arg, opts)
+	h.Start()
+	h.WaitReady()
+	return h
+}
+
+// Start runs the monitor until Stop or the end of the test.
 func (h *Harness) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.M.Run(ctx, h.Events) }()
-	h.T.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				h.T.Errorf("Run returned %v, want nil", err)
+	h.done = make(chan error, 1)
+	go func(done chan<- error) { done <- h.M.Run(ctx, h.Events) }(h.done)
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-h.done:
+				if err != nil {
+					h.T.Errorf("monitor %s: Run returned %v, want nil", h.M, err)
+				}
+			case <-time.After(testkit.Deadline):
+				h.T.Errorf("monitor %s: Run did not return after cancel", h.M)
 			}
-		case <-time.After(Wait):
-			h.T.Errorf("Run did not return after cancel")
-		}
-	})
+		})
+	}
+	h.T.Cleanup(h.stop)
+}
+
+// Stop cancels the monitor and waits for its Run to return nil.
+func (h *Harness) Stop() {
+	if h.stop != nil {
+		h.stop()
+	}
 }
 
 // WaitReady waits for the monitor's first scan.
@@ -74,15 +95,33 @@ func (h *Harness) WaitReady() {
 		if id != h.M.ID() {
 			h.T.Fatalf("ready sent %q, want %q", id, h.M.ID())
 		}
-	case <-time.After(Wait):
+	case err := <-h.done:
+		h.T.Fatalf("monitor %s ended before ready: %v; log:\n%s", h.M, err, h.Log)
+	case <-time.After(testkit.Deadline):
 		h.T.Fatalf("monitor %s never became ready; log:\n%s", h.M, h.Log)
 	}
+}
+
+// Next returns the next event, whatever it is.
+func (h *Harness) Next(what string) monitor.Event {
+	h.T.Helper()
+	return h.WaitFor(what, func(monitor.Event) bool { return true })
+}
+
+// Expect returns the next event and fails unless it is op for name.
+func (h *Harness) Expect(op monitor.Op, name string) monitor.Event {
+	h.T.Helper()
+	ev := h.Next(fmt.Sprintf("%s %s", op, name))
+	if ev.Op != op || ev.Key.Name != name {
+		h.T.Fatalf("got %s, want %s %s", Describe([]monitor.Event{ev}), op, name)
+	}
+	return ev
 }
 
 // WaitFor returns the first event, received from now on, matching pred.
 func (h *Harness) WaitFor(what string, pred func(monitor.Event) bool) monitor.Event {
 	h.T.Helper()
-	deadline := time.NewTimer(Wait)
+	deadline := time.NewTimer(testkit.Deadline)
 	defer deadline.Stop()
 	for {
 		select {
@@ -104,20 +143,46 @@ func (h *Harness) WaitEvent(op monitor.Op, name string) monitor.Event {
 	return h.WaitFor(op.String()+" "+name, func(ev monitor.Event) bool { return ev.Op == op && ev.Key.Name == name })
 }
 
-// WaitSet waits, in any order, for one event per entry of want (vassal
-// name to op) among the events received from now on, and returns them by
-// name.
-func (h *Harness) WaitSet(want map[string]monitor.Op) map[string]monitor.Event {
+// Want is one expected event: an op for a vassal name.
+type Want struct {
+	Op   monitor.Op
+	Name string
+}
+
+// Touch is a Want of a Touch for name.
+func Touch(name string) Want { return Want{monitor.Touch, name} }
+
+// Destroy is a Want of a Destroy for name.
+func Destroy(name string) Want { return Want{monitor.Destroy, name} }
+
+// Mark returns the index in Seen of the next event to be received, for
+// WaitSet.
+func (h *Harness) Mark() int { return len(h.Seen) }
+
+// WaitSet waits until, among the events received since mark (see Mark),
+// there is one for each of want, in any order, and returns the last of
+// each.
+func (h *Harness) WaitSet(mark int, want ...Want) map[Want]monitor.Event {
 	h.T.Helper()
-	got := map[string]monitor.Event{}
-	for len(got) < len(want) {
-		h.WaitFor(fmt.Sprint("all of ", want), func(ev monitor.Event) bool {
-			if op, ok := want[ev.Key.Name]; ok && op == ev.Op {
-				got[ev.Key.Name] = ev
-				return true
-			}
+	missing := map[Want]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	got := map[Want]monitor.Event{}
+	take := func(ev monitor.Event) bool {
+		w := Want{ev.Op, ev.Key.Name}
+		if _, wanted := missing[w]; !wanted {
 			return false
-		})
+		}
+		got[w] = ev
+		missing[w] = false
+		return true
+	}
+	for _, ev := range h.Seen[mark:] {
+		take(ev)
+	}
+	for len(got) < len(missing) {
+		h.WaitFor(fmt.Sprint("all of ", want), take)
 	}
 	return got
 }
@@ -136,11 +201,27 @@ func (h *Harness) Drain() []monitor.Event {
 	}
 }
 
+// ExpectNone fails the test, saying why, if evs holds any event.
+func (h *Harness) ExpectNone(evs []monitor.Event, why string) {
+	h.T.Helper()
+	if len(evs) > 0 {
+		h.T.Errorf("%s: unexpected events %s", why, Describe(evs))
+	}
+}
+
 // WaitLog waits until the log holds a line containing every one of parts,
 // and returns that line.
 func (h *Harness) WaitLog(parts ...string) string {
 	h.T.Helper()
 	return h.Log.WaitFor(h.T, parts...)
+}
+
+// WaitLogs waits until at least n log lines contain every one of parts.
+func (h *Harness) WaitLogs(n int, parts ...string) {
+	h.T.Helper()
+	if !h.Log.Await(testkit.Deadline, func() bool { return h.Log.Count(parts...) >= n }) {
+		h.T.Fatalf("timed out waiting for %d log lines with %q; log:\n%s", n, parts, h.Log)
+	}
 }
 
 // Describe lists events compactly for failure messages.
@@ -151,102 +232,19 @@ func Describe(evs []monitor.Event) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s %s (%s)", ev.Op, ev.Key.Name, ev.Reason)
+		fmt.Fprintf(&b, "%s %s (%s) v=%+v", ev.Op, ev.Key.Name, ev.Reason, ev.Version)
 	}
 	b.WriteString("]")
 	return b.String()
 }
 
-// LogBuffer is an io.Writer for a slog handler that tests can search.
-type LogBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
+// LogBuffer is the log capture monitor/pg/emperor_test.go still names.
+//
+// Deprecated: use testkit.Log; this alias goes once that file, which the
+// Emperor-harness change owns, stops using it.
+type LogBuffer = testkit.Log
 
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.changed != nil {
-		close(l.changed)
-		l.changed = nil
-	}
-	return l.buf.Write(p)
-}
-
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// Reset forgets what was logged so far.
-func (l *LogBuffer) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Reset()
-}
-
-// Find returns the first line containing every one of parts, or "".
-func (l *LogBuffer) Find(parts ...string) string {
-	for _, line := range strings.Split(l.String(), "\n") {
-		ok := true
-		for _, p := range parts {
-			if !strings.Contains(line, p) {
-				ok = false
-				break
-			}
-		}
-		if ok && line != "" {
-			return line
-		}
-	}
-	return ""
-}
-
-// Count returns how many lines contain every one of parts.
-func (l *LogBuffer) Count(parts ...string) int {
-	n := 0
-	for _, line := range strings.Split(l.String(), "\n") {
-		ok := line != ""
-		for _, p := range parts {
-			ok = ok && strings.Contains(line, p)
-		}
-		if ok {
-			n++
-		}
-	}
-	return n
-}
-
-// WaitFor waits until the log holds a line containing every one of parts,
-// and returns it; it fails the test after Wait.
-func (l *LogBuffer) WaitFor(t testing.TB, parts ...string) string {
-	t.Helper()
-	deadline := time.Now().Add(Wait)
-	for {
-		if line := l.Find(parts...); line != "" {
-			return line
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q; log:\n%s", parts, l)
-		}
-		l.wait(100 * time.Millisecond)
-	}
-}
-
-// wait returns after the next write or after d.
-func (l *LogBuffer) wait(d time.Duration) {
-	l.mu.Lock()
-	if l.changed == nil {
-		l.changed = make(chan struct{})
-	}
-	ch := l.changed
-	l.mu.Unlock()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	}
-}
+// Wait is the deadline monitor/pg/emperor_test.go still names.
+//
+// Deprecated: use testkit.Deadline; this goes with LogBuffer.
+const Wait = testkit.Deadline

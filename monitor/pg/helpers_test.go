@@ -44,10 +44,11 @@ func (d *testDB) exec(sql ...string) {
 	testenv.PGExec(d.t, d.conninfo, sql...)
 }
 
-// monitor builds and starts a pg monitor reading query (the default one
-// when empty) on conninfo (the schema's when empty) and waits for its
+// monitor builds and starts a pg monitor with opts and s reading query
+// (the default one when empty) on conninfo (the schema's when empty),
+// listening on the schema's channel unless s names one, and waits for its
 // first scan.
-func (d *testDB) monitor(conninfo, query string, opts monitor.Options) *monitortest.Harness {
+func (d *testDB) monitor(conninfo, query string, opts monitor.Options, s pg.Settings) *monitortest.Harness {
 	d.t.Helper()
 	if conninfo == "" {
 		conninfo = d.conninfo
@@ -55,13 +56,11 @@ func (d *testDB) monitor(conninfo, query string, opts monitor.Options) *monitort
 	if query == "" {
 		query = "SELECT name,config,ts FROM vassals"
 	}
-	if opts.PGChannel == "" {
-		opts.PGChannel = d.channel
+	if s.Channel == "" {
+		s.Channel = d.channel
 	}
-	h := monitortest.Build(d.t, pg.New, conninfo+";"+query, opts)
-	h.Start()
-	h.WaitReady()
-	return h
+	opts.Settings = monitor.SchemeSettings{"pg": &s}
+	return monitortest.Start(d.t, pg.New, conninfo+";"+query, opts)
 }
 
 // insert adds a vassal row.

@@ -24,11 +24,32 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/monitor/dbscan"
 )
 
-func init() { monitor.Register("pg", New) }
+func init() {
+	monitor.Register(monitor.Scheme{Name: "pg", New: New, Settings: func() monitor.Settings { return new(Settings) }})
+}
+
+// Settings are what the Emperor's options set for every pg:// monitor.
+type Settings struct {
+	// Channel is the channel LISTENed on (emperor-pg-channel): empty means
+	// DefaultChannel, ChannelOff polling only.
+	Channel string
+	// Scan are the settings every database monitor shares.
+	Scan dbscan.Settings
+}
+
+var _ monitor.Settings = (*Settings)(nil)
+
+// Options lists the Emperor options that set s.
+func (s *Settings) Options() []config.Setting {
+	return append([]config.Setting{
+		config.StringSetting("emperor-pg-channel", "channel pg:// monitors LISTEN on (default emperor; off: poll only)", &s.Channel),
+	}, s.Scan.Options()...)
+}
 
 const (
 	// DefaultChannel is the channel LISTENed on unless emperor-pg-channel
@@ -65,7 +86,14 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	ch := opts.PGChannel
+	s, err := monitor.SettingsOf[*Settings](opts, "pg")
+	if err != nil {
+		return nil, err
+	}
+	ch := s.Channel
+	if ch == "" {
+		ch = opts.PGChannel
+	}
 	switch ch {
 	case "":
 		ch = DefaultChannel
@@ -73,7 +101,7 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 		ch = ""
 	}
 	return &pgMonitor{
-		Source:  dbscan.NewSource("pg://"+arg, "pg://"+Redact(t.ConnInfo)+";"+t.Query, opts),
+		Source:  dbscan.NewSource("pg://"+arg, "pg://"+Redact(t.ConnInfo)+";"+t.Query, opts, s.Scan),
 		target:  t,
 		channel: ch,
 	}, nil

@@ -8,14 +8,16 @@ import (
 
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/dbscan"
 	"github.com/emperor-dev/emperor/monitor/monitortest"
+	"github.com/emperor-dev/emperor/monitor/pg"
 )
 
 // With LISTEN/NOTIFY and a scan period of an hour, every change must
 // arrive through the notification.
 func TestInsertUpdateDeleteByNotify(t *testing.T) {
 	d := newDB(t)
-	h := d.monitor("", "", monitor.Options{})
+	h := d.monitor("", "", monitor.Options{}, pg.Settings{})
 
 	d.insert("app.ini", "[uwsgi]\nv = 1\n")
 	ev := h.WaitEvent(monitor.Touch, "app.ini")
@@ -49,7 +51,7 @@ func TestInsertUpdateDeleteByNotify(t *testing.T) {
 // Polling only (emperor-pg-channel = off): changes arrive at the next scan.
 func TestPollingOnly(t *testing.T) {
 	d := newDB(t)
-	h := d.monitor("", "", monitor.Options{PGChannel: "off", Freq: 200 * time.Millisecond})
+	h := d.monitor("", "", monitor.Options{Freq: 200 * time.Millisecond}, pg.Settings{Channel: pg.ChannelOff})
 	d.insert("poll.ini", "[uwsgi]\n")
 	ev := h.WaitEvent(monitor.Touch, "poll.ini")
 	if !strings.Contains(ev.Reason, "scan") {
@@ -65,7 +67,7 @@ func TestFirstScanThenOnlyDifferences(t *testing.T) {
 	d := newDB(t)
 	d.insert("a.ini", "[uwsgi]\na = 1\n")
 	d.insert("b.yaml", "uwsgi:\n  b: 1\n")
-	h := d.monitor("", "", monitor.Options{})
+	h := d.monitor("", "", monitor.Options{}, pg.Settings{})
 	if evs := h.Drain(); len(evs) != 2 {
 		t.Fatalf("first scan: %s, want a.ini and b.yaml", monitortest.Describe(evs))
 	}
@@ -86,7 +88,7 @@ func TestBadRows(t *testing.T) {
 	d.exec(`CREATE TABLE loose (name text, config text, ts timestamptz DEFAULT now(), uid int, gid int)`,
 		`INSERT INTO loose (name, config) VALUES ('good.ini', '[uwsgi]'), ('nullcfg.ini', NULL),
 			('app.txt', '[uwsgi]'), (NULL, '[uwsgi]'), ('empty.ini', '')`)
-	h := d.monitor("", "SELECT name,config,ts FROM loose", monitor.Options{})
+	h := d.monitor("", "SELECT name,config,ts FROM loose", monitor.Options{}, pg.Settings{})
 	h.WaitEvent(monitor.Touch, "good.ini")
 	h.WaitLog("bad row refused", `nullcfg.ini`, "config is NULL")
 	h.WaitLog("bad row refused", `app.txt`, "no known config extension")
@@ -115,7 +117,7 @@ func TestTyrantRows(t *testing.T) {
 	d := newDB(t)
 	d.exec(`INSERT INTO vassals (name, config, uid, gid) VALUES ('root.ini', '[uwsgi]', 0, 0),
 		('user.ini', '[uwsgi]', 1000, 1000), ('half.ini', '[uwsgi]', 1000, NULL)`)
-	h := d.monitor("", "SELECT name,config,ts,uid,gid FROM vassals", monitor.Options{Tyrant: true})
+	h := d.monitor("", "SELECT name,config,ts,uid,gid FROM vassals", monitor.Options{Tyrant: true}, pg.Settings{})
 	ev := h.WaitEvent(monitor.Touch, "user.ini")
 	if ev.Owner == nil || ev.Owner.UID != 1000 || ev.Owner.GID != 1000 {
 		t.Errorf("owner %+v, want 1000:1000", ev.Owner)
@@ -132,7 +134,7 @@ func TestTyrantRows(t *testing.T) {
 	})
 
 	// Without uid and gid columns tyrant mode refuses the whole query.
-	h2 := d.monitor("", "SELECT name,config,ts FROM vassals", monitor.Options{Tyrant: true})
+	h2 := d.monitor("", "SELECT name,config,ts FROM vassals", monitor.Options{Tyrant: true}, pg.Settings{})
 	h2.WaitLog("query failed", "tyrant mode needs uid and gid")
 	if evs := h2.Drain(); len(evs) != 0 {
 		t.Errorf("a query without uid/gid emitted %s in tyrant mode", monitortest.Describe(evs))
@@ -143,11 +145,11 @@ func TestTyrantRows(t *testing.T) {
 // stay.
 func TestBadQueryKeepsVassals(t *testing.T) {
 	d := newDB(t)
-	h2 := d.monitor("", "SELECT name,config FROM vassals", monitor.Options{})
+	h2 := d.monitor("", "SELECT name,config FROM vassals", monitor.Options{}, pg.Settings{})
 	h2.WaitLog("query failed", "returns 2 columns")
 
 	d.insert("keep.ini", "[uwsgi]")
-	h := d.monitor("", "", monitor.Options{})
+	h := d.monitor("", "", monitor.Options{}, pg.Settings{})
 	h.WaitEvent(monitor.Touch, "keep.ini")
 	d.exec("ALTER TABLE vassals RENAME TO gone")
 	h.M.Rescan()
@@ -168,7 +170,7 @@ func TestOutageThenResync(t *testing.T) {
 	for _, n := range []string{"a.ini", "b.ini", "c.ini"} {
 		d.insert(n, "[uwsgi]\nname = "+n+"\n")
 	}
-	h := d.monitor(via, "", monitor.Options{})
+	h := d.monitor(via, "", monitor.Options{}, pg.Settings{})
 	if evs := h.Drain(); len(evs) != 3 {
 		t.Fatalf("first scan: %s", monitortest.Describe(evs))
 	}
@@ -187,8 +189,8 @@ func TestOutageThenResync(t *testing.T) {
 
 	proxy.Restore()
 	h.WaitLog("reconnected to the database; resyncing")
-	got := h.WaitSet(map[string]monitor.Op{"b.ini": monitor.Touch, "c.ini": monitor.Destroy, "d.ini": monitor.Touch})
-	b := got["b.ini"]
+	got := h.WaitSet(h.Mark(), monitortest.Touch("b.ini"), monitortest.Destroy("c.ini"), monitortest.Touch("d.ini"))
+	b := got[monitortest.Touch("b.ini")]
 	if !strings.Contains(b.Reason, "resync") || string(b.Config) != "[uwsgi]\nv = 2\n" {
 		t.Errorf("b.ini after resync: reason %q config %q", b.Reason, b.Config)
 	}
@@ -209,7 +211,7 @@ func TestMaxRemovals(t *testing.T) {
 	for i := range 5 {
 		d.insert(fmt.Sprintf("v%d.ini", i), "[uwsgi]")
 	}
-	h := d.monitor("", "", monitor.Options{MaxRemovals: 2})
+	h := d.monitor("", "", monitor.Options{}, pg.Settings{Scan: dbscan.Settings{MaxRemovals: 2}})
 	if evs := h.Drain(); len(evs) != 5 {
 		t.Fatalf("first scan: %s", monitortest.Describe(evs))
 	}
@@ -234,7 +236,7 @@ func TestQueryTimeoutKeepsVassals(t *testing.T) {
 	d := newDB(t)
 	d.insert("slow.ini", "[uwsgi]")
 	d.exec("CREATE VIEW listing AS SELECT name, config, ts FROM vassals")
-	h := d.monitor(d.conninfo+" statement_timeout=300", "SELECT name,config,ts FROM listing", monitor.Options{})
+	h := d.monitor(d.conninfo+" statement_timeout=300", "SELECT name,config,ts FROM listing", monitor.Options{}, pg.Settings{})
 	h.WaitEvent(monitor.Touch, "slow.ini")
 
 	d.exec("CREATE OR REPLACE VIEW listing AS SELECT name, config, ts FROM vassals WHERE pg_sleep(1) IS NOT NULL")

@@ -28,12 +28,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
 const (
-	// DefaultFetchTimeout bounds an http(s) config fetch when
-	// Options.PushFetchTimeout is zero.
+	// DefaultFetchTimeout bounds an http(s) config fetch when the
+	// monitor's settings give no timeout.
 	DefaultFetchTimeout = 10 * time.Second
 	// MaxConfig is the largest config text accepted from a message or a
 	// URL. A real uWSGI vassal reads at most 65535 bytes from a config
@@ -58,10 +59,36 @@ type Rules struct {
 	Extensions []string
 }
 
-// NewRules builds the rules from the monitor options.
-func NewRules(opts monitor.Options) (Rules, error) {
+// Settings are what the Emperor's options set for every push monitor
+// (amqp://, zmq://); each scheme's settings embed them.
+type Settings struct {
+	// StateDir holds the journal of pushed vassals (emperor-state-dir);
+	// empty: pushed vassals do not survive an Emperor restart.
+	StateDir string
+	// AllowedDirs restrict config paths in messages to these directories
+	// (emperor-push-allowed-dir); empty: any path.
+	AllowedDirs []string
+	// NamePattern is a regular expression every pushed vassal's base name
+	// must match in full (emperor-push-name-pattern); empty: any.
+	NamePattern string
+}
+
+var _ monitor.Settings = (*Settings)(nil)
+
+// Options lists the Emperor options that set s.
+func (s *Settings) Options() []config.Setting {
+	return []config.Setting{
+		config.StringSetting("emperor-state-dir", "directory of the journal that keeps vassals pushed over amqp:// and zmq:// across restarts", &s.StateDir),
+		config.ListSetting("emperor-push-allowed-dir", "amqp://, zmq://: accept config paths only under this directory (repeatable)", &s.AllowedDirs, ""),
+		config.StringSetting("emperor-push-name-pattern", "amqp://, zmq://: a regexp every pushed vassal's base name must match in full", &s.NamePattern),
+	}
+}
+
+// NewRules builds the rules from the monitor options and the push
+// settings.
+func NewRules(opts monitor.Options, s Settings) (Rules, error) {
 	r := Rules{Extensions: opts.Extensions}
-	for _, d := range opts.PushAllowedDirs {
+	for _, d := range s.AllowedDirs {
 		abs, err := filepath.Abs(d)
 		if err != nil {
 			return r, fmt.Errorf("emperor-push-allowed-dir %q: %w", d, err)
@@ -71,10 +98,10 @@ func NewRules(opts monitor.Options) (Rules, error) {
 		}
 		r.AllowedDirs = append(r.AllowedDirs, abs)
 	}
-	if opts.PushNamePattern != "" {
-		re, err := regexp.Compile(`^(?:` + opts.PushNamePattern + `)$`)
+	if s.NamePattern != "" {
+		re, err := regexp.Compile(`^(?:` + s.NamePattern + `)$`)
 		if err != nil {
-			return r, fmt.Errorf("emperor-push-name-pattern %q: %w", opts.PushNamePattern, err)
+			return r, fmt.Errorf("emperor-push-name-pattern %q: %w", s.NamePattern, err)
 		}
 		r.NamePattern = re
 	}
@@ -233,7 +260,8 @@ func get(ctx context.Context, client *http.Client, url string) (int, []byte, err
 }
 
 // NewClient returns the HTTP client for config fetches: an overall
-// timeout (Options.PushFetchTimeout, default 10 s) and no cookies.
+// timeout (emperor-push-fetch-timeout; zero: DefaultFetchTimeout) and no
+// cookies.
 func NewClient(timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = DefaultFetchTimeout

@@ -15,7 +15,7 @@ func TestRules_Resolve(t *testing.T) {
 	os.WriteFile(filepath.Join(outside, "evil.ini"), nil, 0o644)
 	// A symlink inside the allowed directory to a file outside it.
 	os.Symlink(filepath.Join(outside, "evil.ini"), filepath.Join(allowed, "link.ini"))
-	r, err := push.NewRules(monitor.Options{PushAllowedDirs: []string{allowed}, PushNamePattern: `[a-z]+\.(ini|xml)`})
+	r, err := push.NewRules(monitor.Options{}, push.Settings{AllowedDirs: []string{allowed}, NamePattern: `[a-z]+\.(ini|xml)`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestRules_Resolve(t *testing.T) {
 			t.Errorf("Resolve(%q) error %v, want one with %q", c.in, err, c.err)
 		}
 	}
-	if _, err := push.NewRules(monitor.Options{PushNamePattern: "("}); err == nil {
+	if _, err := push.NewRules(monitor.Options{}, push.Settings{NamePattern: "("}); err == nil {
 		t.Error("a bad name pattern accepted")
 	}
 }
@@ -48,7 +48,7 @@ func FuzzCheckName(f *testing.F) {
 	for _, s := range []string{"app.ini", "/etc/vassals/mydjangoapp.xml", "http://example.com/confs/trac.ini", "mydomain_trac_config.ini", "\x00.ini"} {
 		f.Add(s)
 	}
-	r, _ := push.NewRules(monitor.Options{})
+	r, _ := push.NewRules(monitor.Options{}, push.Settings{})
 	f.Fuzz(func(t *testing.T, s string) {
 		if r.CheckInlineName(s) == nil && (strings.Contains(s, "/") || len(s) > monitor.MaxNameLen) {
 			t.Fatalf("accepted %q", s)

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emperor-dev/emperor/internal/pushtest"
+	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
 )
 
 // zmtpPeer opens a raw ZMTP 3.0 connection as a PUSH peer with the NULL
@@ -42,15 +43,15 @@ func zmtpPeer(t *testing.T, endpoint string) net.Conn {
 // does not allocate it (or crash), and the next pusher is served.
 func TestZMQ_HostileFrames(t *testing.T) {
 	p := newPusher(t)
-	r := pushtest.Start(t, "zmq://"+p.endpoint, monitor.Options{})
+	r := monitortest.Start(t, monitor.Open, "zmq://"+p.endpoint, monitor.Options{})
 	c := zmtpPeer(t, p.endpoint)
 	hdr := []byte{0x02}
 	hdr = binary.BigEndian.AppendUint64(hdr, 1<<50)
 	if _, err := c.Write(hdr); err != nil {
 		t.Fatal(err)
 	}
-	r.Logs.WaitCount(t, 1, "zmq peer cut off")
-	c.SetReadDeadline(time.Now().Add(pushtest.Wait))
+	r.WaitLog("zmq peer cut off")
+	c.SetReadDeadline(time.Now().Add(testkit.Deadline))
 	if _, err := c.Read(make([]byte, 4096)); err != nil {
 		t.Logf("hostile peer: %v", err)
 	}
@@ -63,7 +64,7 @@ func TestZMQ_HostileFrames(t *testing.T) {
 	if _, err := c2.Write(many); err != nil {
 		t.Logf("hostile peer 2: %v", err)
 	}
-	r.Logs.WaitCount(t, 2, "zmq peer cut off")
+	r.WaitLogs(2, "zmq peer cut off")
 
 	p.push(nil, "touch", "after.ini", "[uwsgi]\n")
 	r.Expect(monitor.Touch, "after.ini")

@@ -36,7 +36,9 @@ import (
 	"github.com/emperor-dev/emperor/monitor/push"
 )
 
-func init() { monitor.Register("zmq", New) }
+func init() {
+	monitor.Register(monitor.Scheme{Name: "zmq", New: New, Settings: func() monitor.Settings { return new(push.Settings) }})
+}
 
 // Monitor is a zmq:// monitor. Its fields are set by New and never change.
 type Monitor struct {
@@ -58,7 +60,11 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 	if _, err := guardedEndpoint(arg); err != nil {
 		return nil, err
 	}
-	rules, err := push.NewRules(opts)
+	s, err := monitor.SettingsOf[*push.Settings](opts, "zmq")
+	if err != nil {
+		return nil, err
+	}
+	rules, err := push.NewRules(opts, *s)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +73,7 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	id := "zmq://" + arg
-	return &Monitor{id: id, endpoint: arg, rules: rules, stateDir: opts.StateDir, ready: opts.Ready, log: logger.With("monitor", id)}, nil
+	return &Monitor{id: id, endpoint: arg, rules: rules, stateDir: s.StateDir, ready: opts.Ready, log: logger.With("monitor", id)}, nil
 }
 
 // ID is "zmq://" plus the endpoint.

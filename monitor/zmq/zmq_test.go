@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/emperor-dev/emperor/internal/pushtest"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
+	"github.com/emperor-dev/emperor/monitor/push"
 	"github.com/emperor-dev/emperor/monitor/zmq"
 )
 
@@ -40,7 +41,7 @@ func TestZMQ_TouchDestroy(t *testing.T) {
 	p := newPusher(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "file.ini"), "[uwsgi]\n")
-	r := pushtest.Start(t, "zmq://"+p.endpoint, monitor.Options{PushAllowedDirs: []string{dir}})
+	r := monitortest.Start(t, monitor.Open, "zmq://"+p.endpoint, pushOptions(push.Settings{AllowedDirs: []string{dir}}))
 
 	conf := "[uwsgi]\nhttp-socket = :0\n"
 	p.push(nil, "touch", "inline.ini", conf)
@@ -65,7 +66,7 @@ func TestZMQ_TouchDestroy(t *testing.T) {
 		t.Errorf("file touch: Path %q Config %q", ev.Path, ev.Config)
 	}
 	p.push(nil, "touch", "file2.ini", "", "1001", "1002", "")
-	r.Logs.WaitCount(t, 1, "no such config file", "file2.ini")
+	r.WaitLog("no such config file", "file2.ini")
 	p.push(nil, "destroy", "inline.ini")
 	r.Expect(monitor.Destroy, "inline.ini")
 	p.push(nil, "destroy", "file.ini")
@@ -76,7 +77,7 @@ func TestZMQ_Malformed(t *testing.T) {
 	p := newPusher(t)
 	dir, outside := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(outside, "evil.ini"), "[uwsgi]\n")
-	r := pushtest.Start(t, "zmq://"+p.endpoint, monitor.Options{PushAllowedDirs: []string{dir}})
+	r := monitortest.Start(t, monitor.Open, "zmq://"+p.endpoint, pushOptions(push.Settings{AllowedDirs: []string{dir}}))
 	garbage := []byte{0xff, 0x00, 0xfe, 'a'}
 	cases := []struct {
 		name  string
@@ -96,7 +97,7 @@ func TestZMQ_Malformed(t *testing.T) {
 	}
 	for i, c := range cases {
 		p.push(c.stdin, c.parts...)
-		r.Logs.WaitCount(t, 1, c.log)
+		r.WaitLog(c.log)
 		marker := fmt.Sprintf("marker%d.ini", i)
 		p.push(nil, "touch", marker, "[uwsgi]\n")
 		if ev := r.Next("marker after " + c.name); ev.Key.Name != marker {
@@ -144,6 +145,11 @@ func FuzzParseCommand(f *testing.F) {
 	})
 }
 
+// pushOptions are monitor options giving zmq:// monitors s.
+func pushOptions(s push.Settings) monitor.Options {
+	return monitor.Options{Settings: monitor.SchemeSettings{"zmq": &s}}
+}
+
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -154,7 +160,7 @@ func writeFile(t *testing.T, path, text string) {
 func TestZMQ_IPC(t *testing.T) {
 	p := newPusher(t)
 	p.endpoint = "ipc://" + filepath.Join(t.TempDir(), "emperor.sock")
-	r := pushtest.Start(t, "zmq://"+p.endpoint, monitor.Options{})
+	r := monitortest.Start(t, monitor.Open, "zmq://"+p.endpoint, monitor.Options{})
 	p.push(nil, "touch", "ipc.ini", "[uwsgi]\n")
 	r.Expect(monitor.Touch, "ipc.ini")
 	if _, err := zmq.New("udp://127.0.0.1:5252", monitor.Options{}); err == nil {
