@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emperor-dev/emperor/internal/logburst"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
@@ -78,7 +79,7 @@ func New(opts Options) (*Emperor, error) {
 	}
 	e := &Emperor{
 		opts:          opts,
-		log:           opts.Logger,
+		log:           burstLimited(opts.Logger),
 		vassals:       map[monitor.Key]*vassal{},
 		fds:           map[uint64]fdRef{},
 		monitorNames:  map[string]string{},
@@ -299,4 +300,13 @@ func (e *Emperor) drainEvents() {
 			return
 		}
 	}
+}
+
+// burstLimited makes sure no vassal can fill the log: the Emperor's lines go
+// through logburst, unless the logger given already does.
+func burstLimited(l *slog.Logger) *slog.Logger {
+	if _, ok := l.Handler().(*logburst.Handler); ok {
+		return l
+	}
+	return slog.New(logburst.New(l.Handler()))
 }

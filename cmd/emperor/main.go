@@ -24,6 +24,7 @@ import (
 
 	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/logburst"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/amqp"
 	_ "github.com/emperor-dev/emperor/monitor/files"
@@ -165,11 +166,13 @@ func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 		}
 	}
 	ho := &slog.HandlerOptions{Level: level}
+	// Every line, the monitors' too, goes through logburst: no vassal, no
+	// config source can fill the log with one line repeated.
 	switch s.logFormat {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
+		return slog.New(logburst.New(slog.NewTextHandler(w, ho))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
+		return slog.New(logburst.New(slog.NewJSONHandler(w, ho))), nil
 	}
 	return nil, fmt.Errorf("log-format %q: want text or json", s.logFormat)
 }
