@@ -23,14 +23,14 @@ type cfgOut struct {
 // made uWSGI 2.0 vassals run one version behind, bug B9).
 func (e *Emperor) pushConfig(v *vassal) {
 	p := v.proc
-	if p == nil || p.cfg < 0 || v.ev.Config == nil {
+	if p == nil || p.cfg < 0 || p.config == nil {
 		return
 	}
 	if len(p.out.frame) > 0 {
 		p.out.again = true
 		return
 	}
-	frame, err := protocol.AppendFrame(nil, v.ev.Config, e.opts.ExtendedFrames)
+	frame, err := protocol.AppendFrame(nil, p.config, e.opts.ExtendedFrames)
 	if err != nil {
 		e.log.Error("cannot send config", e.attrs(v, "err", err)...)
 		return

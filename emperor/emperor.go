@@ -61,6 +61,7 @@ type Emperor struct {
 	ticks         chan tick          // Emperor-wide timers (timers.go)
 	timers        chan vassalTimer   // per-vassal timers (timers.go)
 	unwatchedExit chan unwatchedExit // exits of processes the poller lost (fds.go)
+	rereads       chan configRead    // tyrant-mode configs read again (tyrantfile.go)
 	queries       chan chan *Stats
 	commands      chan command
 	hookDone      chan hookResult // exec-as-emperor outcomes (hooks.go)
@@ -91,6 +92,7 @@ func New(opts Options) (*Emperor, error) {
 		ticks:         make(chan tick, 16),
 		timers:        make(chan vassalTimer, 256),
 		unwatchedExit: make(chan unwatchedExit, 16),
+		rereads:       make(chan configRead, 16),
 		queries:       make(chan chan *Stats),
 		commands:      make(chan command),
 		hookDone:      make(chan hookResult, 64),
@@ -255,6 +257,8 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			e.timerFired(t)
 		case u := <-e.unwatchedExit:
 			e.collectUnwatched(u)
+		case r := <-e.rereads:
+			e.configReread(r)
 		case reply := <-e.queries:
 			reply <- e.stats()
 		case c := <-e.commands:

@@ -62,7 +62,13 @@ func (e *Emperor) touched(v *vassal, ev monitor.Event) {
 			// Stop, then respawn as the new owner (or refuse root).
 			v.stopCause = "owner_changed"
 			e.stop(v, Restart, "tyrant: the config's owner changed")
+		case ev.Version != v.version && v.proc.config != nil && ev.Config == nil:
+			v.version = ev.Version
+			e.reread(v) // tyrant mode: the file is read anew, off the loop (tyrantfile.go)
 		case ev.Version != v.version:
+			if ev.Config != nil {
+				v.proc.config = ev.Config
+			}
 			e.reload(v, "config changed ("+ev.Reason+")")
 		}
 	case Stopping:

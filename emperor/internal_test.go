@@ -96,7 +96,7 @@ func TestVassalArgvIsUWSGIs(t *testing.T) {
 	flags := []string{"--ini", "--yaml", "--xml", "--config"}
 	names := []string{"app.ini", "app.yml", "emperor://db.xml", "site.conf"}
 	for i, c := range cases {
-		got := vassalArgv(o, &c.ev)
+		got := vassalArgv(o, &c.ev, c.ev.Config != nil)
 		if c.want != nil && !slices.Equal(got, c.want) {
 			t.Errorf("argv = %q\nwant   %q", got, c.want)
 		}

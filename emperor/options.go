@@ -27,6 +27,10 @@ type Options struct {
 	// Binary is argv[0] of every vassal (binary-path): our vassal by
 	// default, /usr/bin/uwsgi for real uWSGI vassals.
 	Binary string
+	// TyrantNoFollow (emperor-tyrant-nofollow, or emperor-nofollow): in
+	// tyrant mode a symlinked config runs as the symlink's owner, who must
+	// own the file it points to (tyrantfile.go).
+	TyrantNoFollow bool
 	// ExtendedFrames lets config frames exceed uWSGI's 64 KiB limit. Only
 	// our own vassal reads them; leave it false for uWSGI vassals.
 	ExtendedFrames bool

@@ -1,12 +1,11 @@
 package emperor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/protocol"
 	"github.com/emperor-dev/emperor/tyrant"
@@ -212,9 +211,12 @@ func (e *Emperor) launch(v *vassal) {
 	if v.ev.Path != "" {
 		dir = filepath.Dir(v.ev.Path)
 	}
+	// In tyrant mode a config file is opened once by the spawner, which
+	// passes its text (tyrantfile.go).
+	openOnce := e.opts.Tyrant && v.ev.Config == nil && v.ev.Path != ""
 	spec := Spec{
 		Key:        v.key,
-		Argv:       vassalArgv(&e.opts, &v.ev),
+		Argv:       vassalArgv(&e.opts, &v.ev, v.ev.Config != nil || openOnce),
 		Dir:        dir,
 		Config:     v.ev.Config,
 		Namespaces: e.opts.Namespaces,
@@ -222,31 +224,38 @@ func (e *Emperor) launch(v *vassal) {
 		HostGID:    os.Getgid(),
 	}
 	v.owner = v.ev.Owner
-	if n := len(v.ev.Config); n > protocol.MaxFrame && !e.opts.ExtendedFrames {
+	if n := len(v.ev.Config); n > e.configLimit() {
 		v.version = v.ev.Version // refused as it is: only a change retries
 		e.transition(v, Disabled, Refused, fmt.Sprintf("inline config is %d bytes, above the %d a uWSGI vassal reads from its config fd: "+
-			"move parts into files it includes, or run our vassal (binary-path), which reads larger frames", n, protocol.MaxFrame))
+			"move parts into files it includes, or run our vassal (binary-path), which reads larger frames", n, e.configLimit()))
 		return
 	}
-	if e.opts.Tyrant {
+	switch {
+	case openOnce:
+		spec.OpenOnce, spec.ConfigPath = true, v.ev.Path
+		spec.NoFollow, spec.ConfigLimit = e.opts.TyrantNoFollow, e.configLimit()
+	case e.opts.Tyrant:
 		cred, err := tyrant.Credential(v.key.Name, v.ev.Owner)
 		if err != nil {
 			v.version = v.ev.Version // refused as it is: only a change retries
 			e.transition(v, Disabled, Refused, err.Error())
 			return
 		}
-		if spec.Namespaces.Has(unix.CLONE_NEWUSER) {
-			// Root inside the namespace is the owner outside.
-			spec.HostUID, spec.HostGID = int(cred.Uid), int(cred.Gid)
-		} else {
-			spec.Credential = cred
-		}
+		spec.runAs(cred)
 	}
 	e.isolate(&spec, v) // caps, hostname, groups, cgroup, hooks (isolation.go)
 	e.transition(v, Spawning, None, "spawn")
 	e.beginStarting(v)
 	v.spawnVersion = v.ev.Version
 	e.pending = append(e.pending, spawnRequest{spec: spec, gen: v.gen})
+}
+
+// configLimit is the largest config text a vassal is sent.
+func (e *Emperor) configLimit() int {
+	if e.opts.ExtendedFrames {
+		return protocol.MaxExtendedFrame
+	}
+	return protocol.MaxFrame
 }
 
 // spawnDone handles the spawner's answer.
@@ -259,6 +268,13 @@ func (e *Emperor) spawnDone(res spawnResult) {
 			killTree(res.proc)
 			e.closeProcess(res.proc)
 		}
+		return
+	}
+	var refused *tyrant.Error
+	if errors.As(res.err, &refused) {
+		e.doneStarting(v)
+		v.version = v.spawnVersion // refused as it is: only a change retries
+		e.transition(v, Disabled, Refused, refused.Error())
 		return
 	}
 	if res.err != nil {
@@ -275,6 +291,10 @@ func (e *Emperor) spawnDone(res spawnResult) {
 		return
 	}
 	p := res.proc
+	p.config = res.spec.Config
+	if res.spec.Owner != nil {
+		v.owner = res.spec.Owner // who the opened file says it runs as
+	}
 	v.proc = p
 	e.live++
 	e.counters.Spawns++

@@ -34,6 +34,7 @@ type process struct {
 	// metrics label; both empty unless it did.
 	killedFor, killCause string
 	in                   ctlIn  // reading its control channel (ratelimit.go)
+	config               []byte // the config text it is sent (nil: it reads a file)
 	out                  cfgOut // its config frame on its way (config.go)
 }
 
@@ -80,6 +81,11 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 // asks for: a cgroup it is cloned into, and the init stage when it needs
 // more than SysProcAttr can do (see needsInit).
 func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator) (_ *process, retErr error) {
+	if spec.OpenOnce {
+		if err := spec.openOnce(); err != nil { // tyrantfile.go
+			return nil, err
+		}
+	}
 	resolveSpec(spec, o.Logger)
 	if err := spec.Validate(); err != nil {
 		return nil, err

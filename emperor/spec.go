@@ -33,6 +33,15 @@ type Spec struct {
 	Config []byte
 	// Credential, in tyrant mode, is who the vassal runs as.
 	Credential *syscall.Credential
+	// OpenOnce, in tyrant mode for a config file at ConfigPath: the
+	// spawner opens it once and takes the text, the directory and the
+	// credential from that one open file (tyrantfile.go), following a
+	// symlink entry unless NoFollow; ConfigLimit bounds the text. Owner is
+	// then who it found the file to belong to.
+	OpenOnce    bool
+	NoFollow    bool
+	ConfigLimit int
+	Owner       *monitor.Owner
 	// Namespaces to create; with a user namespace, the vassal's root maps to
 	// HostUID and HostGID.
 	Namespaces       namespaces.Set
@@ -106,13 +115,23 @@ func vassalEnv(env []string) []string {
 	return out
 }
 
+// runAs makes the vassal run as cred: as the owner mapped to root in its
+// user namespace, or through the spawn's credential.
+func (s *Spec) runAs(cred *syscall.Credential) {
+	if s.Namespaces.Has(unix.CLONE_NEWUSER) {
+		s.HostUID, s.HostGID = int(cred.Uid), int(cred.Gid)
+	} else {
+		s.Credential = cred
+	}
+}
+
 // vassalArgv builds the command line exactly as uWSGI does (reference 2.4):
 //
 //	binary [--inherit T]... [--include I]... [--set K=V]... FLAG NAME [--inherit T]... [--include I]...
 //
 // FLAG is chosen by the name's extension; NAME is the config's file name
 // (the vassal starts in its directory) or emperor://NAME for inline configs.
-func vassalArgv(o *Options, ev *monitor.Event) []string {
+func vassalArgv(o *Options, ev *monitor.Event, inline bool) []string {
 	argv := make([]string, 0, 3+2*(len(o.InheritBefore)+len(o.IncludeBefore)+len(o.VassalSet)+len(o.Inherit)+len(o.Include)))
 	argv = append(argv, o.Binary)
 	for _, t := range o.InheritBefore {
@@ -125,7 +144,7 @@ func vassalArgv(o *Options, ev *monitor.Event) []string {
 		argv = append(argv, "--set", kv)
 	}
 	name := filepath.Base(ev.Key.Name)
-	if ev.Config != nil {
+	if inline {
 		name = protocol.EmperorScheme + ev.Key.Name
 	}
 	argv = append(argv, monitor.ConfigFlag(ev.Key.Name, o.ExtraExtensions), name)

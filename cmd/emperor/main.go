@@ -236,6 +236,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		GracefulShutdown:  s.graceful,
 		Namespaces:        ns,
 		Tyrant:            s.tyrant,
+		TyrantNoFollow:    s.noFollow || s.tyrantNofollow,
 		ReloadMercy:       s.reloadMercy,
 		CurseTolerance:    s.curseTolerance,
 		RequiredHeartbeat: s.heartbeat,
