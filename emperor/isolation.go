@@ -29,7 +29,7 @@ func (e *Emperor) isolate(spec *Spec, v *vassal) {
 	if spec.Namespaces.Has(unix.CLONE_NEWUTS) {
 		spec.Hostname = hostname(v.key.Name)
 	}
-	spec.InitGroups = o.TyrantInitgroups && spec.Credential != nil
+	spec.InitGroups = o.TyrantInitgroups && (spec.Credential != nil || spec.OpenOnce)
 	spec.Hooks, spec.HookTimeout = o.ExecAsVassal, o.HookTimeout
 	if o.Cgroup {
 		spec.Cgroup, spec.CgroupLimits = true, o.CgroupLimits

@@ -104,7 +104,7 @@ func (s Sub) String() string {
 var allowed = [numStates][]State{
 	Absent:   {Waiting},
 	Waiting:  {Spawning, Absent, Disabled},
-	Spawning: {Running, Cursed, Waiting, Absent},
+	Spawning: {Running, Cursed, Waiting, Disabled, Absent},
 	Running:  {Stopping, Cursed, Waiting, Disabled},
 	Stopping: {Absent, Waiting, Disabled},
 	Cursed:   {Stopping, Absent, Waiting, Disabled},
