@@ -214,9 +214,7 @@ func TestMemoryLimitKillsAndIsReported(t *testing.T) {
 	})
 	writeFile(t, filepath.Join(vassals, "hog.ini"), isoConfig(report, "hog", "alloc = 256"))
 	reports.wait(t, "hog")
-	n := h.WaitNote("hog dies of its memory limit", func(n emperor.Note) bool {
-		return n.Key.Name == "hog.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
-	})
+	n := h.WaitNote("hog dies of its memory limit", emperortest.IsDeath("hog.ini"))
 	if !strings.Contains(n.Reason, "oom") || !strings.Contains(n.Reason, "32M") {
 		t.Errorf("death reason %q does not report the OOM kill and the limit", n.Reason)
 	}

@@ -93,9 +93,7 @@ func TestFrozenUWSGIVassalIsReplaced(t *testing.T) {
 	if err := syscall.Kill(-run.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	died := h.WaitNote("killed for its heartbeat", func(n emperor.Note) bool {
-		return n.Key.Name == "hb.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
-	})
+	died := h.WaitNote("killed for its heartbeat", emperortest.IsDeath("hb.ini"))
 	if !strings.Contains(died.Reason, "no heartbeat") {
 		t.Errorf("death reason %q", died.Reason)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,6 +204,14 @@ func (e *Emperor) WaitState(name string, to emperor.State) emperor.Note {
 // IsState matches the vassal name moving into state to.
 func IsState(name string, to emperor.State) func(emperor.Note) bool {
 	return func(n emperor.Note) bool { return n.Key.Name == name && !n.IsByte && n.From != n.To && n.To == to }
+}
+
+// IsDeath matches the Emperor noting that a process of the vassal name died
+// and that it waits to respawn it.
+func IsDeath(name string) func(emperor.Note) bool {
+	return func(n emperor.Note) bool {
+		return n.Key.Name == name && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
+	}
 }
 
 // IsByte matches the vassal name sending protocol byte b.
