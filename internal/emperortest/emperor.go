@@ -29,12 +29,10 @@ type Setup struct {
 	// and whose Freq defaults to a second.
 	Monitors       []string
 	MonitorOptions monitor.Options
-	// Opened are monitors the test built itself, such as fakes; the
-	// Emperor's first scan completes only if each sends its ID on Ready.
+	// Opened are monitors the test built itself, such as fakes. They get
+	// no Ready channel, so with any of them the first scan never completes
+	// (WaitScanned fails): spawns skip the throttle.
 	Opened []monitor.Monitor
-	// Ready is the channel the Opened monitors send their ID on once
-	// scanned; nil when they send none.
-	Ready chan string
 	// Role, when set, makes the test binary the vassals, playing that role
 	// (see Register). Binary is argv[0] of every vassal: os.Args[0] by
 	// default when Role is set.
@@ -55,7 +53,6 @@ type Emperor struct {
 	Signals chan os.Signal
 
 	t       testing.TB
-	opts    emperor.Options
 	scanned chan struct{} // closed once every monitor reported its first scan
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when Run returned, with err set
@@ -71,10 +68,7 @@ func Start(t testing.TB, s Setup) *Emperor {
 		scanned: make(chan struct{}), done: make(chan struct{})}
 	// The monitors report their first scan to the harness, which passes
 	// each report on: once the last is passed, the Emperor holds it.
-	fromMonitors, toEmperor := s.Ready, make(chan string)
-	if fromMonitors == nil {
-		fromMonitors = make(chan string, len(s.Monitors))
-	}
+	fromMonitors, toEmperor := make(chan string, len(s.Monitors)), make(chan string)
 	mons := append([]monitor.Monitor(nil), s.Opened...)
 	mopts := s.MonitorOptions
 	mopts.Logger, mopts.Ready = log.Logger(), fromMonitors
@@ -88,7 +82,7 @@ func Start(t testing.TB, s Setup) *Emperor {
 		}
 		mons = append(mons, m)
 	}
-	e.opts = emperor.Options{
+	opts := emperor.Options{
 		Monitors:                 mons,
 		Ready:                    toEmperor,
 		Binary:                   s.Binary,
@@ -99,15 +93,15 @@ func Start(t testing.TB, s Setup) *Emperor {
 		PanicOnIllegalTransition: true,
 	}
 	if s.Role != "" {
-		e.opts.Env = RoleEnviron(s.Role)
-		if e.opts.Binary == "" {
-			e.opts.Binary = os.Args[0]
+		opts.Env = RoleEnviron(s.Role)
+		if opts.Binary == "" {
+			opts.Binary = os.Args[0]
 		}
 	}
 	if s.Options != nil {
-		s.Options(&e.opts)
+		s.Options(&opts)
 	}
-	em, err := emperor.New(e.opts)
+	em, err := emperor.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +137,6 @@ func Start(t testing.TB, s Setup) *Emperor {
 	})
 	return e
 }
-
-// Options returns the options the Emperor runs with.
-func (e *Emperor) Options() emperor.Options { return e.opts }
 
 // Stop runs Ragnarok, if Run has not returned yet, and returns Run's
 // error; the test fails if Run does not return within testkit.Deadline.
