@@ -18,7 +18,7 @@ func TestInlineConfigAbove64KiB(t *testing.T) {
 		big := h.vassalConfig("name = big\n" + strings.Repeat("; padding to pass the 64 KiB frame limit\n", 2000))
 		fake.Events <- monitor.Event{Op: monitor.Touch, Key: monitor.Key{Name: "big.ini"}, Config: []byte(big), Version: monitor.Version{Hash: "1"}}
 		if !extended {
-			n := h.waitNote("refusal", func(n emperor.Note) bool { return n.Key.Name == "big.ini" && n.To == emperor.Disabled })
+			n := h.WaitNote("refusal", func(n emperor.Note) bool { return n.Key.Name == "big.ini" && n.To == emperor.Disabled })
 			if !strings.Contains(n.Reason, "above the 65535 a uWSGI vassal reads") {
 				t.Errorf("refused with %q", n.Reason)
 			}
@@ -26,7 +26,7 @@ func TestInlineConfigAbove64KiB(t *testing.T) {
 		}
 		// The test vassal exits 1 before sending any byte when it cannot
 		// read and parse its config (its report is too big for a datagram).
-		h.waitNote("byte 5 from the big vassal", func(n emperor.Note) bool {
+		h.WaitNote("byte 5 from the big vassal", func(n emperor.Note) bool {
 			return n.Key.Name == "big.ini" && n.IsByte && n.Byte == 5
 		})
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,38 +16,46 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
-// The test binary doubles as a vassal: the Emperor under test runs it with
-// EMPEROR_TEST_VASSAL=1 and a uWSGI-style argv (--ini app.ini or
-// --ini emperor://app.ini). It reads its behaviour from its own config:
+// The test binary doubles as a vassal: the Emperor under test runs it in the
+// role "vassal" (see emperortest.Register) with a uWSGI-style argv (--ini
+// app.ini or --ini emperor://app.ini). It reads its behaviour from its own
+// config:
 //
 //	report       = unix datagram socket of the test, which receives reports
 //	ignore-stop  = 1: ignore stop bytes (Ragnarok must SIGKILL it)
 //	crash-after  = duration: exit with exit-code (default 1) after it
 //	send         = bytes sent at start, space separated (default "1 5")
 //	ready-after  = duration to wait before sending them
-//	loyal-from-start = N, start-counter = FILE: also send 17 from the N-th
-//	start on (starts counted in FILE)
+//	loyal-from-start = N, start-counter = FILE: from the N-th start on
+//	(starts counted in FILE), also send 17 and ignore crash-after
 //	voluntary-after = duration: send byte 22, then exit 0 when told to stop
 //	heartbeat-every, heartbeat-for = durations: send byte 26 that often for
 //	that long, then fall silent (and report "silent")
 //
-// Reports are JSON datagrams (type report).
+// Reports are JSON datagrams (type report). The isolation tests' roles are
+// in isolation_helper_test.go.
 func TestMain(m *testing.M) {
 	if namespaces.IsInit() { // the Emperor's init stage is this binary too
 		namespaces.Init()
 	}
-	if mode := os.Getenv("EMPEROR_TEST_ISOLATION"); mode != "" {
-		os.Exit(isolationMain(mode, os.Args[1:])) // isolation_test.go
-	}
-	if os.Getenv("EMPEROR_TEST_VASSAL") == "1" {
-		os.Exit(testVassal(os.Args[1:]))
-	}
+	emperortest.Register(roleVassal, testVassal)
+	emperortest.Register(roleIsolation, isolationVassal)
+	emperortest.Register(roleTyrantEmperor, isolationEmperor)
+	emperortest.RunRole()
 	os.Exit(m.Run())
 }
+
+// The roles this test binary plays.
+const (
+	roleVassal        = "vassal"         // testVassal
+	roleIsolation     = "isolation"      // isolationVassal
+	roleTyrantEmperor = "tyrant-emperor" // isolationEmperor
+)
 
 // report is what a test vassal tells the test.
 type report struct {
@@ -127,6 +134,7 @@ func testVassal(args []string) int {
 	if s, ok := cfg.Get("send"); ok {
 		sendBytes = s
 	}
+	loyal := false
 	if s, ok := cfg.Get("loyal-from-start"); ok {
 		// Count starts in a file; from the N-th on, announce loyalty.
 		from, _ := strconv.Atoi(s)
@@ -135,7 +143,7 @@ func testVassal(args []string) int {
 		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		n++
 		os.WriteFile(counter, []byte(strconv.Itoa(n)), 0o644)
-		if n >= from {
+		if loyal = n >= from; loyal {
 			sendBytes += " 17"
 		}
 	}
@@ -149,7 +157,7 @@ func testVassal(args []string) int {
 	}
 	ignoreStop, _ := cfg.Bool("ignore-stop")
 	exitCode, _ := cfg.Int("exit-code", 1)
-	if s, ok := cfg.Get("crash-after"); ok {
+	if s, ok := cfg.Get("crash-after"); ok && !loyal {
 		d, _ := time.ParseDuration(s)
 		time.AfterFunc(d, func() {
 			send(report{Event: "exit", Byte: exitCode})
@@ -222,40 +230,4 @@ func openFds() []int {
 	}
 	sort.Ints(fds)
 	return fds
-}
-
-// reportSocket listens for test vassal reports.
-func reportSocket(t *testing.T, dir string) (string, <-chan report) {
-	return listenReports[report](t, dir, "report.sock")
-}
-
-// listenReports receives JSON datagrams of type T on a unix socket named
-// name in dir (a temp dir when empty), open to every user.
-func listenReports[T any](t *testing.T, dir, name string) (string, <-chan T) {
-	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	path := filepath.Join(dir, name)
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	os.Chmod(path, 0o777) // vassals may run as another user
-	ch := make(chan T, 1024)
-	go func() {
-		buf := make([]byte, 1<<16)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			var r T
-			if json.Unmarshal(buf[:n], &r) == nil {
-				ch <- r
-			}
-		}
-	}()
-	return path, ch
 }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/protocol"
@@ -51,17 +51,6 @@ type isoReport struct {
 	Escape   string   `json:"escape"`   // errors of moving itself to the root cgroups
 	Read     string   `json:"read"`     // error of reading the file "read" names
 	Loopback string   `json:"loopback"` // error of connecting to itself on 127.0.0.1
-}
-
-// isolationMain is the test binary's isolation role, chosen by
-// EMPEROR_TEST_ISOLATION: "1" is a vassal that reports what it sees
-// (isolationVassal); "emperor" runs a whole Emperor (the paranoid test
-// starts one as an unprivileged user).
-func isolationMain(mode string, args []string) int {
-	if mode == "emperor" {
-		return isolationEmperor(args)
-	}
-	return isolationVassal(args)
 }
 
 // isolationVassal reads its config (iso-report = socket, mount-tmpfs =
@@ -247,9 +236,7 @@ func isolationEmperor(args []string) int {
 	}()
 	em, err := emperor.New(emperor.Options{
 		Monitors: []monitor.Monitor{m}, Binary: exe, Tyrant: true, TyrantInitgroups: true,
-		Env: append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
-			return strings.HasPrefix(kv, "EMPEROR_TEST_ISOLATION=")
-		}), "EMPEROR_TEST_ISOLATION=1"), Logger: log, Signals: sigs,
+		Env: emperortest.RoleEnviron(roleIsolation), Logger: log, Signals: sigs,
 		ReloadMercy: 5 * time.Second,
 	})
 	if err != nil {
@@ -265,29 +252,22 @@ func isolationEmperor(args []string) int {
 
 // tenantDirs makes a public directory with a copy of the test binary, a
 // vassals directory in it, and a socket receiving isolation reports.
-func tenantDirs(t *testing.T) (pub, binary, vassals, report string, reports *isoInbox) {
+func tenantDirs(t *testing.T) (pub, binary, vassals, report string, reports isoInbox) {
 	t.Helper()
 	testenv.Root(t)
 	pub, binary = publicDir(t)
 	vassals = filepath.Join(pub, "vassals")
 	os.Mkdir(vassals, 0o755)
-	report, ch := listenReports[isoReport](t, pub, "iso.sock")
-	return pub, binary, vassals, report, &isoInbox{ch: ch}
+	report, in := emperortest.ListenJSON[isoReport](t, pub, "iso.sock")
+	return pub, binary, vassals, report, isoInbox{in}
 }
 
-// isoInbox holds reports not yet waited for.
-type isoInbox struct {
-	ch      <-chan isoReport
-	pending []isoReport
-}
+// isoInbox holds the isolation vassals' reports.
+type isoInbox struct{ *emperortest.Inbox[isoReport] }
 
-func (b *isoInbox) wait(t *testing.T, name string) isoReport {
+func (b isoInbox) wait(t *testing.T, name string) isoReport {
 	t.Helper()
-	r, ok := waitFor(&b.pending, b.ch, wait, func(r isoReport) bool { return r.Name == name })
-	if !ok {
-		t.Fatalf("no report from isolation vassal %s", name)
-	}
-	return r
+	return b.Wait(t, "a report from isolation vassal "+name, func(r isoReport) bool { return r.Name == name })
 }
 
 // gone reports whether pid is dead or a zombie.
@@ -299,16 +279,4 @@ func gone(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
-}
-
-// waitGone waits until pid is dead.
-func waitGone(t *testing.T, pid int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !gone(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (pid %d) still alive", what, pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -3,6 +3,8 @@ package emperor_test
 import (
 	"context"
 	"fmt"
+	"github.com/emperor-dev/emperor/internal/emperortest"
+	"github.com/emperor-dev/emperor/internal/testkit"
 	"io"
 	"os"
 	"os/exec"
@@ -73,7 +75,7 @@ func TestTyrantRunsVassalsAsTheConfigOwner(t *testing.T) {
 	if r.UID != 65534 {
 		t.Errorf("tenant vassal runs as uid %d, want 65534 (owner of its config)", r.UID)
 	}
-	n := h.waitState("rooted.ini", emperor.Disabled)
+	n := h.WaitState("rooted.ini", emperor.Disabled)
 	if !strings.Contains(n.Reason, "root") {
 		t.Errorf("refusal reason %q does not say root", n.Reason)
 	}
@@ -89,7 +91,7 @@ func TestTyrantRunsVassalsAsTheConfigOwner(t *testing.T) {
 	if err := os.Chown(tenant, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	h.waitState("tenant.ini", emperor.Disabled)
+	h.WaitState("tenant.ini", emperor.Disabled)
 	if alive(r.Pid) {
 		t.Errorf("vassal of the old owner %d still alive", r.Pid)
 	}
@@ -104,7 +106,7 @@ func TestNamespacesFromUseClone(t *testing.T) {
 	}
 	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) { o.Namespaces = ns }})
 	writeFile(t, filepath.Join(dir, "ns.ini"), h.vassalConfig("name = ns"))
-	run := h.waitState("ns.ini", emperor.Running)
+	run := h.WaitState("ns.ini", emperor.Running)
 	r := h.waitReport("ns vassal starts", func(r report) bool { return r.Event == "start" })
 	if r.Pid != 1 {
 		t.Errorf("vassal sees itself as pid %d, want 1 in its own pid namespace", r.Pid)
@@ -120,16 +122,10 @@ func TestNamespacesFromUseClone(t *testing.T) {
 
 // isoSetup starts an Emperor whose vassals are isolation vassals, with
 // their configs in a public directory so they may run as other users.
-func isoSetup(t *testing.T, opts func(*emperor.Options)) (h *harness, vassals, report string, reports *isoInbox) {
+func isoSetup(t *testing.T, opts func(*emperor.Options)) (h *harness, vassals, report string, reports isoInbox) {
 	t.Helper()
 	pub, binary, vassals, report, reports := tenantDirs(t)
-	h = startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
-		o.Binary = binary
-		o.Env = append(o.Env, "EMPEROR_TEST_ISOLATION=1")
-		if opts != nil {
-			opts(o)
-		}
-	}})
+	h = startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, role: roleIsolation, binary: binary, opts: opts})
 	return h, vassals, report, reports
 }
 
@@ -160,7 +156,7 @@ func TestCgroupHoldsTheWholeTreeAndGoesAway(t *testing.T) {
 		o.Metrics = addr
 	})
 	writeFile(t, filepath.Join(vassals, "tree.ini"), isoConfig(report, "tree", "daemon = 1"))
-	run := h.waitState("tree.ini", emperor.Running)
+	run := h.WaitState("tree.ini", emperor.Running)
 	r := reports.wait(t, "tree")
 	if r.Daemon == 0 {
 		t.Fatal("the vassal started no daemon")
@@ -183,34 +179,30 @@ func TestCgroupHoldsTheWholeTreeAndGoesAway(t *testing.T) {
 		t.Errorf("pids.max = %q, want 64", pids)
 	}
 	// Stats show the usage.
-	s, err := h.em.Snapshot(context.Background())
+	s, err := h.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Vassals) != 1 || s.Vassals[0].Cgroup == nil || s.Vassals[0].Cgroup.Memory == 0 || s.Vassals[0].Cgroup.Pids < 2 {
 		t.Errorf("stats cgroup usage: %+v", s.Vassals[0].Cgroup)
 	}
-	metrics, err := get("http://" + addr + "/metrics")
+	metrics, err := emperortest.Body("http://" + addr + "/metrics")
 	if err != nil || !strings.Contains(metrics, `emperor_vassal_memory_bytes{vassal="tree.ini"`) || !strings.Contains(metrics, `emperor_vassal_tasks{vassal="tree.ini"`) {
 		t.Errorf("metrics lack the cgroup usage (err %v):\n%s", err, metrics)
 	}
 
 	// The vassal stops: its daemon dies with it and the cgroups go away.
 	os.Remove(filepath.Join(vassals, "tree.ini"))
-	h.waitState("tree.ini", emperor.Absent)
-	waitGone(t, run.Pid, "vassal")
-	waitGone(t, r.Daemon, "double-forked daemon")
-	deadline := time.Now().Add(wait)
+	h.WaitState("tree.ini", emperor.Absent)
+	emperortest.WaitExit(t, run.Pid, "vassal")
+	emperortest.WaitExit(t, r.Daemon, "double-forked daemon")
+	// The Emperor is buried only once every cgroup it removes is gone.
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	for _, dir := range []string{filepath.Join("/sys/fs/cgroup/unified", v2), memDir} {
-		for {
-			if _, err := os.Stat(dir); os.IsNotExist(err) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("cgroup %s not removed", dir)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s not removed (%v)", dir, err)
 		}
 	}
 }
@@ -222,13 +214,11 @@ func TestMemoryLimitKillsAndIsReported(t *testing.T) {
 	})
 	writeFile(t, filepath.Join(vassals, "hog.ini"), isoConfig(report, "hog", "alloc = 256"))
 	reports.wait(t, "hog")
-	n := h.waitNote("hog dies of its memory limit", func(n emperor.Note) bool {
-		return n.Key.Name == "hog.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
-	})
+	n := h.WaitNote("hog dies of its memory limit", emperortest.IsDeath("hog.ini"))
 	if !strings.Contains(n.Reason, "oom") || !strings.Contains(n.Reason, "32M") {
 		t.Errorf("death reason %q does not report the OOM kill and the limit", n.Reason)
 	}
-	s, err := h.em.Snapshot(context.Background())
+	s, err := h.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +254,7 @@ func TestCapabilitiesKeepOnlyTheGranted(t *testing.T) {
 	})
 	writeFile(t, filepath.Join(vassals, "rootcap.ini"), isoConfig(report, "rootcap", ""))
 	r := reports.wait(t, "rootcap")
-	h.waitState("rootcap.ini", emperor.Running)
+	h.WaitState("rootcap.ini", emperor.Running)
 	if r.UID != 0 || r.CapEff != capNetBindService || r.CapBnd != capNetBindService || r.CapPrm != capNetBindService {
 		t.Errorf("root vassal: uid %d CapEff %s CapPrm %s CapBnd %s; want only net_bind_service (%s)", r.UID, r.CapEff, r.CapPrm, r.CapBnd, capNetBindService)
 	}
@@ -292,7 +282,7 @@ func TestTyrantVassalKeepsGrantedCapsAndCannotBecomeRoot(t *testing.T) {
 	if r.Read == "" {
 		t.Errorf("tenant 65534 read tenant 65533's private file")
 	}
-	h.waitState("tenant.ini", emperor.Running)
+	h.WaitState("tenant.ini", emperor.Running)
 	if r.UID != 65534 || r.GID != 65534 {
 		t.Errorf("tenant runs as %d:%d, want 65534:65534", r.UID, r.GID)
 	}
@@ -315,7 +305,7 @@ func TestNamespacesIsolateTenants(t *testing.T) {
 	writeFile(t, filepath.Join(vassals, "alpha.ini"), isoConfig(report, "alpha", "mount-tmpfs = "+mnt+"\ndaemon = 1"))
 	writeFile(t, filepath.Join(vassals, "beta.ini"), isoConfig(report, "beta", ""))
 	a, b := reports.wait(t, "alpha"), reports.wait(t, "beta")
-	runA := h.waitState("alpha.ini", emperor.Running)
+	runA := h.WaitState("alpha.ini", emperor.Running)
 	// The init stage's pipes do not leak into the vassal (STYLE rule 8).
 	if !slices.Equal(a.Fds, []int{0, 1, 2, 3}) {
 		t.Errorf("vassal started through the init stage inherited fds %v, want 0-3", a.Fds)
@@ -357,13 +347,10 @@ func TestNamespacesIsolateTenants(t *testing.T) {
 		t.Fatalf("%d processes in alpha's pid namespace, want the vassal and its daemon", n)
 	}
 	os.Remove(filepath.Join(vassals, "alpha.ini"))
-	h.waitState("alpha.ini", emperor.Absent)
-	deadline := time.Now().Add(wait)
-	for left := inPidNamespace(pidns); len(left) > 0; left = inPidNamespace(pidns) {
-		if time.Now().After(deadline) {
-			t.Fatalf("processes %v of the stopped vassal's pid namespace live on", left)
-		}
-		time.Sleep(20 * time.Millisecond)
+	h.WaitState("alpha.ini", emperor.Absent)
+	// Once PID 1 is gone the kernel kills the rest, which cannot fork.
+	for _, pid := range inPidNamespace(pidns) {
+		emperortest.WaitExit(t, pid, "a process of the stopped vassal's pid namespace")
 	}
 }
 
@@ -397,7 +384,7 @@ func TestUserNamespaceMapsTheTenantToRoot(t *testing.T) {
 	writeFile(t, path, isoConfig(report, "userns", ""))
 	os.Chown(path, 65534, 65534)
 	r := reports.wait(t, "userns")
-	run := h.waitState("userns.ini", emperor.Running)
+	run := h.WaitState("userns.ini", emperor.Running)
 	if r.UID != 0 || r.Pid != 1 || r.Hostname != "userns" {
 		t.Errorf("inside: uid %d pid %d hostname %q; want root, pid 1, userns", r.UID, r.Pid, r.Hostname)
 	}
@@ -420,7 +407,7 @@ func TestTyrantGroups(t *testing.T) {
 	writeFile(t, path, isoConfig(report, "nopasswd", ""))
 	os.Chown(path, 65533, 65532)
 	r := reports.wait(t, "nopasswd")
-	h.waitState("nopasswd.ini", emperor.Running)
+	h.WaitState("nopasswd.ini", emperor.Running)
 	if r.UID != 65533 || r.GID != 65532 || !slices.Equal(r.Groups, []int{65532}) {
 		t.Errorf("uid %d gid %d groups %v; want 65533, 65532, [65532]", r.UID, r.GID, r.Groups)
 	}
@@ -430,14 +417,8 @@ func TestTyrantGroups(t *testing.T) {
 // another tenant's config does not make the vassal run as that tenant.
 func TestTyrantNofollowSymlinkSwap(t *testing.T) {
 	pub, binary, vassals, report, reports := tenantDirs(t)
-	m, err := monitor.Open(vassals, monitor.Options{Freq: time.Second, NoFollow: true, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := startEmperor(t, setup{monitors: []monitor.Monitor{m}, reportDir: pub, opts: func(o *emperor.Options) {
-		o.Binary, o.Tyrant = binary, true
-		o.Env = append(o.Env, "EMPEROR_TEST_ISOLATION=1")
-	}})
+	h := startEmperor(t, setup{dirs: []string{vassals}, mopts: monitor.Options{NoFollow: true}, reportDir: pub,
+		role: roleIsolation, binary: binary, opts: func(o *emperor.Options) { o.Tyrant = true }})
 	mine, theirs := filepath.Join(pub, "mine.ini"), filepath.Join(pub, "theirs.ini")
 	writeFile(t, mine, isoConfig(report, "linked", ""))
 	writeFile(t, theirs, isoConfig(report, "linked", ""))
@@ -451,7 +432,7 @@ func TestTyrantNofollowSymlinkSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := reports.wait(t, "linked")
-	h.waitState("linked.ini", emperor.Running)
+	h.WaitState("linked.ini", emperor.Running)
 	if r.UID != 65534 {
 		t.Fatalf("runs as %d, want the link's owner 65534", r.UID)
 	}
@@ -462,10 +443,10 @@ func TestTyrantNofollowSymlinkSwap(t *testing.T) {
 	if err := os.Rename(tmp, link); err != nil {
 		t.Fatal(err)
 	}
-	h.waitNote("reload or restart after the swap", func(n emperor.Note) bool {
+	h.WaitNote("reload or restart after the swap", func(n emperor.Note) bool {
 		return n.Key.Name == "linked.ini" && (n.Reason != "" && (strings.Contains(n.Reason, "changed") || strings.Contains(n.Reason, "spawned")))
 	})
-	s, err := h.em.Snapshot(context.Background())
+	s, err := h.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,11 +479,11 @@ func TestHooks(t *testing.T) {
 	path := filepath.Join(vassals, "hooked.ini")
 	writeFile(t, path, isoConfig(report, "hooked", "hook-file = "+inside))
 	r := reports.wait(t, "hooked")
-	run := h.waitState("hooked.ini", emperor.Running)
+	run := h.WaitState("hooked.ini", emperor.Running)
 	if r.Hook != "hooked" {
 		t.Errorf("exec-as-vassal saw hostname %q, want the vassal's own namespace (hooked)", r.Hook)
 	}
-	h.waitNote("second exec-as-emperor hook done", func(n emperor.Note) bool {
+	h.WaitNote("second exec-as-emperor hook done", func(n emperor.Note) bool {
 		return strings.HasPrefix(n.Reason, "exec-as-emperor \"ls")
 	})
 	env, _ := os.ReadFile(envFile)
@@ -527,16 +508,11 @@ func TestParanoidTyrant(t *testing.T) {
 	os.Chown(tenant, 65533, 65533)
 	writeFile(t, filepath.Join(vassals, "rooted.ini"), isoConfig(report, "rooted", ""))
 
-	logPath := filepath.Join(t.TempDir(), "emperor.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
+	log := &testkit.Log{}
 	cmd := exec.Command(binary, vassals)
 	cmd.Dir = pub
-	cmd.Env = append(os.Environ(), "EMPEROR_TEST_ISOLATION=emperor")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = emperortest.RoleEnviron(roleTyrantEmperor)
+	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential:  &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
 		AmbientCaps: []uintptr{unix.CAP_SETUID, unix.CAP_SETGID},
@@ -549,8 +525,7 @@ func TestParanoidTyrant(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("emperor log:\n%s", b)
+			t.Logf("emperor log:\n%s", log)
 		}
 	}()
 	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
@@ -568,17 +543,7 @@ func TestParanoidTyrant(t *testing.T) {
 	if r.Setuid0 == "" {
 		t.Error("the tenant's vassal became root")
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		b, _ := os.ReadFile(logPath)
-		if strings.Contains(string(b), "rooted.ini") && strings.Contains(string(b), "refusing to run as uid 0") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the root-owned config was not refused")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	log.WaitFor(t, "rooted.ini", "refusing to run as uid 0")
 }
 
 // A real uWSGI vassal runs in every namespace but net (the test must reach
@@ -606,9 +571,9 @@ func TestRealUWSGIVassalIsolated(t *testing.T) {
 	ini := filepath.Join(dir, "py.ini")
 	writeFile(t, ini, fmt.Sprintf("[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:%d\nwsgi-file = app.py\nmaster = true\nprocesses = 1\n", port))
 	os.Chown(ini, 65534, 65534)
-	run := h.waitState("py.ini", emperor.Running)
-	h.waitNote("byte 5 (accepting)", func(n emperor.Note) bool { return n.IsByte && n.Byte == byte(protocol.Accepting) })
-	waitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", port), func(b string) bool { return strings.HasPrefix(b, "worker ") })
+	run := h.WaitState("py.ini", emperor.Running)
+	h.WaitNote("byte 5 (accepting)", func(n emperor.Note) bool { return n.IsByte && n.Byte == byte(protocol.Accepting) })
+	emperortest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", port), func(b string) bool { return strings.HasPrefix(b, "worker ") })
 	for _, kind := range []string{"pid", "uts", "ipc", "mnt", "user"} {
 		mine, _ := os.Readlink("/proc/self/ns/" + kind)
 		its, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", run.Pid, kind))
@@ -625,8 +590,8 @@ func TestRealUWSGIVassalIsolated(t *testing.T) {
 		t.Errorf("uWSGI master not in its cgroup:\n%s", cg)
 	}
 	os.Remove(ini)
-	h.waitState("py.ini", emperor.Absent)
-	waitGone(t, run.Pid, "uWSGI master")
+	h.WaitState("py.ini", emperor.Absent)
+	emperortest.WaitExit(t, run.Pid, "uWSGI master")
 }
 
 func grepLine(text, prefix string) string {
@@ -658,10 +623,10 @@ func TestTenantCannotEscapeItsCgroupAndLeavesNothingBehind(t *testing.T) {
 	if !strings.Contains(cgroupLine(r.Cgroup, ""), "vassal-careless.ini-") {
 		t.Errorf("after trying to escape it is in %q", cgroupLine(r.Cgroup, ""))
 	}
-	h.waitNote("careless exits on its own", func(n emperor.Note) bool {
+	h.WaitNote("careless exits on its own", func(n emperor.Note) bool {
 		return n.Key.Name == "careless.ini" && n.To == emperor.Waiting && strings.Contains(n.Reason, "exit status 3")
 	})
-	waitGone(t, r.Daemon, "the daemon of a vassal that exited")
+	emperortest.WaitExit(t, r.Daemon, "the daemon of a vassal that exited")
 }
 
 // BenchmarkSpawnIsolated measures config-to-running (the spawn, done when
@@ -682,33 +647,14 @@ func BenchmarkSpawnIsolated(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			testenv.Root(b)
 			dir := b.TempDir()
-			m, err := monitor.Open(dir, monitor.Options{Freq: time.Minute})
-			if err != nil {
-				b.Fatal(err)
-			}
-			notes := make(chan emperor.Note, 1024)
-			o := emperor.Options{Monitors: []monitor.Monitor{m}, Binary: os.Args[0],
-				Env: append(os.Environ(), "EMPEROR_TEST_ISOLATION=1"), MaxStarting: -1,
-				Notify: func(n emperor.Note) {
-					if !n.IsByte && (n.To == emperor.Running || n.To == emperor.Absent) {
-						notes <- n
-					}
-				}}
-			bc.opts(&o)
-			em, err := emperor.New(o)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error)
-			go func() { done <- em.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			e := emperortest.Start(b, emperortest.Setup{Monitors: []string{dir}, MonitorOptions: monitor.Options{Freq: time.Minute},
+				Role: roleIsolation, Options: func(o *emperor.Options) {
+					o.MaxStarting = -1
+					bc.opts(o)
+				}})
+			notes := e.Notes.From()
 			await := func(name string, to emperor.State) {
-				for n := range notes {
-					if n.Key.Name == name && n.To == to {
-						return
-					}
-				}
+				notes.Until(b, name+" "+to.String(), emperortest.IsState(name, to))
 			}
 			for i := 0; b.Loop(); i++ {
 				name := fmt.Sprintf("v%d.ini", i)
@@ -729,9 +675,8 @@ func BenchmarkSpawnIsolated(b *testing.B) {
 func TestTyrantOwnerAndLimitsFromTheMonitor(t *testing.T) {
 	_, binary, _, report, reports := tenantDirs(t)
 	fake := monitortest.New("db")
-	h := startEmperor(t, setup{monitors: []monitor.Monitor{fake}, opts: func(o *emperor.Options) {
-		o.Binary, o.Tyrant = binary, true
-		o.Env = append(o.Env, "EMPEROR_TEST_ISOLATION=1")
+	h := startEmperor(t, setup{monitors: []monitor.Monitor{fake}, role: roleIsolation, binary: binary, opts: func(o *emperor.Options) {
+		o.Tyrant = true
 		o.CgroupLimits = cgroup.Limits{Memory: 256 << 20, CPUWeight: 200, CPUQuota: 50}
 	}})
 	row := func(name string, uid uint32, extra string) monitor.Event {
@@ -744,7 +689,7 @@ func TestTyrantOwnerAndLimitsFromTheMonitor(t *testing.T) {
 	if r.UID != 65534 || r.GID != 65534 {
 		t.Errorf("row runs as %d:%d, want the owner the monitor gave, 65534", r.UID, r.GID)
 	}
-	if n := h.waitState("rootrow.ini", emperor.Disabled); !strings.Contains(n.Reason, "root") {
+	if n := h.WaitState("rootrow.ini", emperor.Disabled); !strings.Contains(n.Reason, "root") {
 		t.Errorf("root row refused with %q", n.Reason)
 	}
 	read := func(ctrl, file string) string {
@@ -778,8 +723,8 @@ func TestRealUWSGIVassalInItsOwnNetwork(t *testing.T) {
 		o.Binary, o.Env, o.Namespaces = uwsgi, os.Environ(), ns
 	}})
 	writeFile(t, filepath.Join(dir, "net.ini"), "[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:8080\nwsgi-file = app.py\nmaster = true\nprocesses = 1\n")
-	run := h.waitState("net.ini", emperor.Running)
-	h.waitNote("byte 5 (accepting)", func(n emperor.Note) bool { return n.IsByte && n.Byte == byte(protocol.Accepting) })
+	run := h.WaitState("net.ini", emperor.Running)
+	h.WaitNote("byte 5 (accepting)", func(n emperor.Note) bool { return n.IsByte && n.Byte == byte(protocol.Accepting) })
 	mine, _ := os.Readlink("/proc/self/ns/net")
 	if its, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", run.Pid)); its == "" || its == mine {
 		t.Errorf("uWSGI vassal shares the Emperor's network namespace")

@@ -2,8 +2,7 @@ package emperor_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,34 +14,6 @@ import (
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/protocol"
 )
-
-// get returns the body of GET url, or an error.
-func get(url string) (string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
-// waitServing polls url until its body satisfies ok.
-func waitServing(t *testing.T, url string, ok func(string) bool) string {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		body, err := get(url)
-		if err == nil && ok(body) {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never served as expected: last body %q, err %v", url, body, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 const wsgiApp = `import os
 def application(env, start_response):
@@ -63,15 +34,15 @@ func TestRealUWSGIVassal(t *testing.T) {
 	conf := fmt.Sprintf("[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:%d\nwsgi-file = app.py\nmaster = true\nprocesses = 1\n", port)
 	writeFile(t, ini, conf)
 
-	run := h.waitState("py.ini", emperor.Running)
+	run := h.WaitState("py.ini", emperor.Running)
 	byteSeen := func(b protocol.Byte) func(emperor.Note) bool {
 		return func(n emperor.Note) bool { return n.IsByte && n.Byte == byte(b) && n.Key.Name == "py.ini" }
 	}
-	h.waitNote("byte 1 (spawned)", byteSeen(protocol.Spawned))
-	h.waitNote("byte 5 (accepting)", byteSeen(protocol.Accepting))
+	h.WaitNote("byte 1 (spawned)", byteSeen(protocol.Spawned))
+	h.WaitNote("byte 5 (accepting)", byteSeen(protocol.Accepting))
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	first := waitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") })
-	h.waitNote("byte 17 (loyal) after the first request", byteSeen(protocol.Loyal))
+	first := emperortest.WaitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") })
+	h.WaitNote("byte 17 (loyal) after the first request", byteSeen(protocol.Loyal))
 
 	// Touch: reload. The master keeps its pid, a new worker serves and
 	// worker 1 announces itself with byte 5 again.
@@ -79,8 +50,8 @@ func TestRealUWSGIVassal(t *testing.T) {
 	if err := os.Chtimes(ini, touch, touch); err != nil {
 		t.Fatal(err)
 	}
-	h.waitNote("byte 5 after reload", byteSeen(protocol.Accepting))
-	second := waitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") && b != first })
+	h.WaitNote("byte 5 after reload", byteSeen(protocol.Accepting))
+	second := emperortest.WaitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") && b != first })
 	if first == second {
 		t.Errorf("still served by %q after reload", first)
 	}
@@ -90,11 +61,11 @@ func TestRealUWSGIVassal(t *testing.T) {
 
 	// Removal: byte 0, the vassal exits, the Emperor forgets it.
 	os.Remove(ini)
-	h.waitState("py.ini", emperor.Absent)
+	h.WaitState("py.ini", emperor.Absent)
 	if alive(run.Pid) {
 		t.Errorf("uWSGI master %d still alive after its config was removed", run.Pid)
 	}
-	if _, err := get(url); err == nil {
+	if _, err := emperortest.Body(url); err == nil {
 		t.Errorf("%s still serves after removal", url)
 	}
 }
@@ -114,24 +85,22 @@ func TestFrozenUWSGIVassalIsReplaced(t *testing.T) {
 	}})
 	conf := fmt.Sprintf("[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:%d\nwsgi-file = app.py\nmaster = true\nprocesses = 1\nheartbeat = 1\n", port)
 	writeFile(t, filepath.Join(dir, "hb.ini"), conf)
-	run := h.waitState("hb.ini", emperor.Running)
-	h.waitNote("first heartbeat", func(n emperor.Note) bool { return n.IsByte && n.Byte == 26 })
+	run := h.WaitState("hb.ini", emperor.Running)
+	h.WaitNote("first heartbeat", func(n emperor.Note) bool { return n.IsByte && n.Byte == 26 })
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	first := waitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") })
+	first := emperortest.WaitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") })
 
 	if err := syscall.Kill(-run.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	died := h.waitNote("killed for its heartbeat", func(n emperor.Note) bool {
-		return n.Key.Name == "hb.ini" && n.To == emperor.Waiting && strings.HasPrefix(n.Reason, "died")
-	})
+	died := h.WaitNote("killed for its heartbeat", emperortest.IsDeath("hb.ini"))
 	if !strings.Contains(died.Reason, "no heartbeat") {
 		t.Errorf("death reason %q", died.Reason)
 	}
-	again := h.waitState("hb.ini", emperor.Running)
+	again := h.WaitState("hb.ini", emperor.Running)
 	if again.Pid == run.Pid {
 		t.Fatalf("not respawned: pid %d", again.Pid)
 	}
-	second := waitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") && b != first })
+	second := emperortest.WaitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "worker ") && b != first })
 	t.Logf("frozen %s replaced by %s", strings.TrimSpace(first), strings.TrimSpace(second))
 }

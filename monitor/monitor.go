@@ -129,13 +129,6 @@ type Options struct {
 	// Emperor's options); a scheme missing from it, or a nil Settings, means
 	// that scheme's defaults.
 	Settings SchemeSettings
-
-	// PGChannel is the channel pg:// LISTENs on when its settings name
-	// none.
-	//
-	// Deprecated: set pg.Settings.Channel. Kept only until
-	// monitor/pg/emperor_test.go, which another change owns, stops using it.
-	PGChannel string
 }
 
 // Extensions known to be vassal configs, and the argv flag each selects.

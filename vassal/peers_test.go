@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -26,14 +25,10 @@ import (
 
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/files"
 )
-
-// peerDeadline bounds every wait of these tests: generous, because the
-// machine may be loaded and every binary runs under the race detector.
-// The tests wait on events, never for this long on purpose.
-const peerDeadline = 60 * time.Second
 
 // peerClients is how many goroutines keep asking during a reload.
 const peerClients = 4
@@ -97,7 +92,7 @@ func peerChildren(pid int) map[int]bool {
 func peerWaitWorkers(t *testing.T, vassal, n int) map[int]bool {
 	t.Helper()
 	var kids map[int]bool
-	waitFor(t, peerDeadline, fmt.Sprintf("%d workers under vassal %d", n, vassal), func() bool {
+	waitFor(t, testkit.Deadline, fmt.Sprintf("%d workers under vassal %d", n, vassal), func() bool {
 		kids = peerChildren(vassal)
 		return len(kids) == n
 	})
@@ -183,12 +178,12 @@ func (l *peerLoad) waitAnswer(t *testing.T, what string, isNew func(pid int) boo
 	select {
 	case pid := <-ch:
 		return pid
-	case <-time.After(peerDeadline):
+	case <-time.After(testkit.Deadline):
 		l.mu.Lock()
 		l.watch = nil
 		ok, failed := l.ok, l.failed
 		l.mu.Unlock()
-		t.Fatalf("no answer from %s after %v (%d requests answered, %d failed)", what, peerDeadline, ok, failed)
+		t.Fatalf("no answer from %s after %v (%d requests answered, %d failed)", what, testkit.Deadline, ok, failed)
 		return 0
 	}
 }
@@ -228,7 +223,7 @@ func peerReload(t *testing.T, port, vassal int, touch func(), reloaded func()) m
 		reloaded()
 	}
 	for pid := range old {
-		waitFor(t, peerDeadline, fmt.Sprintf("old worker %d to exit", pid), func() bool { return !alive(pid) })
+		waitFor(t, testkit.Deadline, fmt.Sprintf("old worker %d to exit", pid), func() bool { return !alive(pid) })
 	}
 	// Keep asking a little after the old workers are gone.
 	load.waitAnswer(t, "a new worker after the old ones exited", func(pid int) bool { return !old[pid] })
@@ -240,11 +235,11 @@ func peerReload(t *testing.T, port, vassal int, touch func(), reloaded func()) m
 // its workers exit and the port stops answering.
 func peerRemoved(t *testing.T, port, vassal int, workers map[int]bool) {
 	t.Helper()
-	waitFor(t, peerDeadline, fmt.Sprintf("vassal %d to exit", vassal), func() bool { return !alive(vassal) })
+	waitFor(t, testkit.Deadline, fmt.Sprintf("vassal %d to exit", vassal), func() bool { return !alive(vassal) })
 	for pid := range workers {
-		waitFor(t, peerDeadline, fmt.Sprintf("worker %d to exit", pid), func() bool { return !alive(pid) })
+		waitFor(t, testkit.Deadline, fmt.Sprintf("worker %d to exit", pid), func() bool { return !alive(pid) })
 	}
-	waitFor(t, peerDeadline, fmt.Sprintf("port %d to stop answering", port), func() bool {
+	waitFor(t, testkit.Deadline, fmt.Sprintf("port %d to stop answering", port), func() bool {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err != nil {
 			return true
@@ -301,7 +296,7 @@ func peerReadStats(addr string) (peerStats, error) {
 // a nil cond, until it is no longer listed) and returns its entry.
 func peerWaitStats(t *testing.T, addr, id, what string, cond func(peerVassalStats) bool) peerVassalStats {
 	t.Helper()
-	deadline := time.Now().Add(peerDeadline)
+	deadline := time.Now().Add(testkit.Deadline)
 	for {
 		s, err := peerReadStats(addr)
 		if err == nil {
@@ -319,7 +314,7 @@ func peerWaitStats(t *testing.T, addr, id, what string, cond func(peerVassalStat
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s in uWSGI's emperor stats; last: %+v (error %v)", peerDeadline, what, s.Vassals, err)
+			t.Fatalf("timed out after %v waiting for %s in uWSGI's emperor stats; last: %+v (error %v)", testkit.Deadline, what, s.Vassals, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -330,7 +325,7 @@ func TestPeer_UWSGIEmperor(t *testing.T) {
 	needBinaries(t)
 	dir := t.TempDir()
 	statsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	output := &syncBuffer{}
+	output := &testkit.Log{}
 	cmd := exec.Command(uwsgi, "--emperor", dir, "--binary-path", bins.vassal,
 		"--emperor-stats", statsAddr, "--emperor-freq", "1")
 	cmd.Env = peerEnv()
@@ -363,7 +358,7 @@ func TestPeer_UWSGIEmperor(t *testing.T) {
 		}
 	})
 	// The stats server answers once the Emperor runs.
-	waitFor(t, peerDeadline, "uWSGI's emperor stats server", func() bool {
+	waitFor(t, testkit.Deadline, "uWSGI's emperor stats server", func() bool {
 		_, err := peerReadStats(statsAddr)
 		return err == nil
 	})
@@ -376,7 +371,7 @@ func TestPeer_UWSGIEmperor(t *testing.T) {
 	})
 	vassal := v.Pid
 	t.Logf("uWSGI sees app.ini as %+v", v)
-	if h := waitGet(t, port, peerDeadline, nil); h.name != "uwsgi-vassal" {
+	if h := waitGet(t, port, testkit.Deadline, nil); h.name != "uwsgi-vassal" {
 		t.Errorf("answer from %q, want uwsgi-vassal", h.name)
 	}
 
@@ -439,7 +434,7 @@ func (p *peerNotes) wait(t *testing.T, what string, match func(emperor.Note) boo
 			return n
 		}
 	}
-	deadline := time.After(peerDeadline)
+	deadline := time.After(testkit.Deadline)
 	for {
 		select {
 		case n := <-p.ch:
@@ -456,7 +451,7 @@ func (p *peerNotes) wait(t *testing.T, what string, match func(emperor.Note) boo
 			overflow := p.overflow
 			p.mu.Unlock()
 			t.Fatalf("timed out after %v waiting for %s (notes lost: %v); notes not taken:\n  %s",
-				peerDeadline, what, overflow, strings.Join(seen, "\n  "))
+				testkit.Deadline, what, overflow, strings.Join(seen, "\n  "))
 			return emperor.Note{}
 		}
 	}
@@ -473,8 +468,8 @@ func peerState(name string, to emperor.State) func(emperor.Note) bool {
 func TestPeer_OurEmperor(t *testing.T) {
 	needBinaries(t)
 	dir := t.TempDir()
-	output := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(output, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	output := &testkit.Log{}
+	logger := output.Logger()
 
 	// The vassals' stdout and stderr: a pipe copied into output.
 	pr, pw, err := os.Pipe()
@@ -534,7 +529,7 @@ func TestPeer_OurEmperor(t *testing.T) {
 	if vassal <= 0 {
 		t.Fatalf("running note without a pid: %+v", running)
 	}
-	if h := waitGet(t, port, peerDeadline, nil); h.name != "our-vassal" {
+	if h := waitGet(t, port, testkit.Deadline, nil); h.name != "our-vassal" {
 		t.Errorf("answer from %q, want our-vassal", h.name)
 	}
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emperor-dev/emperor/internal/pushtest"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/internal/testkit"
 )
@@ -69,7 +69,7 @@ func TestAMQP_Cluster(t *testing.T) {
 	}
 	b.publish("shop-front.ini", []byte("[uwsgi]\nmaster = true\nprocesses = 1\nroute-run = return:200 served by the cluster\n"))
 	for _, h := range hosts {
-		pushtest.WaitServing(t, h.url, "served by the cluster")
+		emperortest.WaitAnswer(t, h.url, "served by the cluster")
 	}
 	b.publish("blog.ini", []byte("[uwsgi]\nroute-run = return:200 blog\n"))
 	for _, h := range hosts {
@@ -77,6 +77,6 @@ func TestAMQP_Cluster(t *testing.T) {
 	}
 	b.publish("shop-front.ini", nil)
 	for _, h := range hosts {
-		pushtest.WaitDown(t, h.url)
+		emperortest.WaitDown(t, h.url)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/emperor-dev/emperor/emperor"
-	"github.com/emperor-dev/emperor/internal/pushtest"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor/amqp"
@@ -31,11 +31,11 @@ func TestAMQP_RealUWSGI(t *testing.T) {
 	mopts := b.options(amqp.Settings{Push: push.Settings{StateDir: state, AllowedDirs: []string{dir}}})
 	value := "amqp://" + b.arg
 
-	e := pushtest.StartEmperor(t, []string{value}, mopts, nil)
-	e.Logs.Capture().WaitFor(t, "consuming")
-	b.publish("direct.ini", []byte(pushtest.UWSGIConfig(p1, "direct")))
+	e := emperortest.Start(t, emperortest.Setup{Monitors: []string{value}, MonitorOptions: mopts, Binary: testenv.UWSGI(t)})
+	e.Log.WaitFor(t, "consuming")
+	b.publish("direct.ini", []byte(emperortest.UWSGIConfig(p1, "direct")))
 	run := e.WaitState("direct.ini", emperor.Running)
-	pushtest.WaitServing(t, url1, "served by direct")
+	emperortest.WaitAnswer(t, url1, "served by direct")
 
 	// A crash: the core respawns the pushed vassal (uWSGI loses it, B4/B18).
 	if err := syscall.Kill(run.Pid, syscall.SIGKILL); err != nil {
@@ -44,43 +44,45 @@ func TestAMQP_RealUWSGI(t *testing.T) {
 	again := e.WaitNote("respawn of direct.ini", func(n emperor.Note) bool {
 		return !n.IsByte && n.Key.Name == "direct.ini" && n.To == emperor.Running && n.Pid != run.Pid
 	})
-	pushtest.WaitServing(t, url1, "served by direct")
+	emperortest.WaitAnswer(t, url1, "served by direct")
 	t.Logf("killed pid %d, respawned as %d", run.Pid, again.Pid)
 
 	app := filepath.Join(dir, "app.ini")
-	if err := os.WriteFile(app, []byte(pushtest.UWSGIConfig(p2, "file")), 0o644); err != nil {
+	if err := os.WriteFile(app, []byte(emperortest.UWSGIConfig(p2, "file")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b.publish("", []byte(app))
 	e.WaitState(app, emperor.Running)
-	pushtest.WaitServing(t, url2, "served by file")
+	emperortest.WaitAnswer(t, url2, "served by file")
 
 	// A URL: the Emperor fetches the config and hands it over the config fd.
 	p3 := testenv.FreePort(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		fmt.Fprint(w, pushtest.UWSGIConfig(p3, "url"))
+		fmt.Fprint(w, emperortest.UWSGIConfig(p3, "url"))
 	}))
 	defer srv.Close()
 	confURL := srv.URL + "/confs/fetched.ini"
 	b.publish("", []byte(confURL))
 	e.WaitState(confURL, emperor.Running)
-	pushtest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", p3), "served by url")
+	emperortest.WaitAnswer(t, fmt.Sprintf("http://127.0.0.1:%d/", p3), "served by url")
 
 	b.publish("direct.ini", nil)
 	e.WaitState("direct.ini", emperor.Absent)
-	pushtest.WaitDown(t, url1)
+	emperortest.WaitDown(t, url1)
 
 	// Restart the Emperor: Ragnarok stops app.ini, the new Emperor replays
 	// the journal and runs it again, with no message sent.
-	e.Stop()
-	pushtest.WaitDown(t, url2)
-	e2 := pushtest.StartEmperor(t, []string{value}, mopts, nil)
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	emperortest.WaitDown(t, url2)
+	e2 := emperortest.Start(t, emperortest.Setup{Monitors: []string{value}, MonitorOptions: mopts, Binary: testenv.UWSGI(t)})
 	e2.WaitState(app, emperor.Running)
-	pushtest.WaitServing(t, url2, "served by file")
+	emperortest.WaitAnswer(t, url2, "served by file")
 	srv.Close() // the fetched copy is journaled: no need to fetch again
 	e2.WaitState(confURL, emperor.Running)
-	pushtest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", p3), "served by url")
-	if code, _, err := pushtest.Get(url1); err == nil {
+	emperortest.WaitAnswer(t, fmt.Sprintf("http://127.0.0.1:%d/", p3), "served by url")
+	if code, _, err := emperortest.Get(url1); err == nil {
 		t.Errorf("direct.ini, destroyed before the restart, came back (status %d)", code)
 	}
 }
@@ -94,26 +96,25 @@ func TestAMQP_BrokerRestart(t *testing.T) {
 	testenv.UWSGI(t)
 	p1, p2 := testenv.FreePort(t), testenv.FreePort(t)
 	url1 := fmt.Sprintf("http://127.0.0.1:%d/", p1)
-	e := pushtest.StartEmperor(t, []string{"amqp://" + b.arg}, b.options(amqp.Settings{}), nil)
-	e.Logs.Capture().WaitFor(t, "consuming")
-	b.publish("before.ini", []byte(pushtest.UWSGIConfig(p1, "before")))
+	e := emperortest.Start(t, emperortest.Setup{Monitors: []string{"amqp://" + b.arg}, MonitorOptions: b.options(amqp.Settings{}), Binary: testenv.UWSGI(t)})
+	e.Log.WaitFor(t, "consuming")
+	b.publish("before.ini", []byte(emperortest.UWSGIConfig(p1, "before")))
 	run := e.WaitState("before.ini", emperor.Running)
-	pushtest.WaitServing(t, url1, "served by before")
+	emperortest.WaitAnswer(t, url1, "served by before")
 
 	testenv.RestartRabbitMQ(t, func() {
-		e.Logs.Capture().WaitFor(t, "lost the broker")
-		e.Logs.Capture().WaitFor(t, "cannot reach the broker")
-		pushtest.WaitServing(t, url1, "served by before")
+		e.Log.WaitFor(t, "lost the broker")
+		e.Log.WaitFor(t, "cannot reach the broker")
+		emperortest.WaitAnswer(t, url1, "served by before")
 	})
-	logs := e.Logs.Capture()
-	if !logs.Await(testkit.Deadline, func() bool { return logs.Count("consuming") >= 2 }) {
-		t.Fatalf("the monitor did not consume again after the broker restart; log:\n%s", logs)
+	if !e.Log.Await(testkit.Deadline, func() bool { return e.Log.Count("consuming") >= 2 }) {
+		t.Fatalf("the monitor did not consume again after the broker came back; log:\n%s", e.Log)
 	}
 	if err := syscall.Kill(run.Pid, 0); err != nil {
 		t.Errorf("vassal pid %d gone after the broker restart: %v", run.Pid, err)
 	}
-	pushtest.WaitServing(t, url1, "served by before")
-	b.publish("after.ini", []byte(pushtest.UWSGIConfig(p2, "after")))
+	emperortest.WaitAnswer(t, url1, "served by before")
+	b.publish("after.ini", []byte(emperortest.UWSGIConfig(p2, "after")))
 	e.WaitState("after.ini", emperor.Running)
-	pushtest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", p2), "served by after")
+	emperortest.WaitAnswer(t, fmt.Sprintf("http://127.0.0.1:%d/", p2), "served by after")
 }

@@ -237,14 +237,3 @@ func Describe(evs []monitor.Event) string {
 	b.WriteString("]")
 	return b.String()
 }
-
-// LogBuffer is the log capture monitor/pg/emperor_test.go still names.
-//
-// Deprecated: use testkit.Log; this alias goes once that file, which the
-// Emperor-harness change owns, stops using it.
-type LogBuffer = testkit.Log
-
-// Wait is the deadline monitor/pg/emperor_test.go still names.
-//
-// Deprecated: use testkit.Deadline; this goes with LogBuffer.
-const Wait = testkit.Deadline

@@ -2,9 +2,6 @@ package pg_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,144 +10,27 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/emperor"
-	"github.com/emperor-dev/emperor/internal/pushtest"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
-	"github.com/emperor-dev/emperor/monitor/monitortest"
 	"github.com/emperor-dev/emperor/monitor/pg"
 )
 
-// emperorRun is an Emperor governing real uWSGI vassals from one pg://
+// startEmperor runs an Emperor governing real uWSGI vassals from one pg://
 // monitor.
-type emperorRun struct {
-	t     *testing.T
-	notes chan emperor.Note
-	log   *monitortest.LogBuffer
-	// all keeps every note seen by waitNote, in order.
-	all []emperor.Note
-}
-
-func startEmperor(t *testing.T, d *testDB, query string, freq time.Duration) *emperorRun {
+func startEmperor(t *testing.T, d *testDB, query string, freq time.Duration) *emperortest.Emperor {
 	t.Helper()
 	return startEmperorOn(t, d, d.conninfo, query, freq)
 }
 
 // startEmperorOn is startEmperor connecting with conninfo.
-func startEmperorOn(t *testing.T, d *testDB, conninfo, query string, freq time.Duration) *emperorRun {
+func startEmperorOn(t *testing.T, d *testDB, conninfo, query string, freq time.Duration) *emperortest.Emperor {
 	t.Helper()
-	uwsgi := testenv.UWSGI(t)
-	r := &emperorRun{t: t, notes: make(chan emperor.Note, 4096), log: &monitortest.LogBuffer{}}
-	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ready := make(chan string, 1)
-	m, err := pg.New(conninfo+";"+query, monitor.Options{Freq: freq, Ready: ready, Logger: logger, PGChannel: d.channel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	em, err := emperor.New(emperor.Options{
-		Monitors: []monitor.Monitor{m},
-		Ready:    ready,
-		Binary:   uwsgi,
-		Env:      os.Environ(),
-		Logger:   logger,
-		Notify: func(n emperor.Note) {
-			select {
-			case r.notes <- n:
-			default:
-				panic("notes channel full")
-			}
-		},
-		PanicOnIllegalTransition: true,
+	return emperortest.Start(t, emperortest.Setup{
+		Monitors:       []string{"pg://" + conninfo + ";" + query},
+		MonitorOptions: monitor.Options{Freq: freq, Settings: monitor.SchemeSettings{"pg": &pg.Settings{Channel: d.channel}}},
+		Binary:         testenv.UWSGI(t),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pushtest.RunEmperor(t, em)
-	return r
-}
-
-// waitNote returns the first note from now on matching pred.
-func (r *emperorRun) waitNote(what string, pred func(emperor.Note) bool) emperor.Note {
-	r.t.Helper()
-	deadline := time.After(monitortest.Wait)
-	for {
-		select {
-		case n := <-r.notes:
-			r.all = append(r.all, n)
-			if pred(n) {
-				return n
-			}
-		case <-deadline:
-			r.t.Fatalf("timed out waiting for %s; log:\n%s", what, r.log)
-		}
-	}
-}
-
-// drain returns the notes delivered so far.
-func (r *emperorRun) drain() []emperor.Note {
-	var got []emperor.Note
-	for {
-		select {
-		case n := <-r.notes:
-			r.all = append(r.all, n)
-			got = append(got, n)
-		default:
-			return got
-		}
-	}
-}
-
-// waitLog waits for a log line containing every one of parts.
-func (r *emperorRun) waitLog(parts ...string) {
-	r.t.Helper()
-	r.log.WaitFor(r.t, parts...)
-}
-
-// waitAccepting waits until every named vassal has sent byte 5, counting
-// notes already seen.
-func (r *emperorRun) waitAccepting(names ...string) {
-	r.t.Helper()
-	left := map[string]bool{}
-	for _, n := range names {
-		left[n] = true
-	}
-	for _, n := range r.all {
-		if n.IsByte && n.Byte == 5 {
-			delete(left, n.Key.Name)
-		}
-	}
-	for len(left) > 0 {
-		r.waitNote(fmt.Sprint("byte 5 from ", left), func(n emperor.Note) bool {
-			if n.IsByte && n.Byte == 5 && left[n.Key.Name] {
-				delete(left, n.Key.Name)
-				return true
-			}
-			return false
-		})
-	}
-}
-
-// serving polls url until its body satisfies ok and returns the body.
-func serving(t *testing.T, url string, ok func(string) bool) string {
-	t.Helper()
-	c := http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(monitortest.Wait)
-	var body string
-	var err error
-	for {
-		var resp *http.Response
-		if resp, err = c.Get(url); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			if ok(body) {
-				return body
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never served as expected: last body %q, err %v", url, body, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 const envApp = `import os
@@ -176,19 +56,19 @@ func TestRealUWSGIVassalFromRow(t *testing.T) {
 	}
 	d.insert("py.ini", conf(1))
 	r := startEmperor(t, d, "SELECT name,config,ts FROM vassals", time.Hour)
-	r.waitAccepting("py.ini")
+	r.WaitBytes(5, "py.ini")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	serving(t, url, func(b string) bool { return strings.HasPrefix(b, "generation 1 ") })
+	emperortest.WaitServing(t, url, func(b string) bool { return strings.HasPrefix(b, "generation 1 ") })
 
 	for gen := 2; gen <= 3; gen++ {
 		d.exec(fmt.Sprintf("UPDATE vassals SET config = '%s' WHERE name = 'py.ini'", conf(gen)))
-		r.waitNote("reload", func(n emperor.Note) bool { return n.Key.Name == "py.ini" && strings.HasPrefix(n.Reason, "reload") })
+		r.WaitNote(fmt.Sprintf("reload to generation %d", gen), isReload("py.ini"))
 		want := fmt.Sprintf("generation %d ", gen)
-		serving(t, url, func(b string) bool { return strings.HasPrefix(b, want) })
+		emperortest.WaitServing(t, url, func(b string) bool { return strings.HasPrefix(b, want) })
 	}
 
 	d.exec("DELETE FROM vassals WHERE name = 'py.ini'")
-	r.waitNote("removal", func(n emperor.Note) bool { return n.Key.Name == "py.ini" && n.To == emperor.Absent })
+	r.WaitState("py.ini", emperor.Absent)
 }
 
 // pgCluster returns the argv prefix that controls the machine's
@@ -227,9 +107,8 @@ func TestDatabaseRestartLeavesVassalsAlone(t *testing.T) {
 		d.insert(n, conf(n, 1))
 	}
 	r := startEmperor(t, d, "SELECT name,config,ts FROM vassals", 500*time.Millisecond)
-	r.waitAccepting("a.ini", "b.ini")
-	r.drain()
-	mark := len(r.all)
+	r.WaitBytes(5, "a.ini", "b.ini")
+	mark := len(r.Notes.All())
 
 	run := func(action string) {
 		t.Helper()
@@ -242,29 +121,33 @@ func TestDatabaseRestartLeavesVassalsAlone(t *testing.T) {
 		exec.Command(ctl[0], append(ctl[1:], "start")...).Run()
 	})
 	run("stop")
-	r.waitLog("vassals keep running")
-	r.waitLog("database unreachable")
+	r.Log.WaitFor(t, "vassals keep running")
+	r.Log.WaitFor(t, "database unreachable")
 	run("start")
 	testenv.Postgres(t)
-	r.waitLog("reconnected to the database; resyncing")
-	r.waitLog("scanned", "reason=\"resync after reconnect\"", "events=0")
+	r.Log.WaitFor(t, "reconnected to the database; resyncing")
+	r.Log.WaitFor(t, "scanned", "reason=\"resync after reconnect\"", "events=0")
 
 	d.exec(fmt.Sprintf("UPDATE vassals SET config = '%s' WHERE name = 'b.ini'", conf("b.ini", 2)))
-	r.onlyBReloaded(mark)
+	onlyBReloaded(t, r, mark)
 }
 
-// onlyBReloaded waits for b.ini's reload and checks that, since mark, no
-// vassal changed state and a.ini was not reloaded.
-func (r *emperorRun) onlyBReloaded(mark int) {
-	r.t.Helper()
-	r.waitNote("b reloads", func(n emperor.Note) bool { return n.Key.Name == "b.ini" && strings.HasPrefix(n.Reason, "reload") })
-	r.drain()
-	for _, n := range r.all[mark:] {
+// isReload matches the Emperor reloading the vassal name.
+func isReload(name string) func(emperor.Note) bool {
+	return func(n emperor.Note) bool { return n.Key.Name == name && strings.HasPrefix(n.Reason, "reload") }
+}
+
+// onlyBReloaded waits for b.ini's reload and checks that, from the note
+// mark on, no vassal changed state and a.ini was not reloaded.
+func onlyBReloaded(t *testing.T, r *emperortest.Emperor, mark int) {
+	t.Helper()
+	r.WaitNote("b reloads", isReload("b.ini"))
+	for _, n := range r.Notes.All()[mark:] {
 		if n.Key.Name == "a.ini" && !n.IsByte {
-			r.t.Errorf("a.ini was touched by the outage: %s -> %s (%s)", n.From, n.To, n.Reason)
+			t.Errorf("a.ini was touched by the outage: %s -> %s (%s)", n.From, n.To, n.Reason)
 		}
 		if n.Key.Name == "b.ini" && !n.IsByte && !strings.HasPrefix(n.Reason, "reload") {
-			r.t.Errorf("b.ini: %s -> %s (%s)", n.From, n.To, n.Reason)
+			t.Errorf("b.ini: %s -> %s (%s)", n.From, n.To, n.Reason)
 		}
 	}
 }
@@ -285,16 +168,15 @@ func TestConnectionOutageLeavesVassalsAlone(t *testing.T) {
 	}
 	via := fmt.Sprintf("%s host=127.0.0.1 port=%d", d.conninfo, proxy.Port())
 	r := startEmperorOn(t, d, via, "SELECT name,config,ts FROM vassals", time.Hour)
-	r.waitAccepting("a.ini", "b.ini")
-	r.drain()
-	mark := len(r.all)
+	r.WaitBytes(5, "a.ini", "b.ini")
+	mark := len(r.Notes.All())
 
 	proxy.Cut()
-	r.waitLog("vassals keep running")
+	r.Log.WaitFor(t, "vassals keep running")
 	d.exec(fmt.Sprintf("UPDATE vassals SET config = '%s' WHERE name = 'b.ini'", conf("b.ini", 2)))
-	r.waitLog("database unreachable")
+	r.Log.WaitFor(t, "database unreachable")
 	proxy.Restore()
-	r.onlyBReloaded(mark)
+	onlyBReloaded(t, r, mark)
 }
 
 // Fleets: two Emperors share one table, each selecting its host's rows
@@ -315,17 +197,15 @@ func TestFleetTwoEmperorsTakeOnlyTheirRows(t *testing.T) {
 	}
 	alpha := startEmperor(t, d, query("alpha"), time.Hour)
 	beta := startEmperor(t, d, query("beta"), time.Hour)
-	alpha.waitAccepting("a1.ini", "a2.ini")
-	beta.waitAccepting("b1.ini")
+	alpha.WaitBytes(5, "a1.ini", "a2.ini")
+	beta.WaitBytes(5, "b1.ini")
 
 	d.exec("UPDATE vassals SET host = 'alpha' WHERE name = 'b1.ini'")
-	beta.waitNote("b1 leaves beta", func(n emperor.Note) bool { return n.Key.Name == "b1.ini" && n.To == emperor.Absent })
-	alpha.waitNote("b1 comes to alpha", func(n emperor.Note) bool { return n.Key.Name == "b1.ini" && n.To == emperor.Running })
+	beta.WaitState("b1.ini", emperor.Absent)
+	alpha.WaitState("b1.ini", emperor.Running)
 
-	alpha.drain()
-	beta.drain()
-	for name, r := range map[string]*emperorRun{"alpha": alpha, "beta": beta} {
-		for _, n := range r.all {
+	for name, r := range map[string]*emperortest.Emperor{"alpha": alpha, "beta": beta} {
+		for _, n := range r.Notes.All() {
 			if n.Key.Name == "other.ini" || (name == "beta" && strings.HasPrefix(n.Key.Name, "a")) ||
 				(name == "alpha" && n.Key.Name == "b1.ini" && n.To == emperor.Stopping) {
 				t.Errorf("%s: %s %s -> %s (%s)", name, n.Key.Name, n.From, n.To, n.Reason)

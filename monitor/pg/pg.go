@@ -91,9 +91,6 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 		return nil, err
 	}
 	ch := s.Channel
-	if ch == "" {
-		ch = opts.PGChannel
-	}
 	switch ch {
 	case "":
 		ch = DefaultChannel

@@ -7,9 +7,8 @@ import (
 	"testing"
 
 	"github.com/emperor-dev/emperor/emperor"
-	"github.com/emperor-dev/emperor/internal/pushtest"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/internal/testenv"
-	"github.com/emperor-dev/emperor/monitor"
 )
 
 // TestZMQ_RealUWSGI pushes a real uWSGI vassal with python3-zmq; it serves
@@ -19,24 +18,24 @@ func TestZMQ_RealUWSGI(t *testing.T) {
 	p := newPusher(t)
 	port := testenv.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	e := pushtest.StartEmperor(t, []string{"zmq://" + p.endpoint}, monitor.Options{}, nil)
+	e := emperortest.Start(t, emperortest.Setup{Monitors: []string{"zmq://" + p.endpoint}, Binary: testenv.UWSGI(t)})
 
-	p.push(nil, "touch", "zmq.ini", pushtest.UWSGIConfig(port, "v1"))
+	p.push(nil, "touch", "zmq.ini", emperortest.UWSGIConfig(port, "v1"))
 	run := e.WaitState("zmq.ini", emperor.Running)
-	pushtest.WaitServing(t, url, "served by v1")
+	emperortest.WaitAnswer(t, url, "served by v1")
 
-	p.push(nil, "touch", "zmq.ini", pushtest.UWSGIConfig(port, "v2"))
+	p.push(nil, "touch", "zmq.ini", emperortest.UWSGIConfig(port, "v2"))
 	e.WaitNote("reload of zmq.ini", func(n emperor.Note) bool {
 		return n.Key.Name == "zmq.ini" && strings.HasPrefix(n.Reason, "reload")
 	})
-	pushtest.WaitServing(t, url, "served by v2")
+	emperortest.WaitAnswer(t, url, "served by v2")
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", run.Pid)); err != nil {
 		t.Errorf("uWSGI master %d gone after a reload; it should re-exec in place", run.Pid)
 	}
 
 	p.push(nil, "destroy", "zmq.ini")
 	e.WaitState("zmq.ini", emperor.Absent)
-	pushtest.WaitDown(t, url)
+	emperortest.WaitDown(t, url)
 }
 
 // TestZMQ_TyrantOwnerFromParts runs the Emperor in tyrant mode: a touch
@@ -46,12 +45,12 @@ func TestZMQ_TyrantOwnerFromParts(t *testing.T) {
 	testenv.Root(t)
 	p := newPusher(t)
 	port := testenv.FreePort(t)
-	e := pushtest.StartEmperor(t, []string{"zmq://" + p.endpoint}, monitor.Options{}, func(o *emperor.Options) {
+	e := emperortest.Start(t, emperortest.Setup{Monitors: []string{"zmq://" + p.endpoint}, Binary: testenv.UWSGI(t), Options: func(o *emperor.Options) {
 		o.Tyrant = true
-	})
-	p.push(nil, "touch", "tenant.ini", pushtest.UWSGIConfig(port, "tenant"), "65534", "65534")
+	}})
+	p.push(nil, "touch", "tenant.ini", emperortest.UWSGIConfig(port, "tenant"), "65534", "65534")
 	run := e.WaitState("tenant.ini", emperor.Running)
-	pushtest.WaitServing(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "served by tenant")
+	emperortest.WaitAnswer(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "served by tenant")
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", run.Pid))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +61,7 @@ func TestZMQ_TyrantOwnerFromParts(t *testing.T) {
 		}
 	}
 
-	p.push(nil, "touch", "anonymous.ini", pushtest.UWSGIConfig(testenv.FreePort(t), "anonymous"))
+	p.push(nil, "touch", "anonymous.ini", emperortest.UWSGIConfig(testenv.FreePort(t), "anonymous"))
 	refused := e.WaitState("anonymous.ini", emperor.Disabled)
 	if !strings.Contains(refused.Reason, "no owner") {
 		t.Errorf("refusal reason %q does not say the owner is missing", refused.Reason)
