@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/emperor-dev/emperor/internal/emperortest"
-	"github.com/emperor-dev/emperor/internal/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,7 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/files"
 	"github.com/emperor-dev/emperor/monitor/monitortest"
@@ -44,6 +44,8 @@ type setup struct {
 	role, binary string
 	// reportDir holds the report socket (default: a private temp dir).
 	reportDir string
+	// inject is given the Emperor before it runs.
+	inject func(*emperor.Emperor)
 }
 
 func startEmperor(t *testing.T, s setup) *harness {
@@ -57,6 +59,7 @@ func startEmperor(t *testing.T, s setup) *harness {
 		Role:           cmp.Or(s.role, roleVassal),
 		Binary:         s.binary,
 		Options:        s.opts,
+		Before:         s.inject,
 	})
 	return h
 }

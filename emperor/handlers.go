@@ -149,8 +149,13 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 		if time.Since(p.started) >= e.opts.StableRun {
 			v.unloyalDeaths = 0 // it ran long enough: not a crash loop
 		}
-		if !v.said.loyal || p.killCause == "flood" {
-			v.unloyalDeaths++ // a flooder is penalised even if it was loyal
+		switch {
+		case p.killCause == "flood":
+			// A flooder is penalised at once, loyal or not: its respawn
+			// waits at least one throttle step.
+			v.unloyalDeaths = max(v.unloyalDeaths+1, 2)
+		case !v.said.loyal:
+			v.unloyalDeaths++
 		}
 		e.wait(v, "died: "+reason)
 	default:

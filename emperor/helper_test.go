@@ -1,6 +1,7 @@
 package emperor_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -36,6 +37,10 @@ import (
 //	voluntary-after = duration: send byte 22, then exit 0 when told to stop
 //	heartbeat-every, heartbeat-for = durations: send byte 26 that often for
 //	that long, then fall silent (and report "silent")
+//	flood        = byte: after start, write it to fd 3 as fast as it can
+//	storm        = N: after start, send N config requests (byte 2) without
+//	reading the config fd (report "stormed"); on a reload, read frames
+//	until the newest config, reporting each ("frame", or "bad-frame")
 //
 // Reports are JSON datagrams (type report). The isolation tests' roles are
 // in isolation_helper_test.go.
@@ -175,6 +180,24 @@ func testVassal(args []string) int {
 			send(report{Event: "silent"})
 		}()
 	}
+	if s, ok := cfg.Get("flood"); ok {
+		b, _ := strconv.Atoi(s)
+		go func() {
+			chunk := bytes.Repeat([]byte{byte(b)}, 65536)
+			for {
+				if _, err := ctl.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	storm := false
+	if s, ok := cfg.Get("storm"); ok {
+		n, _ := strconv.Atoi(s)
+		ctl.Write(bytes.Repeat([]byte{byte(protocol.ConfigRequest)}, n))
+		storm = true
+		send(report{Event: "stormed"})
+	}
 	if s, ok := cfg.Get("voluntary-after"); ok {
 		d, _ := time.ParseDuration(s)
 		time.AfterFunc(d, func() { ctl.Write([]byte{byte(protocol.Voluntary)}) })
@@ -195,7 +218,27 @@ func testVassal(args []string) int {
 					return 0
 				}
 			case protocol.Reload:
-				if cfgFile != nil {
+				if storm {
+					// Frames queued by the storm come first; each must
+					// be whole, the last the newest config.
+					ctl.Write([]byte{byte(protocol.ConfigRequest)})
+					for {
+						text, err := protocol.ReadFrame(cfgFile)
+						if err != nil {
+							send(report{Event: "bad-frame", Config: err.Error()})
+							return 1
+						}
+						gen, err := (&config.Loader{}).Parse(config.INI, "frame.ini", text)
+						if err != nil || !strings.HasPrefix(string(text), "[uwsgi]") {
+							send(report{Event: "bad-frame", Config: string(text)})
+							return 1
+						}
+						send(report{Event: "frame", Config: string(text)})
+						if g, _ := gen.Get("generation"); g == "2" {
+							break
+						}
+					}
+				} else if cfgFile != nil {
 					ctl.Write([]byte{byte(protocol.ConfigRequest)})
 					text, err := protocol.ReadFrame(cfgFile)
 					if err == nil {

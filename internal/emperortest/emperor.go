@@ -40,6 +40,9 @@ type Setup struct {
 	Binary string
 	// Options, when set, adjusts the options last.
 	Options func(*emperor.Options)
+	// Before, when set, is given the Emperor before it runs (the emperor
+	// package's own tests inject faults with it).
+	Before func(*emperor.Emperor)
 }
 
 // Emperor is an Emperor running for a test.
@@ -106,6 +109,9 @@ func Start(t testing.TB, s Setup) *Emperor {
 		t.Fatal(err)
 	}
 	e.Emperor = em
+	if s.Before != nil {
+		s.Before(em)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() {
