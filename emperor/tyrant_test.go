@@ -1,0 +1,128 @@
+package emperor_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/testenv"
+)
+
+// tenantConfig writes a config owned by uid in a directory of its own
+// under pub, and returns the directory.
+func tenantConfig(t *testing.T, h *harness, pub, tenant string, uid int, extra string) string {
+	t.Helper()
+	dir := filepath.Join(pub, tenant)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "app.ini")
+	writeFile(t, path, h.vassalConfig("name = app\ntenant = "+tenant+"\n"+extra))
+	for _, p := range []string{dir, path} {
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func symlink(t *testing.T, target, link string, uid int) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Tenant A links tenant B's config into the watched directory: uWSGI runs
+// it as B in A's directory, so B's relative paths reach A's files. Ours
+// refuses a link made by anyone but root or the config's owner, and a link
+// root made runs as B, in B's directory, with the text of the file it
+// opened.
+func TestTyrantRefusesAnotherTenantsConfigLinkedIn(t *testing.T) {
+	testenv.Root(t)
+	pub, binary := publicDir(t)
+	vassals := filepath.Join(pub, "vassals")
+	os.Mkdir(vassals, 0o755)
+	h := startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
+		o.Tyrant, o.Binary = true, binary
+	}})
+	const a, b = 65534, 65533
+	bDir := tenantConfig(t, h, pub, "b", b, "")
+	symlink(t, filepath.Join(bDir, "app.ini"), filepath.Join(vassals, "stolen.ini"), a)
+	n := h.WaitState("stolen.ini", emperor.Disabled)
+	if !strings.Contains(n.Reason, "symlink") {
+		t.Errorf("refusal %q does not name the symlink", n.Reason)
+	}
+
+	symlink(t, filepath.Join(bDir, "app.ini"), filepath.Join(vassals, "granted.ini"), 0)
+	r := h.waitReport("the root-linked config runs", func(r report) bool { return r.Event == "start" })
+	if r.UID != b || r.Cwd != bDir || !strings.Contains(r.Config, "tenant = b") {
+		t.Errorf("root's link runs as uid %d in %s with config %q; want uid %d in %s with B's text", r.UID, r.Cwd, r.Config, b, bDir)
+	}
+	for _, x := range h.reports.All() {
+		if x.Event == "start" && x.Pid != r.Pid {
+			t.Errorf("another vassal started: %+v", x)
+		}
+	}
+}
+
+// Flipping a directory symlink on the way to the config while its vassal
+// respawns (uWSGI's TOCTOU, reference B34) never pairs one tenant's
+// credential with another's config or directory: what the vassal runs as,
+// reads and runs in come from one open file.
+func TestTyrantConfigFlippedMidSpawnStaysConsistent(t *testing.T) {
+	testenv.Root(t)
+	pub, binary := publicDir(t)
+	vassals := filepath.Join(pub, "vassals")
+	os.Mkdir(vassals, 0o755)
+	h := startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
+		o.Tyrant, o.Binary = true, binary
+		o.Throttle, o.MaxThrottle = time.Millisecond, time.Millisecond
+		o.ThrottleBurst = -1
+	}})
+	const a, b = 65534, 65533
+	dirs := map[int]string{
+		a: tenantConfig(t, h, pub, "a", a, "crash-after = 20ms"),
+		b: tenantConfig(t, h, pub, "b", b, "crash-after = 20ms"),
+	}
+	cur := filepath.Join(pub, "cur")
+	symlink(t, dirs[a], cur, a)
+	symlink(t, filepath.Join(cur, "app.ini"), filepath.Join(vassals, "app.ini"), 0)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // tenant A flips its link between its directory and B's
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tmp := cur + ".new"
+			os.Symlink(dirs[[]int{a, b}[i%2]], tmp)
+			os.Lchown(tmp, a, a)
+			os.Rename(tmp, cur)
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+
+	seen := map[int]int{}
+	for starts := h.reports.From(); seen[a]+seen[b] < 12; {
+		r := starts.Until(t, "a vassal start", func(r report) bool { return r.Event == "start" })
+		want := map[int]string{a: "tenant = a", b: "tenant = b"}[r.UID]
+		if want == "" || !strings.Contains(r.Config, want) || r.Cwd != dirs[r.UID] {
+			t.Fatalf("vassal runs as uid %d in %s with config %q: credential, directory and text disagree", r.UID, r.Cwd, r.Config)
+		}
+		seen[r.UID]++
+	}
+	t.Logf("starts as A: %d, as B: %d", seen[a], seen[b])
+}
