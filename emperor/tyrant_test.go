@@ -30,6 +30,23 @@ func tenantConfig(t *testing.T, h *harness, pub, tenant string, uid int, extra s
 	return dir
 }
 
+// tyrantEmperor runs a tyrant-mode Emperor on a public directory's vassals
+// directory, with the test binary copied where every tenant can run it.
+func tyrantEmperor(t *testing.T, opts func(*emperor.Options)) (h *harness, pub, vassals string) {
+	t.Helper()
+	testenv.Root(t)
+	pub, binary := publicDir(t)
+	vassals = filepath.Join(pub, "vassals")
+	os.Mkdir(vassals, 0o755)
+	h = startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
+		o.Tyrant, o.Binary = true, binary
+		if opts != nil {
+			opts(o)
+		}
+	}})
+	return h, pub, vassals
+}
+
 func symlink(t *testing.T, target, link string, uid int) {
 	t.Helper()
 	if err := os.Symlink(target, link); err != nil {
@@ -46,13 +63,7 @@ func symlink(t *testing.T, target, link string, uid int) {
 // root made runs as B, in B's directory, with the text of the file it
 // opened.
 func TestTyrantRefusesAnotherTenantsConfigLinkedIn(t *testing.T) {
-	testenv.Root(t)
-	pub, binary := publicDir(t)
-	vassals := filepath.Join(pub, "vassals")
-	os.Mkdir(vassals, 0o755)
-	h := startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
-		o.Tyrant, o.Binary = true, binary
-	}})
+	h, pub, vassals := tyrantEmperor(t, nil)
 	const a, b = 65534, 65533
 	bDir := tenantConfig(t, h, pub, "b", b, "")
 	symlink(t, filepath.Join(bDir, "app.ini"), filepath.Join(vassals, "stolen.ini"), a)
@@ -78,15 +89,10 @@ func TestTyrantRefusesAnotherTenantsConfigLinkedIn(t *testing.T) {
 // credential with another's config or directory: what the vassal runs as,
 // reads and runs in come from one open file.
 func TestTyrantConfigFlippedMidSpawnStaysConsistent(t *testing.T) {
-	testenv.Root(t)
-	pub, binary := publicDir(t)
-	vassals := filepath.Join(pub, "vassals")
-	os.Mkdir(vassals, 0o755)
-	h := startEmperor(t, setup{dirs: []string{vassals}, reportDir: pub, opts: func(o *emperor.Options) {
-		o.Tyrant, o.Binary = true, binary
+	h, pub, vassals := tyrantEmperor(t, func(o *emperor.Options) {
 		o.Throttle, o.MaxThrottle = time.Millisecond, time.Millisecond
 		o.ThrottleBurst = -1
-	}})
+	})
 	const a, b = 65534, 65533
 	dirs := map[int]string{
 		a: tenantConfig(t, h, pub, "a", a, "crash-after = 20ms"),
