@@ -1,14 +1,18 @@
 package emperor
 
 import (
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
@@ -235,4 +239,73 @@ func TestSpecValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want an error about %s", tc.spec, err, tc.want)
 		}
 	}
+}
+
+// TestShedderClosesTheOldestSlowReaders: answers waiting for readers that
+// never read are bounded in count and bytes; the oldest go first, and the
+// newest client's answer goes through.
+func TestShedderClosesTheOldestSlowReaders(t *testing.T) {
+	sh := newShedder(3, 100)
+	type client struct {
+		server *shedConn
+		peer   net.Conn
+		done   chan error
+	}
+	connect := func(answer int) client {
+		a, b := net.Pipe() // a write blocks until the peer reads: a slow reader
+		c := client{server: sh.add(a), peer: b, done: make(chan error, 1)}
+		go func() {
+			_, err := c.server.Write(make([]byte, answer))
+			c.done <- err
+		}()
+		return c
+	}
+	waitHeld := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(testkit.Deadline)
+		for {
+			sh.mu.Lock()
+			held := sh.held
+			sh.mu.Unlock()
+			if held == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("held %d bytes, want %d", held, n)
+			}
+			runtime.Gosched()
+		}
+	}
+	first := connect(60)
+	waitHeld(60)
+	second := connect(30)
+	waitHeld(90)
+	// 60 more bytes would hold 150 > 100: the oldest slow reader goes.
+	third := connect(60)
+	if err := <-first.done; err == nil {
+		t.Fatal("the oldest slow reader kept its answer")
+	}
+	waitHeld(90)
+	fourth := connect(5)
+	waitHeld(95)
+	// Three live connections are the cap: room for another closes the
+	// oldest left.
+	if n := sh.shed(); n != 1 {
+		t.Fatalf("shed %d connections to make room, want 1", n)
+	}
+	if err := <-second.done; err == nil {
+		t.Fatal("the second slow reader kept its answer")
+	}
+	// The newest is served in full once its reader reads.
+	go io.Copy(io.Discard, third.peer)
+	if err := <-third.done; err != nil {
+		t.Fatalf("the newest client's answer: %v", err)
+	}
+	go io.Copy(io.Discard, fourth.peer)
+	if err := <-fourth.done; err != nil {
+		t.Fatalf("a small answer: %v", err)
+	}
+	sh.remove(third.server)
+	sh.remove(fourth.server)
+	waitHeld(0)
 }
