@@ -79,13 +79,3 @@ func Ambient(keep Set) error {
 	}
 	return nil
 }
-
-// Effective returns the calling thread's effective set.
-func Effective() (Set, error) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var cur [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &cur[0]); err != nil {
-		return 0, os.NewSyscallError("capget", err)
-	}
-	return Set(cur[0].Effective) | Set(cur[1].Effective)<<32, nil
-}
