@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emperor-dev/emperor/capabilities"
 	"github.com/emperor-dev/emperor/config"
 )
 
@@ -412,11 +413,16 @@ func ParseSettings(c *config.Config, warn func(o config.Option)) (Settings, erro
 	}
 	s.UID, s.GID = strings.TrimSpace(last(c, "uid")), strings.TrimSpace(last(c, "gid"))
 	for _, o := range c.Lookup("cap") {
-		caps, err := parseCaps(o.Value)
-		if err != nil {
-			return Settings{}, optErr(o, err.Error(), "use names such as net_bind_service,setuid")
+		if strings.TrimSpace(o.Value) == "" {
+			continue
 		}
-		s.Caps = append(s.Caps, caps...)
+		caps, err := capabilities.ParseList(o.Value)
+		if err != nil {
+			return Settings{}, optErr(o, err.Error(), "use names such as net_bind_service,setuid, or numbers")
+		}
+		for _, c := range caps {
+			s.Caps = append(s.Caps, uintptr(c))
+		}
 	}
 	s.Pidfile2 = strings.TrimSpace(last(c, "pidfile2"))
 	s.LogTo = strings.TrimSpace(last(c, "logto"))
