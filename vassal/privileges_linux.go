@@ -3,40 +3,13 @@ package vassal
 import (
 	"fmt"
 	"os"
-	"os/user"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/capabilities"
+	"github.com/emperor-dev/emperor/internal/usergroup"
 )
-
-// lookupUID resolves a uid option (a name or a number).
-func lookupUID(v string) (uid, primaryGID int, err error) {
-	if n, err := strconv.Atoi(v); err == nil {
-		return n, -1, nil
-	}
-	u, err := user.Lookup(v)
-	if err != nil {
-		return 0, 0, err
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	primaryGID, _ = strconv.Atoi(u.Gid)
-	return uid, primaryGID, nil
-}
-
-// lookupGID resolves a gid option (a name or a number).
-func lookupGID(v string) (int, error) {
-	if n, err := strconv.Atoi(v); err == nil {
-		return n, nil
-	}
-	g, err := user.LookupGroup(v)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(g.Gid)
-}
 
 // onSpawner runs f on the spawner thread, the one that forks every worker:
 // capabilities are per thread, and a child gets its forking thread's.
@@ -60,16 +33,16 @@ func (r *runner) dropPrivileges(s Settings) error {
 	}
 	uid, gid := -1, -1
 	if s.UID != "" {
-		u, primary, err := lookupUID(s.UID)
+		u, primary, err := usergroup.User(s.UID)
 		if err != nil {
-			return fmt.Errorf("uid %s: %w", s.UID, err)
+			return fmt.Errorf("uid: %w", err)
 		}
 		uid, gid = u, primary
 	}
 	if s.GID != "" {
-		g, err := lookupGID(s.GID)
+		g, err := usergroup.Group(s.GID)
 		if err != nil {
-			return fmt.Errorf("gid %s: %w", s.GID, err)
+			return fmt.Errorf("gid: %w", err)
 		}
 		gid = g
 	}
