@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emperor-dev/emperor/internal/procwait"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -264,7 +265,7 @@ type configLoaded struct {
 // it will never signal the worker again.
 type workerExited struct {
 	gen, slot, pid int
-	exit           workerExit
+	exit           procwait.Status
 	err            error
 	stderr         string // the last line the worker wrote to stderr
 	reap           chan struct{}

@@ -14,10 +14,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/internal/procwait"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -302,67 +302,25 @@ func spawner(reqs <-chan spawnRequest, orphans *orphanReaper) {
 	}
 }
 
-// workerExit is how a worker ended, read before it is reaped.
-type workerExit struct {
-	code   int         // exit status, when signal is 0
-	signal unix.Signal // killing signal, or 0
-}
-
-// String describes the exit for logs: "exit status 3", "signal SIGKILL".
-func (e workerExit) String() string {
-	if e.signal != 0 {
-		return "signal " + unix.SignalName(e.signal)
-	}
-	return "exit status " + strconv.Itoa(e.code)
-}
-
-// childStatus reads si_status from a SIGCHLD siginfo, which unix.Siginfo
-// keeps opaque: after si_signo, si_errno and si_code (three int32s) comes a
-// union aligned to the pointer size, starting with si_pid and si_uid (two
-// 32-bit fields), then si_status.
-func childStatus(info *unix.Siginfo) int32 {
-	ptr := unsafe.Sizeof(uintptr(0))
-	union := (12 + ptr - 1) &^ (ptr - 1)
-	return *(*int32)(unsafe.Add(unsafe.Pointer(info), union+8))
-}
-
-// si_code values of SIGCHLD (the kernel's CLD_KILLED, CLD_DUMPED).
-const (
-	cldKilled = 2
-	cldDumped = 3
-)
-
 // awaitExit blocks until the worker has exited, without reaping it, and
 // SIGKILLs whatever is left in its process group. While the worker is not
 // reaped its pid (and so its group id) cannot be reused, so the kill cannot
 // hit an unrelated process. The caller reaps the worker with cmd.Wait once
 // the loop no longer signals it.
-func awaitExit(pid int) (workerExit, error) { return waitExit(pid, true) }
+func awaitExit(pid int) (procwait.Status, error) { return waitExit(pid, true) }
 
 // waitExit is awaitExit; with killGroup false the process group is left
 // alone (a smart daemon's starter leaves its daemon behind, which may not
 // have left the group yet).
-func waitExit(pid int, killGroup bool) (workerExit, error) {
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return workerExit{}, os.NewSyscallError("waitid", err)
-		}
-		break
+func waitExit(pid int, killGroup bool) (procwait.Status, error) {
+	st, err := procwait.Wait(unix.P_PID, pid, unix.WEXITED|unix.WNOWAIT)
+	if err != nil {
+		return procwait.Status{}, err
 	}
 	if killGroup {
 		_ = unix.Kill(-pid, unix.SIGKILL) // ESRCH: the group is empty but for the zombie
 	}
-	status := childStatus(&info)
-	switch info.Code {
-	case cldKilled, cldDumped:
-		return workerExit{signal: unix.Signal(status)}, nil
-	}
-	return workerExit{code: int(status)}, nil
+	return st, nil
 }
 
 // signalGroup sends sig to a worker's process group (its pgid is its pid,
