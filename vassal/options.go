@@ -85,61 +85,25 @@ var options = []option{
 		}
 		return err
 	}},
-	{names: []string{"ready-timeout"}, doc: "seconds the first workers have to become ready", parse: func(v values, s *Settings) (err error) {
-		s.ReadyTimeout, err = v.seconds(DefaultReadyTimeout)
-		return err
-	}},
-	{names: []string{"heartbeat"}, doc: "seconds between heartbeats to the Emperor", parse: func(v values, s *Settings) (err error) {
-		s.Heartbeat, err = v.seconds(0)
-		return err
-	}},
-	{names: []string{"vacuum"}, doc: "remove created sockets and pidfiles at exit", parse: func(v values, s *Settings) (err error) {
-		s.Vacuum, err = v.boolean(false)
-		return err
-	}},
-	{names: []string{"reuse-port"}, doc: "SO_REUSEPORT on TCP sockets", parse: func(v values, s *Settings) (err error) {
-		s.ReusePort, err = v.boolean(false)
-		return err
-	}},
-	{names: []string{"die-on-term"}, doc: "SIGTERM stops (default) or reloads", parse: func(v values, s *Settings) (err error) {
-		s.DieOnTerm, err = v.boolean(true)
-		return err
-	}},
+	{names: []string{"ready-timeout"}, doc: "seconds the first workers have to become ready", parse: setSeconds(DefaultReadyTimeout, func(s *Settings) *time.Duration { return &s.ReadyTimeout })},
+	{names: []string{"heartbeat"}, doc: "seconds between heartbeats to the Emperor", parse: setSeconds(0, func(s *Settings) *time.Duration { return &s.Heartbeat })},
+	{names: []string{"vacuum"}, doc: "remove created sockets and pidfiles at exit", parse: setBool(false, func(s *Settings) *bool { return &s.Vacuum })},
+	{names: []string{"reuse-port"}, doc: "SO_REUSEPORT on TCP sockets", parse: setBool(false, func(s *Settings) *bool { return &s.ReusePort })},
+	{names: []string{"die-on-term"}, doc: "SIGTERM stops (default) or reloads", parse: setBool(true, func(s *Settings) *bool { return &s.DieOnTerm })},
 	{names: []string{"chmod-socket"}, doc: "mode of the unix socket files", parse: parseChmod},
-	{names: []string{"pidfile"}, doc: "pid written at start", parse: func(v values, s *Settings) error {
-		s.Pidfile = v.trimmed()
-		return nil
-	}},
-	{names: []string{"chown-socket"}, doc: "user[:group] of the unix socket files", parse: func(v values, s *Settings) error {
-		s.ChownSocket = v.trimmed()
-		return nil
-	}},
-	{names: []string{"skip-zero"}, doc: "do not adopt a listening socket on fd 0", parse: func(v values, s *Settings) (err error) {
-		s.SkipZero, err = v.boolean(false)
-		return err
-	}},
-	{names: []string{"idle"}, doc: "seconds without a connection before die-on-idle stops", parse: func(v values, s *Settings) (err error) {
-		s.Idle, err = v.seconds(0)
-		return err
-	}},
-	{names: []string{"die-on-idle"}, doc: "stop once idle", parse: func(v values, s *Settings) (err error) {
-		s.DieOnIdle, err = v.boolean(false)
-		return err
-	}},
-	{names: []string{"vassal-sos"}, doc: "seconds of a non-empty accept queue before asking for reinforcements", parse: func(v values, s *Settings) (err error) {
-		s.SOS, err = v.seconds(0)
-		return err
-	}},
+	{names: []string{"pidfile"}, doc: "pid written at start", parse: setTrimmed(func(s *Settings) *string { return &s.Pidfile })},
+	{names: []string{"chown-socket"}, doc: "user[:group] of the unix socket files", parse: setTrimmed(func(s *Settings) *string { return &s.ChownSocket })},
+	{names: []string{"skip-zero"}, doc: "do not adopt a listening socket on fd 0", parse: setBool(false, func(s *Settings) *bool { return &s.SkipZero })},
+	{names: []string{"idle"}, doc: "seconds without a connection before die-on-idle stops", parse: setSeconds(0, func(s *Settings) *time.Duration { return &s.Idle })},
+	{names: []string{"die-on-idle"}, doc: "stop once idle", parse: setBool(false, func(s *Settings) *bool { return &s.DieOnIdle })},
+	{names: []string{"vassal-sos"}, doc: "seconds of a non-empty accept queue before asking for reinforcements", parse: setSeconds(0, func(s *Settings) *time.Duration { return &s.SOS })},
 	{names: []string{"vassal-sos-backlog"}, doc: "queued connections that ask for reinforcements", parse: func(v values, s *Settings) (err error) {
 		if s.SOSBacklog, err = v.integer(0); err == nil && s.SOSBacklog < 0 {
 			err = v.err("negative", "0 disables it")
 		}
 		return err
 	}},
-	{names: []string{"max-worker-lifetime"}, doc: "seconds after which a worker is replaced", parse: func(v values, s *Settings) (err error) {
-		s.MaxWorkerLifetime, err = v.seconds(0)
-		return err
-	}},
+	{names: []string{"max-worker-lifetime"}, doc: "seconds after which a worker is replaced", parse: setSeconds(0, func(s *Settings) *time.Duration { return &s.MaxWorkerLifetime })},
 	{names: []string{"reload-on-rss"}, doc: "megabytes of RSS after which a worker is replaced", parse: func(v values, s *Settings) error {
 		rss, err := v.integer(0)
 		if err != nil {
@@ -163,22 +127,10 @@ var options = []option{
 		}
 		return nil
 	}},
-	{names: []string{"stats", "stats-server"}, doc: "the stats server's address", parse: func(v values, s *Settings) error {
-		s.Stats = v.trimmed()
-		return nil
-	}},
-	{names: []string{"stats-http"}, doc: "the stats server speaks HTTP", parse: func(v values, s *Settings) (err error) {
-		s.StatsHTTP, err = v.boolean(false)
-		return err
-	}},
-	{names: []string{"uid"}, doc: "user to drop to after binding", parse: func(v values, s *Settings) error {
-		s.UID = v.trimmed()
-		return nil
-	}},
-	{names: []string{"gid"}, doc: "group to drop to after binding", parse: func(v values, s *Settings) error {
-		s.GID = v.trimmed()
-		return nil
-	}},
+	{names: []string{"stats", "stats-server"}, doc: "the stats server's address", parse: setTrimmed(func(s *Settings) *string { return &s.Stats })},
+	{names: []string{"stats-http"}, doc: "the stats server speaks HTTP", parse: setBool(false, func(s *Settings) *bool { return &s.StatsHTTP })},
+	{names: []string{"uid"}, doc: "user to drop to after binding", parse: setTrimmed(func(s *Settings) *string { return &s.UID })},
+	{names: []string{"gid"}, doc: "group to drop to after binding", parse: setTrimmed(func(s *Settings) *string { return &s.GID })},
 	{names: []string{"cap"}, doc: "capabilities kept across the drop, ambient in workers", parse: func(v values, s *Settings) error {
 		for _, o := range v {
 			if strings.TrimSpace(o.Value) == "" {
@@ -194,26 +146,14 @@ var options = []option{
 		}
 		return nil
 	}},
-	{names: []string{"pidfile2"}, doc: "pid written after the drop", parse: func(v values, s *Settings) error {
-		s.Pidfile2 = v.trimmed()
-		return nil
-	}},
-	{names: []string{"logto"}, doc: "file the logs and the workers' output go to", parse: func(v values, s *Settings) error {
-		s.LogTo = v.trimmed()
-		return nil
-	}},
+	{names: []string{"pidfile2"}, doc: "pid written after the drop", parse: setTrimmed(func(s *Settings) *string { return &s.Pidfile2 })},
+	{names: []string{"logto"}, doc: "file the logs and the workers' output go to", parse: setTrimmed(func(s *Settings) *string { return &s.LogTo })},
 	{names: []string{"procname-prefix"}, doc: "prefix of the process names", parse: func(v values, s *Settings) error {
 		s.ProcnamePrefix = v.raw()
 		return nil
 	}},
-	{names: []string{"privileged-binary-patch-arg"}, doc: "command replacing the vassal once bound", parse: func(v values, s *Settings) error {
-		s.PrivilegedPatch = v.trimmed()
-		return nil
-	}},
-	{names: []string{"unprivileged-binary-patch-arg"}, doc: "command replacing the vassal after the drop", parse: func(v values, s *Settings) error {
-		s.UnprivilegedPatch = v.trimmed()
-		return nil
-	}},
+	{names: []string{"privileged-binary-patch-arg"}, doc: "command replacing the vassal once bound", parse: setTrimmed(func(s *Settings) *string { return &s.PrivilegedPatch })},
+	{names: []string{"unprivileged-binary-patch-arg"}, doc: "command replacing the vassal after the drop", parse: setTrimmed(func(s *Settings) *string { return &s.UnprivilegedPatch })},
 	{names: []string{"attach-daemon", "smart-attach-daemon"}, doc: "daemons run next to the workers", parse: parseDaemons},
 	{names: []string{"enable-threads"}, doc: "ignored: only for embedded interpreters"},
 	{names: []string{"thunder-lock"}, doc: "ignored: only for uWSGI's own accept loop"},
@@ -346,6 +286,30 @@ func parseDaemons(v values, s *Settings) error {
 		s.Daemons = append(s.Daemons, d)
 	}
 	return nil
+}
+
+// setBool, setSeconds and setTrimmed are parse functions that store the
+// last value (boolean, seconds, or the string trimmed) in the field f
+// returns, or def when the option is absent.
+func setBool(def bool, f func(*Settings) *bool) func(values, *Settings) error {
+	return func(v values, s *Settings) (err error) {
+		*f(s), err = v.boolean(def)
+		return err
+	}
+}
+
+func setSeconds(def time.Duration, f func(*Settings) *time.Duration) func(values, *Settings) error {
+	return func(v values, s *Settings) (err error) {
+		*f(s), err = v.seconds(def)
+		return err
+	}
+}
+
+func setTrimmed(f func(*Settings) *string) func(values, *Settings) error {
+	return func(v values, s *Settings) error {
+		*f(s) = v.trimmed()
+		return nil
+	}
 }
 
 // values are the occurrences of one table entry's names in a config, in

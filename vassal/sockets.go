@@ -438,3 +438,13 @@ func (r *runner) releaseSockets(socks []*listener) {
 		}
 	}
 }
+
+// socketKey identifies a socket across config versions.
+type socketKey struct {
+	kind   SocketKind
+	addr   string
+	shared int // SocketSpec.Shared
+}
+
+// keyOf is the key of the socket spec names.
+func keyOf(spec SocketSpec) socketKey { return socketKey{spec.Kind, spec.Addr, spec.Shared} }
