@@ -7,6 +7,7 @@ package capabilities
 import (
 	"fmt"
 	"math/bits"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -32,32 +33,78 @@ var names = []string{
 // Last is the highest capability number this package names.
 const Last = 40
 
-// Parse reads a comma (or space) separated list of capability names, with
-// or without "cap_", in any case, or numbers. An unknown name, a number
-// above Last or an empty list is an error naming the culprit.
+// capLastCap is where the kernel tells its highest capability number.
+const capLastCap = "/proc/sys/kernel/cap_last_cap"
+
+// LastCap is the running kernel's highest capability number (read from
+// /proc/sys/kernel/cap_last_cap), or Last when that cannot be read. It is
+// at most 63, the highest a Set holds.
+func LastCap() int {
+	b, err := os.ReadFile(capLastCap)
+	if err != nil {
+		return Last
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 {
+		return Last
+	}
+	return min(n, 63)
+}
+
+// Parse reads a comma (or space) separated list of capabilities: names as
+// uWSGI spells them, with or without "cap_", in any case, or numbers. Every
+// capability must exist in the running kernel (see LastCap). An unknown
+// name, a number out of range, a capability newer than the kernel or an
+// empty list is an error naming the culprit.
 func Parse(list string) (Set, error) {
+	nums, err := ParseList(list)
+	if err != nil {
+		return 0, err
+	}
 	var s Set
-	n := 0
-	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-		n++
-		name := strings.TrimPrefix(strings.ToLower(f), "cap_")
-		if num, err := strconv.Atoi(name); err == nil {
-			if num < 0 || num > Last {
-				return 0, fmt.Errorf("capability %s: want 0 to %d", f, Last)
-			}
-			s |= 1 << num
-			continue
-		}
-		c, ok := Lookup(name)
-		if !ok {
-			return 0, fmt.Errorf("unknown capability %q (known: %s)", f, strings.Join(names, ", "))
-		}
+	for _, c := range nums {
 		s |= 1 << c
 	}
-	if n == 0 {
-		return 0, fmt.Errorf("empty capability list")
-	}
 	return s, nil
+}
+
+// ParseList is Parse returning the capability numbers in the order the
+// list gives them.
+func ParseList(list string) ([]int, error) { return parseUpTo(list, LastCap()) }
+
+// parseUpTo is ParseList for a kernel whose last capability is last.
+func parseUpTo(list string, last int) ([]int, error) {
+	var out []int
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		c, err := parseOne(f, last)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty capability list")
+	}
+	return out, nil
+}
+
+// parseOne reads one capability, a name or a number, up to last.
+func parseOne(f string, last int) (int, error) {
+	name := strings.TrimPrefix(strings.ToLower(f), "cap_")
+	if num, err := strconv.Atoi(name); err == nil {
+		if num < 0 || num > last {
+			return 0, fmt.Errorf("capability %s: this kernel has capabilities 0 to %d (%s)", f, last, capLastCap)
+		}
+		return num, nil
+	}
+	c, ok := Lookup(name)
+	if !ok {
+		return 0, fmt.Errorf("unknown capability %q (known: %s)", f, strings.Join(names, ", "))
+	}
+	if c > last {
+		return 0, fmt.Errorf("capability %s is number %d, newer than this kernel, whose last is %d (%s)", f, c, last, capLastCap)
+	}
+	return c, nil
 }
 
 // Lookup returns the number of a capability named as uWSGI does.

@@ -3,24 +3,9 @@ package capabilities
 import (
 	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
-
-// LastCap is the kernel's highest capability (/proc/sys/kernel/cap_last_cap),
-// or Last when unknown.
-func LastCap() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return Last
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return Last
-	}
-	return n
-}
 
 // DropBounding removes every capability not in keep from the calling
 // thread's bounding set, so no exec (of a setuid binary or one with file
@@ -54,16 +39,22 @@ func Limit(keep Set) error {
 	if err := unix.Capget(&hdr, &cur[0]); err != nil {
 		return os.NewSyscallError("capget", err)
 	}
-	held := Set(cur[0].Permitted) | Set(cur[1].Permitted)<<32
-	keep &= held
-	data := [2]unix.CapUserData{
-		{Effective: uint32(keep), Permitted: uint32(keep), Inheritable: uint32(keep)},
-		{Effective: uint32(keep >> 32), Permitted: uint32(keep >> 32), Inheritable: uint32(keep >> 32)},
-	}
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return os.NewSyscallError("capset", err)
+	keep &= Set(cur[0].Permitted) | Set(cur[1].Permitted)<<32
+	if err := Hold(keep); err != nil {
+		return err
 	}
 	return Ambient(keep)
+}
+
+// Hold makes s the calling thread's permitted, effective and inheritable
+// sets; raising one it does not hold fails with EPERM.
+func Hold(s Set) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(s), Permitted: uint32(s), Inheritable: uint32(s)},
+		{Effective: uint32(s >> 32), Permitted: uint32(s >> 32), Inheritable: uint32(s >> 32)},
+	}
+	return os.NewSyscallError("capset", unix.Capset(&hdr, &data[0]))
 }
 
 // Ambient makes the calling thread's ambient set exactly keep (each must be
@@ -78,14 +69,4 @@ func Ambient(keep Set) error {
 		}
 	}
 	return nil
-}
-
-// Effective returns the calling thread's effective set.
-func Effective() (Set, error) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var cur [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &cur[0]); err != nil {
-		return 0, os.NewSyscallError("capget", err)
-	}
-	return Set(cur[0].Effective) | Set(cur[1].Effective)<<32, nil
 }

@@ -1,6 +1,7 @@
 package capabilities
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,30 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := Parse("setuid,fly"); err == nil || !strings.Contains(err.Error(), `"fly"`) {
 		t.Errorf("error does not name the unknown capability: %v", err)
+	}
+}
+
+// TestParse_KernelLastCap: a capability the running kernel does not have,
+// by number or by name, is refused with a message that says so.
+func TestParse_KernelLastCap(t *testing.T) {
+	last := LastCap()
+	if got, err := Parse(strconv.Itoa(last)); err != nil || !got.Has(last) {
+		t.Errorf("Parse(%d), the kernel's last capability: %v, %v", last, got, err)
+	}
+	_, err := Parse(strconv.Itoa(last + 1))
+	if err == nil || !strings.Contains(err.Error(), "0 to "+strconv.Itoa(last)) || !strings.Contains(err.Error(), "cap_last_cap") {
+		t.Errorf("Parse(%d): %v, want a refusal naming the kernel's last capability", last+1, err)
+	}
+	// On a kernel whose last capability is 37 (audit_read, Linux 4.x),
+	// perfmon and bpf do not exist.
+	for _, in := range []string{"bpf", "CAP_PERFMON", "39"} {
+		_, err := parseUpTo("setuid,"+in, 37)
+		if err == nil || !strings.Contains(err.Error(), in) || !strings.Contains(err.Error(), "37") {
+			t.Errorf("parseUpTo(%q, 37): %v, want a refusal naming %s and 37", in, err, in)
+		}
+	}
+	if got, err := parseUpTo("audit_read,10", 37); err != nil || len(got) != 2 || got[0] != 37 || got[1] != 10 {
+		t.Errorf("parseUpTo(audit_read,10, 37) = %v, %v; want [37 10]", got, err)
 	}
 }
 

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/emperor-dev/emperor/internal/usergroup"
 )
 
 // DefaultVersion is what %V expands to when Env.Version is empty.
@@ -66,18 +67,14 @@ func (e Env) withDefaults() Env {
 	if e.UID == "" {
 		e.UID = strconv.Itoa(os.Getuid())
 	}
-	if e.User == "" {
-		if u, err := user.LookupId(e.UID); err == nil {
-			e.User = u.Username
-		}
+	if uid, err := strconv.Atoi(e.UID); err == nil && e.User == "" {
+		e.User, _ = usergroup.UserName(uid) // "" without a passwd entry
 	}
 	if e.GID == "" {
 		e.GID = strconv.Itoa(os.Getgid())
 	}
-	if e.Group == "" {
-		if g, err := user.LookupGroupId(e.GID); err == nil {
-			e.Group = g.Name
-		}
+	if gid, err := strconv.Atoi(e.GID); err == nil && e.Group == "" {
+		e.Group, _ = usergroup.GroupName(gid) // "" without a group entry
 	}
 	return e
 }

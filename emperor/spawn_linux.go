@@ -9,12 +9,12 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/capabilities"
 	"github.com/emperor-dev/emperor/cgroup"
+	"github.com/emperor-dev/emperor/internal/procwait"
 	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
 )
@@ -313,34 +313,14 @@ func (s exitStatus) String() string {
 // reap collects an exited process through its pidfd without blocking. ok is
 // false when the process is still running (EAGAIN on a non-blocking pidfd).
 func reap(pidfd int) (st exitStatus, ok bool, err error) {
-	var info unix.Siginfo
-	for {
-		err = unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED, nil)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err == unix.EAGAIN {
+	ws, err := procwait.Wait(unix.P_PIDFD, pidfd, unix.WEXITED)
+	if errors.Is(err, unix.EAGAIN) {
 		return st, false, nil
 	}
-	if err != nil {
-		return st, false, os.NewSyscallError("waitid", err)
+	if err != nil || ws.Pid == 0 {
+		return st, false, err
 	}
-	// siginfo_t for SIGCHLD: si_pid at 16, si_uid at 20, si_status at 24.
-	raw := (*[32]byte)(unsafe.Pointer(&info))
-	pid := *(*int32)(unsafe.Pointer(&raw[16]))
-	status := *(*int32)(unsafe.Pointer(&raw[24]))
-	if pid == 0 {
-		return st, false, nil
-	}
-	const cldExited = 1 // CLD_EXITED; CLD_KILLED and CLD_DUMPED carry a signal
-	switch info.Code {
-	case cldExited:
-		st.code = int(status)
-	default: // CLD_KILLED, CLD_DUMPED
-		st.signaled = true
-		st.signal = unix.Signal(status)
-	}
+	st.code, st.signal, st.signaled = ws.Exit, ws.Signal, ws.Signaled()
 	return st, true, nil
 }
 

@@ -19,8 +19,8 @@ import (
 )
 
 // The init stage: when a vassal needs what SysProcAttr cannot do (mounting
-// /proc, a hostname, dropping the capability bounding set, no_new_privs,
-// exec-as-vassal hooks, joining v1 cgroups before any vassal code runs),
+// /proc, a hostname, dropping the capability bounding set, exec-as-vassal
+// hooks, joining v1 cgroups before any vassal code runs),
 // the Emperor starts its own binary (/proc/self/exe) in a hidden mode
 // instead of the vassal. That process reads an InitConfig from an inherited
 // pipe, does the work in runc's order, and execs the vassal.
@@ -69,8 +69,6 @@ type InitConfig struct {
 	Caps      capabilities.Set `json:"caps,omitempty"`
 	// Cred, when set, is who the vassal runs as (groups, gid, uid).
 	Cred *Cred `json:"cred,omitempty"`
-	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS.
-	NoNewPrivs bool `json:"no_new_privs,omitempty"`
 	// ParentPid is the Emperor's pid as the init stage sees it (0 in a
 	// new pid namespace, where the parent is outside): if the parent
 	// changed, the Emperor died and the vassal must not start.
@@ -178,7 +176,7 @@ func step(name string, err error) error {
 
 // run is the init stage proper, in runc's order: fds, mounts, hostname,
 // loopback, hooks, bounding set, keep-caps, groups/gid/uid, capabilities,
-// no_new_privs, parent-death signal and parent check, lookup, exec.
+// parent-death signal and parent check, lookup, exec.
 func run(cfg *InitConfig) error {
 	if len(cfg.Argv) == 0 {
 		return step("argv", errors.New("empty"))
@@ -245,11 +243,6 @@ func run(cfg *InitConfig) error {
 		}
 	} else if err := capabilities.Ambient(0); err != nil {
 		return step("clear ambient capabilities", err)
-	}
-	if cfg.NoNewPrivs {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return step("no_new_privs", os.NewSyscallError("prctl", err))
-		}
 	}
 	// A credential change clears the parent-death signal: set it again,
 	// then make sure the Emperor did not die meanwhile.

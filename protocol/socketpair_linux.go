@@ -32,16 +32,6 @@ func NewPair(name string) (Pair, error) {
 	return Pair{Emperor: fds[0], Vassal: os.NewFile(uintptr(fds[1]), name)}, nil
 }
 
-// Close closes both ends; used when a spawn fails before the child exists.
-func (p Pair) Close() {
-	if p.Emperor >= 0 {
-		unix.Close(p.Emperor)
-	}
-	if p.Vassal != nil {
-		p.Vassal.Close()
-	}
-}
-
 // WriteByte writes one control byte to a non-blocking fd without waiting.
 // A full socket buffer (a vassal that stopped reading) is an error, never a
 // stall.

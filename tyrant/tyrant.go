@@ -4,10 +4,9 @@ package tyrant
 
 import (
 	"fmt"
-	"os/user"
-	"strconv"
 	"syscall"
 
+	"github.com/emperor-dev/emperor/internal/usergroup"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
@@ -38,16 +37,12 @@ func Credential(vassal string, o *monitor.Owner) (*syscall.Credential, error) {
 // A uid without a passwd entry, or a lookup that fails, gets gid alone.
 func Groups(uid, gid uint32) []uint32 {
 	out := []uint32{gid}
-	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	ids, err := usergroup.Groups(int(uid))
 	if err != nil {
 		return out
 	}
-	ids, err := u.GroupIds()
-	if err != nil {
-		return out
-	}
-	for _, s := range ids {
-		if n, err := strconv.ParseUint(s, 10, 32); err == nil && uint32(n) != gid {
+	for _, n := range ids {
+		if uint32(n) != gid {
 			out = append(out, uint32(n))
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/emperor-dev/emperor/internal/procwait"
 )
 
 // Attached daemons: attach-daemon runs a command next to the workers, in
@@ -46,7 +48,7 @@ type daemon struct {
 // daemonExited: a daemon (or a smart daemon's starter) exited.
 type daemonExited struct {
 	idx, pid int
-	exit     workerExit
+	exit     procwait.Status
 	reap     chan struct{}
 }
 

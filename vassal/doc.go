@@ -154,10 +154,11 @@
 // start, pidfile2 after the uid/gid drop. logto appends the vassal's log and
 // the workers' and daemons' output to a file (created 0640). uid and gid
 // (names or numbers) are applied to the whole vassal after its sockets are
-// bound and before any worker or daemon starts; cap (a comma list such as
-// net_bind_service,setuid) keeps those capabilities across the drop for the
-// thread that spawns workers, and gives them to the workers as ambient
-// capabilities. procname-prefix prefixes the vassal's process name
+// bound and before any worker or daemon starts; cap (a comma list of names
+// or numbers such as net_bind_service,setuid or 10, parsed as emperor-cap
+// is, up to the kernel's last capability) keeps those capabilities across
+// the drop for the thread that spawns workers, and gives them to the
+// workers as ambient capabilities. procname-prefix prefixes the vassal's process name
 // (/proc/self/comm) and the argv[0] of workers whose command is plain
 // words (exec'd directly instead of through /bin/sh).
 // privileged-binary-patch-arg = CMD replaces the vassal, once its sockets

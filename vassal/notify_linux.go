@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -118,4 +119,30 @@ func senderPid(oob []byte) int {
 func (b *notifyBridge) close() {
 	b.conn.Close()
 	os.RemoveAll(b.dir)
+}
+
+// notified applies an sd_notify message to the worker that sent it (the
+// worker itself or a process in its group).
+func (r *runner) notified(ev notified) {
+	for _, g := range r.gens {
+		for _, w := range g.workers {
+			if w.cmd == nil || (w.pid != ev.msg.pid && w.pid != ev.pgrp) {
+				continue
+			}
+			if st, ok := ev.msg.fields["STATUS"]; ok {
+				w.status = st
+			}
+			if ev.msg.fields["WATCHDOG"] == "1" {
+				w.watchdog = time.Now()
+			}
+			if ev.msg.fields["READY"] == "1" && w.replaces != 0 {
+				r.log.Info("replacement worker notified READY=1", "gen", g.id, "worker", w.slot, "pid", w.pid)
+				r.replacementReady(g, w)
+			} else if ev.msg.fields["READY"] == "1" {
+				r.log.Info("worker notified READY=1", "gen", g.id, "worker", w.slot, "pid", w.pid)
+				r.probed(probed{gen: g.id, outcome: probeOutcome{answered: true, acceptor: w.pid}})
+			}
+			return
+		}
+	}
 }

@@ -3,75 +3,13 @@ package vassal
 import (
 	"fmt"
 	"os"
-	"os/user"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/capabilities"
+	"github.com/emperor-dev/emperor/internal/usergroup"
 )
-
-// capNames maps the capability names cap accepts (as uWSGI's cap option
-// and capabilities(7) spell them, without CAP_) to their numbers.
-var capNames = map[string]uintptr{
-	"chown": unix.CAP_CHOWN, "dac_override": unix.CAP_DAC_OVERRIDE, "dac_read_search": unix.CAP_DAC_READ_SEARCH,
-	"fowner": unix.CAP_FOWNER, "fsetid": unix.CAP_FSETID, "kill": unix.CAP_KILL, "setgid": unix.CAP_SETGID,
-	"setuid": unix.CAP_SETUID, "setpcap": unix.CAP_SETPCAP, "linux_immutable": unix.CAP_LINUX_IMMUTABLE,
-	"net_bind_service": unix.CAP_NET_BIND_SERVICE, "net_broadcast": unix.CAP_NET_BROADCAST,
-	"net_admin": unix.CAP_NET_ADMIN, "net_raw": unix.CAP_NET_RAW, "ipc_lock": unix.CAP_IPC_LOCK,
-	"ipc_owner": unix.CAP_IPC_OWNER, "sys_module": unix.CAP_SYS_MODULE, "sys_rawio": unix.CAP_SYS_RAWIO,
-	"sys_chroot": unix.CAP_SYS_CHROOT, "sys_ptrace": unix.CAP_SYS_PTRACE, "sys_pacct": unix.CAP_SYS_PACCT,
-	"sys_admin": unix.CAP_SYS_ADMIN, "sys_boot": unix.CAP_SYS_BOOT, "sys_nice": unix.CAP_SYS_NICE,
-	"sys_resource": unix.CAP_SYS_RESOURCE, "sys_time": unix.CAP_SYS_TIME, "sys_tty_config": unix.CAP_SYS_TTY_CONFIG,
-	"mknod": unix.CAP_MKNOD, "lease": unix.CAP_LEASE, "audit_write": unix.CAP_AUDIT_WRITE,
-	"audit_control": unix.CAP_AUDIT_CONTROL, "setfcap": unix.CAP_SETFCAP, "mac_override": unix.CAP_MAC_OVERRIDE,
-	"mac_admin": unix.CAP_MAC_ADMIN, "syslog": unix.CAP_SYSLOG, "wake_alarm": unix.CAP_WAKE_ALARM,
-	"block_suspend": unix.CAP_BLOCK_SUSPEND, "audit_read": unix.CAP_AUDIT_READ, "perfmon": unix.CAP_PERFMON,
-	"bpf": unix.CAP_BPF, "checkpoint_restore": unix.CAP_CHECKPOINT_RESTORE,
-}
-
-// parseCaps parses a cap value: a comma list of names.
-func parseCaps(v string) ([]uintptr, error) {
-	var caps []uintptr
-	for _, name := range strings.Split(v, ",") {
-		name = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(strings.ToUpper(name)), "CAP_"))
-		if name == "" {
-			continue
-		}
-		c, ok := capNames[name]
-		if !ok {
-			return nil, fmt.Errorf("unknown capability %q", name)
-		}
-		caps = append(caps, c)
-	}
-	return caps, nil
-}
-
-// lookupUID resolves a uid option (a name or a number).
-func lookupUID(v string) (uid, primaryGID int, err error) {
-	if n, err := strconv.Atoi(v); err == nil {
-		return n, -1, nil
-	}
-	u, err := user.Lookup(v)
-	if err != nil {
-		return 0, 0, err
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	primaryGID, _ = strconv.Atoi(u.Gid)
-	return uid, primaryGID, nil
-}
-
-// lookupGID resolves a gid option (a name or a number).
-func lookupGID(v string) (int, error) {
-	if n, err := strconv.Atoi(v); err == nil {
-		return n, nil
-	}
-	g, err := user.LookupGroup(v)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(g.Gid)
-}
 
 // onSpawner runs f on the spawner thread, the one that forks every worker:
 // capabilities are per thread, and a child gets its forking thread's.
@@ -95,16 +33,16 @@ func (r *runner) dropPrivileges(s Settings) error {
 	}
 	uid, gid := -1, -1
 	if s.UID != "" {
-		u, primary, err := lookupUID(s.UID)
+		u, primary, err := usergroup.User(s.UID)
 		if err != nil {
-			return fmt.Errorf("uid %s: %w", s.UID, err)
+			return fmt.Errorf("uid: %w", err)
 		}
 		uid, gid = u, primary
 	}
 	if s.GID != "" {
-		g, err := lookupGID(s.GID)
+		g, err := usergroup.Group(s.GID)
 		if err != nil {
-			return fmt.Errorf("gid %s: %w", s.GID, err)
+			return fmt.Errorf("gid: %w", err)
 		}
 		gid = g
 	}
@@ -129,26 +67,15 @@ func (r *runner) dropPrivileges(s Settings) error {
 		}
 	}
 	if len(s.Caps) > 0 {
-		if err := r.onSpawner(func() error { return setCaps(s.Caps) }); err != nil {
+		var set capabilities.Set
+		for _, c := range s.Caps {
+			set |= 1 << c
+		}
+		if err := r.onSpawner(func() error { return capabilities.Hold(set) }); err != nil {
 			return fmt.Errorf("cap: %w", err)
 		}
 		r.ambientCaps = s.Caps
 	}
 	r.log.Info("privileges dropped", "uid", os.Getuid(), "gid", os.Getgid(), "caps", len(s.Caps))
 	return nil
-}
-
-// setCaps makes caps the calling thread's permitted, effective and
-// inheritable sets.
-func setCaps(caps []uintptr) error {
-	var data [2]unix.CapUserData
-	for _, c := range caps {
-		data[c/32].Permitted |= 1 << (c % 32)
-	}
-	for i := range data {
-		data[i].Effective = data[i].Permitted
-		data[i].Inheritable = data[i].Permitted
-	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	return os.NewSyscallError("capset", unix.Capset(&hdr, &data[0]))
 }

@@ -8,9 +8,10 @@ import (
 	"os/signal"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/internal/procwait"
 )
 
 // orphanReaper reaps the processes a vassal inherits when it is PID 1 of a
@@ -94,34 +95,21 @@ func (o *orphanReaper) reapOnce() (blocked bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
+		st, err := procwait.Wait(unix.P_ALL, 0, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT)
 		if err != nil { // ECHILD: no children at all
 			return false
 		}
-		pid := int(childPid(&info))
+		pid := st.Pid
 		if pid == 0 {
 			return false // children, none exited
 		}
 		if o.ours[pid] {
 			return true
 		}
-		var ws unix.WaitStatus
-		if _, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := unix.Wait4(pid, nil, unix.WNOHANG, nil); err != nil && !errors.Is(err, unix.EINTR) {
 			o.log.Warn("cannot reap orphan", "pid", pid, "err", err)
 			return false
 		}
-		o.log.Debug("reaped an orphan", "pid", pid, "status", int(ws))
+		o.log.Debug("reaped an orphan", "pid", pid, "how", st.String())
 	}
-}
-
-// childPid reads si_pid from a SIGCHLD siginfo: the first field of the
-// union that follows si_signo, si_errno and si_code (see childStatus).
-func childPid(info *unix.Siginfo) int32 {
-	ptr := unsafe.Sizeof(uintptr(0))
-	union := (12 + ptr - 1) &^ (ptr - 1)
-	return *(*int32)(unsafe.Add(unsafe.Pointer(info), union))
 }

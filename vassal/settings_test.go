@@ -2,12 +2,14 @@ package vassal
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/capabilities"
 	"github.com/emperor-dev/emperor/config"
 )
 
@@ -111,6 +113,24 @@ func TestParseSettings_NewErrors(t *testing.T) {
 				t.Fatalf("error %v, want a *config.Error for %s", err, tt.key)
 			}
 		})
+	}
+}
+
+// TestParseSettings_CapNumbers: cap takes numbers as emperor-cap does, and
+// refuses a capability the running kernel does not have, saying why.
+func TestParseSettings_CapNumbers(t *testing.T) {
+	s, _, err := parse(t, "[uwsgi]\nworker-exec = x\ncap = 10\ncap = setuid 12\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Caps) != 3 || s.Caps[0] != unix.CAP_NET_BIND_SERVICE || s.Caps[1] != unix.CAP_SETUID || s.Caps[2] != unix.CAP_NET_ADMIN {
+		t.Errorf("cap = 10, cap = setuid 12: caps %v, want [10 7 12]", s.Caps)
+	}
+	above := strconv.Itoa(capabilities.LastCap() + 1)
+	_, _, err = parse(t, "[uwsgi]\nworker-exec = x\ncap = net_raw,"+above+"\n")
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Key != "cap" || ce.Line != 3 || !strings.Contains(err.Error(), "capability "+above) || !strings.Contains(err.Error(), "cap_last_cap") {
+		t.Errorf("cap = %s: error %v, want one for cap at line 3 naming %s and the kernel's last capability", above, err, above)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/internal/usergroup"
 )
 
 // listener is a socket the vassal bound. The vassal keeps it open for as
@@ -351,28 +352,16 @@ func lookupOwner(spec string) (uid, gid int, err error) {
 	name, group, hasGroup := strings.Cut(spec, ":")
 	uid, gid = -1, -1
 	if name != "" {
-		if n, err := strconv.Atoi(name); err == nil {
-			uid = n
-		} else {
-			u, err := user.Lookup(name)
-			if err != nil {
-				return 0, 0, err
-			}
-			uid, _ = strconv.Atoi(u.Uid)
-			if !hasGroup {
-				gid, _ = strconv.Atoi(u.Gid)
-			}
+		if uid, gid, err = usergroup.User(name); err != nil {
+			return 0, 0, err
+		}
+		if hasGroup {
+			gid = -1
 		}
 	}
 	if hasGroup && group != "" {
-		if n, err := strconv.Atoi(group); err == nil {
-			gid = n
-		} else {
-			g, err := user.LookupGroup(group)
-			if err != nil {
-				return 0, 0, err
-			}
-			gid, _ = strconv.Atoi(g.Gid)
+		if gid, err = usergroup.Group(group); err != nil {
+			return 0, 0, err
 		}
 	}
 	return uid, gid, nil
@@ -449,3 +438,13 @@ func (r *runner) releaseSockets(socks []*listener) {
 		}
 	}
 }
+
+// socketKey identifies a socket across config versions.
+type socketKey struct {
+	kind   SocketKind
+	addr   string
+	shared int // SocketSpec.Shared
+}
+
+// keyOf is the key of the socket spec names.
+func keyOf(spec SocketSpec) socketKey { return socketKey{spec.Kind, spec.Addr, spec.Shared} }

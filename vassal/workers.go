@@ -2,29 +2,44 @@ package vassal
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/emperor-dev/emperor/protocol"
+	"github.com/emperor-dev/emperor/internal/procwait"
 )
 
-// ListenExecArg is the hidden first argument that turns the vassal binary
-// into the last step of a worker spawn (see ListenExec). A main package
-// must check for it before anything else.
-const ListenExecArg = "__listen-exec"
+// worker is one slot of a generation; its process changes on respawn.
+type worker struct {
+	slot    int
+	cmd     *exec.Cmd // nil when not running
+	pid     int
+	started time.Time
+	backoff time.Duration // wait before its latest (re)start; 0 at first
+	seq     int           // bumped for every respawn timer
+	timer   *time.Timer   // pending respawn
+	// From sd_notify, reset at every start: the last STATUS= and the time
+	// of the last WATCHDOG=1 (zero: the worker does not use the watchdog).
+	status   string
+	watchdog time.Time
+	respawns int // starts of this slot after the first
+	// Recycling (max-worker-lifetime, reload-on-rss): lifetime is this
+	// worker's jittered limit; replaces is the slot a replacement takes
+	// over once ready; retired marks a replaced worker, never respawned.
+	lifetime    time.Duration
+	replaces    int
+	retired     bool
+	cancelProbe context.CancelFunc
+}
 
 // Respawn backoff of a dead worker: the first respawn waits backoffMin,
 // each further one twice as long up to backoffMax, and a worker that lived
@@ -45,166 +60,142 @@ func nextBackoff(prev, lived time.Duration) time.Duration {
 	return min(prev*2, backoffMax)
 }
 
-// ListenExec is the hidden mode of the vassal binary: args is the worker
-// command. It runs in the freshly spawned worker process, whose pid it now
-// knows, so it sets LISTEN_PID to it as the systemd socket-passing
-// convention requires, and replaces itself with /bin/sh -c command (see
-// shellCommand: a simple command is exec'd by the shell, so the program
-// keeps the pid LISTEN_PID names). The sockets (fds 3 and up), LISTEN_FDS
-// and LISTEN_FDNAMES were set up by the vassal. It never returns: if the
-// exec fails it reports to stderr and exits 127, as a shell does for a
-// command it cannot run.
-func ListenExec(args []string) {
-	if len(args) != 1 {
-		fmt.Fprintf(os.Stderr, "vassal %s: want exactly one command, got %d arguments\n", ListenExecArg, len(args))
-		os.Exit(127)
+// maxFailuresBeforeReady is how many worker failures in a row, before the
+// vassal was ever ready, make it give up.
+const maxFailuresBeforeReady = 5
+
+// startWorker starts the process of one worker slot through the spawner
+// thread. A failed start is handled like a worker that died at once.
+func (r *runner) startWorker(g *generation, w *worker) {
+	tap, stderr, err := tapStderr(g.spec.stderr)
+	if err != nil {
+		r.log.Error("cannot start worker", "gen", g.id, "worker", w.slot, "err", err)
+		r.workerFailed(g, w, 0, err.Error())
+		return
 	}
-	if err := os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid())); err != nil {
-		fmt.Fprintf(os.Stderr, "vassal %s: %v\n", ListenExecArg, err)
-		os.Exit(127)
+	reply := make(chan spawnReply, 1)
+	r.spawns <- spawnRequest{spec: g.spec, stderr: stderr, reply: reply}
+	res := <-reply
+	stderr.Close() // the worker has its copy
+	if res.err != nil {
+		r.log.Error("cannot start worker", "gen", g.id, "worker", w.slot, "err", res.err)
+		r.workerFailed(g, w, 0, "worker-exec: "+res.err.Error())
+		return
 	}
-	if prefix, ok := os.LookupEnv(procnameEnv); ok {
-		os.Unsetenv(procnameEnv)
-		if argv := plainCommand(args[0]); argv != nil {
-			// Exec the program itself, so its argv[0] can carry the
-			// prefix (a shell cannot set argv[0] portably).
-			if path, err := exec.LookPath(argv[0]); err == nil {
-				argv[0] = prefix + argv[0]
-				err = syscall.Exec(path, argv, os.Environ())
-				fmt.Fprintf(os.Stderr, "vassal %s: exec %s: %v\n", ListenExecArg, path, err)
-				os.Exit(127)
+	if !w.started.IsZero() {
+		w.respawns++
+	}
+	w.cmd, w.pid, w.started = res.cmd, res.cmd.Process.Pid, time.Now()
+	w.status, w.watchdog = "", time.Time{}
+	w.lifetime = jittered(g.settings.MaxWorkerLifetime)
+	r.updateLeaders()
+	r.log.Info("worker started", "gen", g.id, "worker", w.slot, "pid", w.pid)
+	cmd, gen, slot, pid := res.cmd, g.id, w.slot, w.pid
+	r.waiters.Add(1)
+	go func() {
+		defer r.waiters.Done()
+		exit, err := awaitExit(pid)
+		reap := make(chan struct{})
+		r.post(workerExited{gen: gen, slot: slot, pid: pid, exit: exit, err: err, stderr: tap.lastLine(tapDrain), reap: reap})
+		select {
+		case <-reap:
+		case <-r.done:
+		}
+		_ = cmd.Wait() // reaps; the status was read above
+		r.orphans.reaped(pid)
+	}()
+}
+
+// runningPids returns the snapshot of running workers' pids; safe from any
+// goroutine.
+func (r *runner) runningPids() []int { return *r.leaders.Load() }
+
+// updateLeaders refreshes the snapshot runningPids returns.
+func (r *runner) updateLeaders() {
+	var pids []int
+	for _, g := range r.gens {
+		for _, w := range g.workers {
+			if w.cmd != nil {
+				pids = append(pids, w.pid)
 			}
 		}
 	}
-	err := syscall.Exec("/bin/sh", []string{"/bin/sh", "-c", shellCommand(args[0])}, os.Environ())
-	fmt.Fprintf(os.Stderr, "vassal %s: exec /bin/sh: %v\n", ListenExecArg, err)
-	os.Exit(127)
+	r.leaders.Store(&pids)
 }
 
-// procnameEnv passes procname-prefix to ListenExec.
-const procnameEnv = "VASSAL_PROCNAME_PREFIX"
-
-// plainCommand splits a command made only of words without any shell
-// syntax (quotes, variables, globs, redirections, operators), or returns
-// nil: such a command means the same exec'd directly as run by /bin/sh.
-func plainCommand(command string) []string {
-	f := strings.Fields(command)
-	if len(f) == 0 || strings.Contains(f[0], "=") {
-		return nil
+// workerExited handles the death of a worker process.
+func (r *runner) workerExited(ev workerExited) {
+	defer close(ev.reap)
+	g := r.generation(ev.gen)
+	w := g.worker(ev.slot)
+	if w == nil || w.pid != ev.pid {
+		return
 	}
-	for _, r := range command {
-		ok := r == ' ' || r == '\t' || r == '_' || r == '.' || r == '/' || r == '-' || r == '+' || r == ',' || r == ':' || r == '@' || r == '%' || r == '=' ||
-			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
-		if !ok {
-			return nil
+	lived := time.Since(w.started)
+	w.cmd = nil
+	r.updateLeaders()
+	how := ev.exit.String()
+	if ev.err != nil {
+		how = ev.err.Error()
+	}
+	if w.retired || w.replaces != 0 {
+		r.recycledExited(g, w, how)
+		return
+	}
+	if g.stopping {
+		r.log.Info("worker stopped", "gen", g.id, "worker", w.slot, "pid", ev.pid, "how", how)
+		r.maybeFinished(g)
+		return
+	}
+	r.log.Warn("worker died", "gen", g.id, "worker", w.slot, "pid", ev.pid, "how", how, "lived", lived.Round(time.Millisecond))
+	cause := "worker-exec: " + how
+	if ev.stderr != "" {
+		cause += ": " + ev.stderr
+	}
+	r.workerFailed(g, w, lived, cause)
+}
+
+// workerFailed counts a worker failure before the vassal was ever ready,
+// gives up after maxFailuresBeforeReady in a row, and otherwise schedules
+// the respawn.
+func (r *runner) workerFailed(g *generation, w *worker, lived time.Duration, cause string) {
+	if w.replaces != 0 {
+		r.log.Warn("replacement worker failed; the old worker keeps serving", "gen", g.id, "worker", w.slot, "cause", cause)
+		r.dropReplacement(w)
+		g.workers = removeWorker(g.workers, w)
+		return
+	}
+	if !r.loyal {
+		r.failures++
+		r.cause = cause
+		if r.failures >= maxFailuresBeforeReady {
+			r.stop("workers keep failing", fmt.Errorf("worker failed %d times in a row before ever being ready: %s", r.failures, cause))
+			return
 		}
 	}
-	switch f[0] {
-	case "exec", "if", "for", "while", "until", "case", "function", "{", "!":
-		return nil
-	}
-	return f
+	r.scheduleRespawn(g, w, lived)
 }
 
-// shellCommand returns the script /bin/sh -c runs for a worker-exec command.
-// A simple command ("prog arg...", redirections allowed) gets an "exec "
-// prefix, so the program replaces the shell and keeps the pid that
-// LISTEN_PID names: some shells (dash) fork even for a single command. A
-// command with ; & | or a newline (quoted or not; the redirections >& and
-// <& are fine), one starting with a variable assignment, a reserved word, a
-// subshell or a group, or already with exec, is left as written; its
-// program receives the sockets but its pid is not LISTEN_PID unless the
-// command execs it ("cd app && exec ./server").
-func shellCommand(command string) string {
-	c := strings.TrimSpace(command)
-	unredirected := strings.NewReplacer(">&", "", "<&", "").Replace(c)
-	if c == "" || strings.ContainsAny(unredirected, ";&|\n") {
-		return command
-	}
-	first, _, _ := strings.Cut(c, " ")
-	first, _, _ = strings.Cut(first, "\t")
-	switch first {
-	case "exec", "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done",
-		"case", "esac", "in", "function", "!", "{", "}", "[[", "]]":
-		return command
-	}
-	if strings.ContainsAny(first[:1], "({") || strings.Contains(first, "=") {
-		return command
-	}
-	return "exec " + c
+// scheduleRespawn starts the backoff before a dead worker runs again.
+func (r *runner) scheduleRespawn(g *generation, w *worker, lived time.Duration) {
+	w.backoff = nextBackoff(w.backoff, lived)
+	w.seq++
+	r.log.Info("respawning worker", "gen", g.id, "worker", w.slot, "in", w.backoff)
+	w.timer = r.after(w.backoff, respawnDue{gen: g.id, slot: w.slot, seq: w.seq})
 }
 
-// workerSpec is one worker process to start: everything that turns into
-// the exec.Cmd, fixed when its generation starts.
-type workerSpec struct {
-	self    string     // path of the vassal binary, run in ListenExecArg mode
-	command string     // worker-exec
-	dir     string     // chdir
-	env     []string   // full environment, LISTEN_* included but LISTEN_PID
-	files   []*os.File // listening sockets, become fds 3, 4, ...
-	caps    []uintptr  // ambient capabilities (cap)
-	prefix  string     // procname-prefix
-	stdout  io.Writer
-	stderr  io.Writer
-}
-
-// workerEnv builds a worker's environment: the vassal's own, without the
-// Emperor protocol's variables (a worker is not a vassal) and stale LISTEN_*
-// ones, then the env options, then the socket-passing variables and, when
-// notify is not "", NOTIFY_SOCKET.
-func workerEnv(base, extra []string, sockets []*listener, notify string) []string {
-	env := make([]string, 0, len(base)+len(extra)+3)
-	drop := []string{protocol.EnvFD + "=", protocol.EnvConfigFD + "=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", notifyEnv + "="}
-next:
-	for _, kv := range base {
-		for _, p := range drop {
-			if strings.HasPrefix(kv, p) {
-				continue next
-			}
-		}
-		env = append(env, kv)
+// respawnDue restarts a worker whose backoff is over.
+func (r *runner) respawnDue(ev respawnDue) {
+	g := r.generation(ev.gen)
+	if g == nil || g.stopping {
+		return
 	}
-	env = append(env, extra...)
-	if len(sockets) > 0 {
-		names := make([]string, len(sockets))
-		for i, s := range sockets {
-			names[i] = s.spec.Kind.String()
-		}
-		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(sockets)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	w := g.worker(ev.slot)
+	if w == nil || w.seq != ev.seq || w.cmd != nil {
+		return
 	}
-	if notify != "" {
-		env = append(env, notifyEnv+"="+notify)
-	}
-	return env
-}
-
-// cmd turns the spec into a fresh exec.Cmd (an exec.Cmd runs once): the
-// vassal binary in ListenExecArg mode, stdin on /dev/null, its own process
-// group (so a stop reaches whatever the command forks), and SIGKILL when the
-// thread that spawned it dies.
-func (s *workerSpec) cmd(stderr *os.File) *exec.Cmd {
-	env := s.env
-	if s.prefix != "" {
-		env = append(slices.Clip(env), procnameEnv+"="+s.prefix)
-	}
-	cmd := &exec.Cmd{
-		Path:       s.self,
-		Args:       []string{"vassal-worker", ListenExecArg, s.command},
-		Env:        env,
-		Dir:        s.dir,
-		ExtraFiles: s.files,
-		Stdout:     s.stdout,
-		Stderr:     stderr,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid:     true,
-			Pdeathsig:   syscall.SIGKILL,
-			AmbientCaps: s.caps,
-		},
-		// Output copying (when Stdout or Stderr is not a file) must not
-		// outlive the worker: a daemonized grandchild may hold the pipe.
-		WaitDelay: time.Second,
-	}
-	return cmd
+	w.timer = nil
+	r.startWorker(g, w)
 }
 
 // tapDrain bounds the wait for a dead worker's last stderr bytes.
@@ -262,107 +253,25 @@ func (t *stderrTap) lastLine(d time.Duration) string {
 	return t.last
 }
 
-// spawnRequest asks the spawner thread to start one worker.
-type spawnRequest struct {
-	spec   *workerSpec
-	stderr *os.File // the worker's stderr: the write end of its tap
-	// prepared, when not nil, is started as is instead of spec (daemons).
-	prepared *exec.Cmd
-	// run, when not nil, is run on the spawner thread instead (see
-	// onSpawner); its error is the reply's.
-	run   func() error
-	reply chan spawnReply
-}
-
-// spawnReply is the spawner's answer.
-type spawnReply struct {
-	cmd *exec.Cmd
-	err error
-}
-
-// spawner starts every worker from one goroutine locked to its OS thread.
-// Pdeathsig fires when the thread that forked a child dies, so this thread
-// must outlive every worker: the goroutine returns (and its thread dies)
-// only when reqs is closed, at the end of Run, after the last worker has
-// been reaped.
-func spawner(reqs <-chan spawnRequest, orphans *orphanReaper) {
-	runtime.LockOSThread()
-	// Never unlocked: when this goroutine returns, the thread exits.
-	for r := range reqs {
-		if r.run != nil {
-			r.reply <- spawnReply{err: r.run()}
-			continue
-		}
-		cmd := r.prepared
-		if cmd == nil {
-			cmd = r.spec.cmd(r.stderr)
-		}
-		err := orphans.start(cmd)
-		r.reply <- spawnReply{cmd: cmd, err: err}
-	}
-}
-
-// workerExit is how a worker ended, read before it is reaped.
-type workerExit struct {
-	code   int         // exit status, when signal is 0
-	signal unix.Signal // killing signal, or 0
-}
-
-// String describes the exit for logs: "exit status 3", "signal SIGKILL".
-func (e workerExit) String() string {
-	if e.signal != 0 {
-		return "signal " + unix.SignalName(e.signal)
-	}
-	return "exit status " + strconv.Itoa(e.code)
-}
-
-// childStatus reads si_status from a SIGCHLD siginfo, which unix.Siginfo
-// keeps opaque: after si_signo, si_errno and si_code (three int32s) comes a
-// union aligned to the pointer size, starting with si_pid and si_uid (two
-// 32-bit fields), then si_status.
-func childStatus(info *unix.Siginfo) int32 {
-	ptr := unsafe.Sizeof(uintptr(0))
-	union := (12 + ptr - 1) &^ (ptr - 1)
-	return *(*int32)(unsafe.Add(unsafe.Pointer(info), union+8))
-}
-
-// si_code values of SIGCHLD (the kernel's CLD_KILLED, CLD_DUMPED).
-const (
-	cldKilled = 2
-	cldDumped = 3
-)
-
 // awaitExit blocks until the worker has exited, without reaping it, and
 // SIGKILLs whatever is left in its process group. While the worker is not
 // reaped its pid (and so its group id) cannot be reused, so the kill cannot
 // hit an unrelated process. The caller reaps the worker with cmd.Wait once
 // the loop no longer signals it.
-func awaitExit(pid int) (workerExit, error) { return waitExit(pid, true) }
+func awaitExit(pid int) (procwait.Status, error) { return waitExit(pid, true) }
 
 // waitExit is awaitExit; with killGroup false the process group is left
 // alone (a smart daemon's starter leaves its daemon behind, which may not
 // have left the group yet).
-func waitExit(pid int, killGroup bool) (workerExit, error) {
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return workerExit{}, os.NewSyscallError("waitid", err)
-		}
-		break
+func waitExit(pid int, killGroup bool) (procwait.Status, error) {
+	st, err := procwait.Wait(unix.P_PID, pid, unix.WEXITED|unix.WNOWAIT)
+	if err != nil {
+		return procwait.Status{}, err
 	}
 	if killGroup {
 		_ = unix.Kill(-pid, unix.SIGKILL) // ESRCH: the group is empty but for the zombie
 	}
-	status := childStatus(&info)
-	switch info.Code {
-	case cldKilled, cldDumped:
-		return workerExit{signal: unix.Signal(status)}, nil
-	}
-	return workerExit{code: int(status)}, nil
+	return st, nil
 }
 
 // signalGroup sends sig to a worker's process group (its pgid is its pid,

@@ -2,13 +2,16 @@ package vassal
 
 import (
 	"context"
-	"os"
-	"slices"
-	"syscall"
 	"time"
 
 	"github.com/emperor-dev/emperor/protocol"
 )
+
+// sampleEvery is the period of the TCP table readings.
+const sampleEvery = time.Second
+
+// sosBacklogEvery rate-limits vassal-sos-backlog.
+const sosBacklogEvery = 5 * time.Second
 
 // sample reads the TCP table every sampleEvery until ctx is canceled.
 func (r *runner) sample(ctx context.Context) {
@@ -100,71 +103,4 @@ func (r *runner) idle() {
 	for _, g := range r.gens {
 		r.stopGeneration(g, "idle")
 	}
-}
-
-// notified applies an sd_notify message to the worker that sent it (the
-// worker itself or a process in its group).
-func (r *runner) notified(ev notified) {
-	for _, g := range r.gens {
-		for _, w := range g.workers {
-			if w.cmd == nil || (w.pid != ev.msg.pid && w.pid != ev.pgrp) {
-				continue
-			}
-			if st, ok := ev.msg.fields["STATUS"]; ok {
-				w.status = st
-			}
-			if ev.msg.fields["WATCHDOG"] == "1" {
-				w.watchdog = time.Now()
-			}
-			if ev.msg.fields["READY"] == "1" && w.replaces != 0 {
-				r.log.Info("replacement worker notified READY=1", "gen", g.id, "worker", w.slot, "pid", w.pid)
-				r.replacementReady(g, w)
-			} else if ev.msg.fields["READY"] == "1" {
-				r.log.Info("worker notified READY=1", "gen", g.id, "worker", w.slot, "pid", w.pid)
-				r.probed(probed{gen: g.id, outcome: probeOutcome{answered: true, acceptor: w.pid}})
-			}
-			return
-		}
-	}
-}
-
-// beating reports whether w counts as alive for the heartbeat: running,
-// and, if it uses the sd_notify watchdog, pinged within 2 periods.
-func (r *runner) beating(w *worker) bool {
-	return w.cmd != nil && (w.watchdog.IsZero() || time.Since(w.watchdog) <= 2*r.heartbeat)
-}
-
-// signaled handles a signal the caller passed on.
-func (r *runner) signaled(sig os.Signal) {
-	switch {
-	case sig == syscall.SIGHUP, sig == syscall.SIGTERM && !r.settings.DieOnTerm:
-		r.log.Info("graceful reload", "signal", sig.String())
-		r.emperorSaid(protocol.Reload)
-	default:
-		r.stop("signal "+sig.String(), nil)
-	}
-}
-
-// setHeartbeat (re)starts the heartbeat timer when the period changed.
-func (r *runner) setHeartbeat(d time.Duration) {
-	if d == r.heartbeat || r.em == nil {
-		return
-	}
-	r.heartbeat = d
-	r.heartbeatSeq++
-	if d > 0 {
-		r.after(d, heartbeatDue{seq: r.heartbeatSeq})
-	}
-}
-
-// heartbeatDue sends Heartbeat (26) while a worker of the newest
-// generation runs, and arms the next one.
-func (r *runner) heartbeatDue(ev heartbeatDue) {
-	if ev.seq != r.heartbeatSeq || r.stopping {
-		return
-	}
-	if n := len(r.gens); n > 0 && slices.ContainsFunc(r.gens[n-1].workers, r.beating) {
-		r.send(protocol.Heartbeat)
-	}
-	r.after(r.heartbeat, heartbeatDue{seq: r.heartbeatSeq})
 }
