@@ -1,6 +1,7 @@
 package vassal_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,25 +9,33 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/internal/testkit"
 )
 
 // zombieChildren lists the zombies among the children of host pid pid.
 func zombieChildren(t *testing.T, pid int) []int {
 	t.Helper()
+	_, zombies := children(t, pid)
+	return zombies
+}
+
+// children lists the children of pid, and those of them that are zombies.
+func children(t *testing.T, pid int) (all, zombies []int) {
+	t.Helper()
 	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var zombies []int
 	for _, f := range tasks {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue // the thread ended
 		}
 		for _, field := range strings.Fields(string(b)) {
+			n, _ := strconv.Atoi(field)
+			all = append(all, n)
 			stat, err := os.ReadFile("/proc/" + field + "/stat")
 			if err != nil {
 				continue
@@ -34,12 +43,11 @@ func zombieChildren(t *testing.T, pid int) []int {
 			// "pid (comm) S ...": the state follows the last ')'.
 			rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
 			if f := strings.Fields(rest); len(f) > 0 && f[0] == "Z" {
-				n, _ := strconv.Atoi(field)
 				zombies = append(zombies, n)
 			}
 		}
 	}
-	return zombies
+	return all, zombies
 }
 
 // TestOrphansAreReapedByPID1 runs the vassal as PID 1 of its own pid
@@ -56,13 +64,13 @@ func TestOrphansAreReapedByPID1(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
 	v := startVassalCmd(t, cmd)
 	waitFor(t, startDeadline, "the worker", func() bool { return strings.Contains(v.output.String(), "worker started") })
-	// The orphans exit 50 ms after they are made; give the reaper time, then
-	// require that none of them is left as a zombie. A vassal that does not
-	// reap keeps every one of them.
-	time.Sleep(time.Second) // the orphans' lifetime and then some: nothing to wait on
-	if z := zombieChildren(t, cmd.Process.Pid); len(z) > 0 {
-		t.Fatalf("%d zombies under the vassal (pid 1 of its namespace): %v (of %d orphans)", len(z), z, orphans)
-	}
+	// The orphans exit 50 ms after they are made and re-parent to the
+	// vassal (pid 1 of its namespace): wait until its worker is its only
+	// child. A vassal that does not reap keeps every one as a zombie.
+	waitFor(t, testkit.Deadline, fmt.Sprintf("the vassal to reap its %d orphans", orphans), func() bool {
+		all, _ := children(t, cmd.Process.Pid)
+		return len(all) == 1
+	})
 	// Its own worker is still its own: stopping the vassal still works.
 	v.cmd.Process.Signal(syscall.SIGTERM)
 	if code := v.wait(t, exitDeadline); code != 0 {
