@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emperor-dev/emperor/internal/testkit"
 )
 
 func TestSettingsFromIniWithUWSGINames(t *testing.T) {
@@ -157,7 +159,7 @@ func TestSignals(t *testing.T) {
 	}()
 	waitLine := func(what string) string {
 		t.Helper()
-		deadline := time.After(20 * time.Second)
+		deadline := time.After(testkit.Deadline)
 		for {
 			select {
 			case l, ok := <-lines:
@@ -249,7 +251,7 @@ func TestVassalsDieWithTheEmperor(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testkit.Deadline)
 	for _, pid := range pids {
 		for {
 			if !running(pid) {
