@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/internal/regular"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
@@ -165,28 +166,9 @@ const (
 	whyDenied   = "permission denied"
 )
 
-// notRegular is the refusal of a name whose file has type mode (S_IFMT
-// bits), or of a directory for mode S_IFDIR.
-func notRegular(mode uint32) string {
-	kind := "unknown type"
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		kind = "directory"
-	case unix.S_IFIFO:
-		kind = "fifo"
-	case unix.S_IFSOCK:
-		kind = "socket"
-	case unix.S_IFCHR:
-		kind = "character device"
-	case unix.S_IFBLK:
-		kind = "block device"
-	}
-	return "not a regular file (" + kind + ")"
-}
-
 // isDir is what a listing that shows a directory says about it, without a
 // stat: directories are never configs.
-var isDir = statResult{kind: kindOther, why: notRegular(unix.S_IFDIR)}
+var isDir = statResult{kind: kindOther, why: regular.NotRegular(unix.S_IFDIR)}
 
 // statAt stats name relative to dirfd (unix.AT_FDCWD for an absolute
 // name), following symlinks unless noFollow. A regular file is a config
@@ -234,7 +216,7 @@ func statAt(dirfd int, name string, noFollow bool) statResult {
 		// Only lstat returns a symlink.
 		r.kind = kindVassal
 	default:
-		r.kind, r.why = kindOther, notRegular(st.Mode)
+		r.kind, r.why = kindOther, regular.NotRegular(st.Mode)
 	}
 	return r
 }
