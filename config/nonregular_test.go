@@ -52,29 +52,23 @@ func TestLoad_RefusesFIFO(t *testing.T) {
 	for _, n := range []string{"fifo.ini", "fifo.xml", "fifo.yaml", "fifo.json"} {
 		fifo(t, p(n))
 	}
-	cases := []struct{ name, text, want string }{
-		{"include", "[uwsgi]\nmaster = true\ninclude = " + p("fifo.ini") + "\n",
-			p("main.ini") + ":3: include: cannot read " + p("fifo.ini") + ": not a regular file (fifo)"},
-		{"include file:section", "[uwsgi]\ninclude = " + p("fifo.ini") + ":app\n",
-			p("main.ini") + ":2: include: cannot read " + p("fifo.ini") + ": not a regular file (fifo)"},
-		{"ini", "[uwsgi]\nini = " + p("fifo.ini") + "\n",
-			p("main.ini") + ":2: ini: cannot read " + p("fifo.ini") + ": not a regular file (fifo)"},
-		{"xml", "[uwsgi]\nxml = " + p("fifo.xml") + "\n",
-			p("main.ini") + ":2: xml: cannot read " + p("fifo.xml") + ": not a regular file (fifo)"},
-		{"yaml", "[uwsgi]\nyaml = " + p("fifo.yaml") + "\n",
-			p("main.ini") + ":2: yaml: cannot read " + p("fifo.yaml") + ": not a regular file (fifo)"},
-		{"json", "[uwsgi]\njson = " + p("fifo.json") + "\n",
-			p("main.ini") + ":2: json: cannot read " + p("fifo.json") + ": not a regular file (fifo)"},
-		{"inherit", "[uwsgi]\ninherit = " + p("fifo.ini") + "\n",
-			p("main.ini") + ":2: inherit: cannot read " + p("fifo.ini") + ": not a regular file (fifo)"},
+	cases := []struct{ key, file, section string }{
+		{"include", "fifo.ini", ""},
+		{"include", "fifo.ini", ":app"},
+		{"ini", "fifo.ini", ""},
+		{"xml", "fifo.xml", ""},
+		{"yaml", "fifo.yaml", ""},
+		{"json", "fifo.json", ""},
+		{"inherit", "fifo.ini", ""},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			writeFiles(t, dir, map[string]string{"main.ini": tc.text})
+		t.Run(tc.key+tc.section, func(t *testing.T) {
+			writeFiles(t, dir, map[string]string{"main.ini": "[uwsgi]\nmaster = true\n" + tc.key + " = " + p(tc.file) + tc.section + "\n"})
 			l, _ := newLoader()
 			err := within(t, "Load", func() error { _, err := l.Load(config.INI, p("main.ini")); return err })
-			if err == nil || err.Error() != tc.want {
-				t.Fatalf("err = %v\nwant   %s", err, tc.want)
+			want := p("main.ini") + ":3: " + tc.key + ": cannot read " + p(tc.file) + ": not a regular file (fifo)"
+			if err == nil || err.Error() != want {
+				t.Fatalf("err = %v\nwant   %s", err, want)
 			}
 		})
 	}
