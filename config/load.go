@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/emperor-dev/emperor/internal/regular"
 )
 
 // Defaults of the Loader fields.
@@ -27,8 +28,9 @@ type Loader struct {
 	// "uwsgi". For xml it is the id of the <uwsgi> element, and the default
 	// "uwsgi" means "the first <uwsgi> element".
 	Section string
-	// ReadFile reads a config file (and @(FILE) in Resolve); default
-	// os.ReadFile, bounded by MaxBytes.
+	// ReadFile reads a config file (and @(FILE) in Resolve); default: read
+	// the file, bounded by MaxBytes, refusing anything but a regular file
+	// without blocking on it (a FIFO is refused, never waited on).
 	ReadFile func(path string) ([]byte, error)
 	// Warn receives non-fatal warnings, such as a missing section; default:
 	// ignore them.
@@ -179,8 +181,10 @@ func (r *run) read(file string) ([]byte, error) {
 	return text, nil
 }
 
-// readFile reads path with custom (when not nil) or os.ReadFile, refusing
-// anything longer than limit bytes. Errors name the file.
+// readFile reads path with custom (when not nil) or, by default, as a
+// regular file opened without blocking (a FIFO, a device or a directory is
+// refused), refusing anything longer than limit bytes. Errors name the
+// file.
 func readFile(custom func(string) ([]byte, error), path string, limit int64) ([]byte, error) {
 	if custom != nil {
 		b, err := custom(path)
@@ -192,7 +196,9 @@ func readFile(custom func(string) ([]byte, error), path string, limit int64) ([]
 		}
 		return b, nil
 	}
-	f, err := os.Open(path)
+	// Never a plain open: an include naming a FIFO would block the
+	// vassal forever.
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, readError(path, err)
 	}

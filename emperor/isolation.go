@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/cgroup"
+	"github.com/emperor-dev/emperor/internal/regular"
 	"github.com/emperor-dev/emperor/tyrant"
 )
 
@@ -77,10 +77,11 @@ func hostname(name string) string {
 	return h
 }
 
-// readHead reads at most n bytes of a file; errors read as nothing (the
-// vassal itself will report an unreadable config).
+// readHead reads at most n bytes of a regular file, never blocking on a
+// FIFO or a device put in its place; errors and other kinds of file read as
+// nothing (the vassal itself will report an unreadable config).
 func readHead(path string, n int64) []byte {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil
 	}

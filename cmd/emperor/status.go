@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emperor-dev/emperor/emperor"
 )
@@ -68,8 +70,16 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// printStatus prints s as a table, one line per vassal. Every text field
+// goes through shown: names, states and reasons come from file names and
+// tenants' configs, and must not move the cursor, colour the terminal or
+// start a line of their own.
 func printStatus(w io.Writer, s *emperor.Stats) {
-	fmt.Fprintf(w, "Emperor pid %d governing %d vassals (%s)\n", s.Pid, len(s.Vassals), strings.Join(s.Emperor, ", "))
+	monitors := make([]string, len(s.Emperor))
+	for i, m := range s.Emperor {
+		monitors[i] = shown(m)
+	}
+	fmt.Fprintf(w, "Emperor pid %d governing %d vassals (%s)\n", s.Pid, len(s.Vassals), strings.Join(monitors, ", "))
 	sort.Slice(s.Vassals, func(i, j int) bool {
 		if s.Vassals[i].Monitor != s.Vassals[j].Monitor {
 			return s.Vassals[i].Monitor < s.Vassals[j].Monitor
@@ -88,7 +98,25 @@ func printStatus(w io.Writer, s *emperor.Stats) {
 		if v.Loyal == 1 {
 			loyal = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.ID, v.State, pid, up, v.Restarts, loyal, v.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shown(v.ID), shown(v.State), pid, up, v.Restarts, loyal, shown(v.Reason))
 	}
 	tw.Flush()
+}
+
+// shown is text from the stats server as the table prints it: as it is
+// when it is valid UTF-8 made of printable characters (strconv.IsPrint:
+// the ASCII space is the only space) other than a backslash, otherwise
+// quoted as Go quotes strings, so that control characters (newline, tab,
+// ESC), invisible format characters and invalid bytes read as escapes like
+// \x1b and \xff, and a name cannot pass for another one escaped.
+func shown(s string) string {
+	if s == "" {
+		return s
+	}
+	for _, r := range s {
+		if r == utf8.RuneError || r == '\\' || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

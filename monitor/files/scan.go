@@ -157,9 +157,6 @@ func (s *runState) walkDir(abs, name string, level int, full bool, force []strin
 // observe handles one listed entry of a directory at the candidate level.
 // nb aliases the listing buffer.
 func (s *runState) observe(fd int, d *dirState, dirAbs string, nb []byte, ino uint64, typ uint8, forced bool) {
-	if typ == typeDir {
-		return // directories are never vassals
-	}
 	var e *entry
 	if d.name == "" {
 		e = s.snap[string(nb)] // no allocation
@@ -175,7 +172,7 @@ func (s *runState) observe(fd int, d *dirState, dirAbs string, nb []byte, ino ui
 			(!s.m.noFollow && (typ == typeLink || typ == typeUnknown))
 		e.dino, e.typ = ino, typ
 		if need {
-			s.apply(e, statAt(fd, string(nb), s.m.noFollow), reasonRescan)
+			s.apply(e, s.statListed(fd, string(nb), typ), reasonRescan)
 		}
 		return
 	}
@@ -187,7 +184,17 @@ func (s *runState) observe(fd int, d *dirState, dirAbs string, nb []byte, ino ui
 		return
 	}
 	e.abs = join(dirAbs, name)
-	s.apply(e, statAt(fd, name, s.m.noFollow), reasonRescan)
+	s.apply(e, s.statListed(fd, name, typ), reasonRescan)
+}
+
+// statListed stats a candidate a listing of the directory open on fd shows
+// with type typ. A directory is never a config, and needs no stat to say
+// so.
+func (s *runState) statListed(fd int, name string, typ uint8) statResult {
+	if typ == typeDir {
+		return isDir
+	}
+	return statAt(fd, name, s.m.noFollow)
 }
 
 // dirFailed records a directory that could not be read: the entries in it

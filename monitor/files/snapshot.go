@@ -35,6 +35,10 @@ type entry struct {
 	// statErr: the last stat failed with an unexpected error (logged once);
 	// the next scan stats the entry again.
 	statErr bool
+	// refused is why the name, which exists, was last found to be no
+	// config ("" if it was not): a refusal is logged when it changes, not
+	// on every scan.
+	refused string
 }
 
 // mayBeLink reports whether the entry may be a symlink, whose target can
@@ -118,9 +122,15 @@ func newRunState(m *fileMonitor) *runState {
 // apply folds one stat of e into the snapshot and queues the event it
 // calls for, if any. newReason is the reason for a Touch of a new vassal.
 func (s *runState) apply(e *entry, r statResult, newReason string) {
+	if r.kind != kindError {
+		e.statErr = false
+		if r.why != e.refused && r.why != "" {
+			s.log.Warn("refusing config: "+r.why, "path", e.abs)
+		}
+		e.refused = r.why
+	}
 	switch r.kind {
 	case kindVassal:
-		e.statErr = false
 		was := e.vassal
 		if was && e.ver == r.ver && e.owner == r.owner {
 			return
@@ -132,7 +142,6 @@ func (s *runState) apply(e *entry, r statResult, newReason string) {
 		}
 		s.emit(monitor.Touch, e, reason)
 	case kindGone, kindOther:
-		e.statErr = false
 		if e.vassal {
 			e.vassal = false
 			s.emit(monitor.Destroy, e, reasonRemoved)

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/internal/regular"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
@@ -134,11 +135,12 @@ func readDirents(fd int, buf []byte, fn func(name []byte, ino uint64, typ uint8)
 type statKind uint8
 
 const (
-	// kindVassal: a config file (a regular file, or with NoFollow a
-	// symlink, dangling or not).
+	// kindVassal: a config file (a readable regular file, or with NoFollow
+	// a symlink, dangling or not).
 	kindVassal statKind = iota
-	// kindOther: the name exists but is not a config (a directory, a
-	// socket, a dangling symlink when following).
+	// kindOther: the name exists but is no config; statResult.why says why
+	// (a directory, a FIFO, a dangling symlink or a symlink loop when
+	// following, a file the Emperor may not read).
 	kindOther
 	// kindGone: no such name.
 	kindGone
@@ -151,31 +153,49 @@ type statResult struct {
 	kind  statKind
 	ver   monitor.Version
 	owner monitor.Owner
-	err   error
+	// why is, for kindOther, the refusal a user reads, such as "not a
+	// regular file (fifo)".
+	why string
+	err error
 }
 
+// Refusals of names that exist but are no config.
+const (
+	whyDangling = "dangling symlink"
+	whyLoop     = "symlink loop"
+	whyDenied   = "permission denied"
+)
+
+// isDir is what a listing that shows a directory says about it, without a
+// stat: directories are never configs.
+var isDir = statResult{kind: kindOther, why: regular.NotRegular(unix.S_IFDIR)}
+
 // statAt stats name relative to dirfd (unix.AT_FDCWD for an absolute
-// name), following symlinks unless noFollow.
+// name), following symlinks unless noFollow. A regular file is a config
+// only if the Emperor may read it.
 func statAt(dirfd int, name string, noFollow bool) statResult {
 	var st unix.Stat_t
 	flags, op := 0, "stat"
 	if noFollow {
 		flags, op = unix.AT_SYMLINK_NOFOLLOW, "lstat"
 	}
-	var err error
-	for {
-		err = unix.Fstatat(dirfd, name, &st, flags)
-		if err != unix.EINTR {
-			break
+	err := fstatat(dirfd, name, &st, flags)
+	switch err {
+	case nil:
+	case unix.ELOOP:
+		return statResult{kind: kindOther, why: whyLoop}
+	case unix.ENOENT:
+		// Following a dangling symlink fails so too: the entry exists
+		// but is no config.
+		var lst unix.Stat_t
+		if !noFollow && fstatat(dirfd, name, &lst, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			lst.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return statResult{kind: kindOther, why: whyDangling}
 		}
-	}
-	if err != nil {
-		switch err {
-		case unix.ENOENT, unix.ENOTDIR, unix.ELOOP:
-			// ENOENT when following a dangling symlink too: the entry
-			// exists but is no config.
-			return statResult{kind: kindGone}
-		}
+		return statResult{kind: kindGone}
+	case unix.ENOTDIR:
+		return statResult{kind: kindGone}
+	default:
 		return statResult{kind: kindError, err: &os.PathError{Op: op, Path: name, Err: err}}
 	}
 	r := statResult{
@@ -189,13 +209,25 @@ func statAt(dirfd int, name string, noFollow bool) statResult {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		r.kind = kindVassal
+		if unix.Faccessat(dirfd, name, unix.R_OK, unix.AT_EACCESS) == unix.EACCES {
+			r.kind, r.why = kindOther, whyDenied
+		}
 	case unix.S_IFLNK:
 		// Only lstat returns a symlink.
 		r.kind = kindVassal
 	default:
-		r.kind = kindOther
+		r.kind, r.why = kindOther, regular.NotRegular(st.Mode)
 	}
 	return r
+}
+
+// fstatat is unix.Fstatat retried on EINTR.
+func fstatat(dirfd int, name string, st *unix.Stat_t, flags int) error {
+	for {
+		if err := unix.Fstatat(dirfd, name, st, flags); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // isGone reports whether an open or stat error means the path no longer

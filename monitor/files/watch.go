@@ -255,7 +255,7 @@ func (s *runState) restatPending() {
 		e := s.snap[key]
 		if e == nil {
 			d := s.dirs[filepath.Dir(abs)]
-			if r.kind != kindVassal || d == nil {
+			if r.kind == kindGone || r.kind == kindError || d == nil {
 				continue
 			}
 			e = &entry{key: key, abs: abs, dir: d, typ: typeNone}
