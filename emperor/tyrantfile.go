@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/internal/regular"
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/tyrant"
 )
@@ -55,18 +56,14 @@ func openTyrantConfig(name, path string, noFollow bool, limit int) (tyrantConfig
 	if err := unix.Lstat(path, &entry); err != nil {
 		return refuse("%s: %v", path, os.NewSyscallError("lstat", err))
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	f, err := regular.Open(path) // non-blocking: a FIFO never stalls the spawner
 	if err != nil {
-		return refuse("%s: %v", path, os.NewSyscallError("open", err))
+		return refuse("%v", err)
 	}
-	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return refuse("%s: %v", path, os.NewSyscallError("fstat", err))
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return refuse("%s: not a regular file", path)
 	}
 	owner := monitor.Owner{UID: st.Uid, GID: st.Gid}
 	if entry.Mode&unix.S_IFMT == unix.S_IFLNK {
@@ -86,7 +83,7 @@ func openTyrantConfig(name, path string, noFollow bool, limit int) (tyrantConfig
 	if len(text) > limit {
 		return refuse("%s: larger than the %d bytes a config frame holds", path, limit)
 	}
-	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 	if err != nil {
 		return refuse("%s: where is it: %v", path, err)
 	}
