@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,8 +60,9 @@ const (
 
 // floodVassal is the flooder's main: it writes floodByte in floodChunk
 // writes to the Emperor's channel until the deadline in args[0] (UNIX
-// milliseconds) or until the channel fails, then exits 0. A respawn after
-// the deadline exits at once.
+// milliseconds), until the channel fails, or until the Emperor sends it
+// anything (a stop), then exits 0. A respawn after the deadline exits at
+// once.
 func floodVassal(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "flood vassal: want one argument, the deadline in UNIX ms")
@@ -84,13 +86,29 @@ func floodVassal(args []string) int {
 		buf[i] = floodByte
 	}
 	began := time.Now()
-	var sent int64
+	var sent atomic.Int64
 	// A write blocks while the Emperor does not read: the deadline is
 	// enforced from outside the loop.
 	time.AfterFunc(time.Until(deadline), func() {
-		fmt.Fprintf(os.Stderr, "flood vassal %d: deadline: %d bytes taken in %v\n", os.Getpid(), sent, time.Since(began).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "flood vassal %d: deadline: %d bytes taken in %v\n", os.Getpid(), sent.Load(), time.Since(began).Round(time.Millisecond))
 		os.Exit(0)
 	})
+	// Whatever the Emperor sends (a stop at Ragnarok, or EOF) ends it.
+	go func() {
+		var b [1]byte
+		for {
+			n, err := unix.Read(fd, b[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "flood vassal %d: the Emperor sent %v (%d bytes, %v): stopping after %d bytes\n", os.Getpid(), b[:max(n, 0)], n, err, sent.Load())
+			os.Exit(0)
+		}
+	}()
 	for time.Now().Before(deadline) {
 		n, err := unix.Write(fd, buf)
 		switch {
@@ -100,10 +118,10 @@ func floodVassal(args []string) int {
 			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, 100)
 			continue
 		case err != nil:
-			fmt.Fprintf(os.Stderr, "flood vassal %d: fd %d: %v after %d bytes\n", os.Getpid(), fd, err, sent)
+			fmt.Fprintf(os.Stderr, "flood vassal %d: fd %d: %v after %d bytes\n", os.Getpid(), fd, err, sent.Load())
 			return 0
 		}
-		sent += int64(n)
+		sent.Add(int64(n))
 	}
 	return 0
 }
@@ -111,7 +129,9 @@ func floodVassal(args []string) int {
 // floodConfig is the flooding vassal's config: uWSGI execs the flooder in
 // its own place, with the Emperor's channel still open.
 func floodConfig(self string, deadline time.Time) string {
-	return fmt.Sprintf("[uwsgi]\nprivileged-binary-patch-arg = %s %s %d\n", self, floodMode, deadline.UnixMilli())
+	// uWSGI runs the patch through /bin/sh -c: exec, so that the flooder
+	// is the vassal process itself, not a child of a shell.
+	return fmt.Sprintf("[uwsgi]\nprivileged-binary-patch-arg = exec %s %s %d\n", self, floodMode, deadline.UnixMilli())
 }
 
 // floodDefs are the section's rows, quiet and flooded in pairs.
@@ -192,7 +212,7 @@ func measureFlood(s *settings, k *emperorKind, work, vassalExe, self string) *ro
 	rows := newRowSet()
 	reps := min(s.reps, 20)
 	events := min(s.reps, 5)
-	ports, err := floodPorts(1 + floodFleet + 2*events)
+	ports, err := floodPorts(1 + floodFleet + 4*events) // new files: twice each phase's, for retakes
 	if err != nil {
 		rows.note("stats", "not measured: %v", err)
 		return rows
@@ -230,7 +250,7 @@ func measureFlood(s *settings, k *emperorKind, work, vassalExe, self string) *ro
 		}
 	}
 	// Touches go to loyal vassals only, as in the latency rows.
-	for _, name := range fr.fleet[:2*events] {
+	for _, name := range fr.fleet {
 		if err := waitLoyal(r, name, 0); err != nil {
 			rows.note("touch", "%s: %v", name, err)
 		}
@@ -373,6 +393,7 @@ func (fr *floodRun) statsOnce() float64 {
 // Its moment is spread over uWSGI's scan period, as in the latency rows.
 func (fr *floodRun) newFileOnce(int) float64 {
 	if len(fr.ports) == 0 {
+		fr.note("newfile", "no port left for another new file")
 		return math.NaN()
 	}
 	port := fr.ports[0]
@@ -394,6 +415,7 @@ func (fr *floodRun) newFileOnce(int) float64 {
 // its worker exits (the reload received).
 func (fr *floodRun) touchOnce(int) float64 {
 	if fr.touch >= len(fr.fleet) {
+		fr.note("touch", "every vassal of the fleet was touched once already")
 		return math.NaN()
 	}
 	name := fr.fleet[fr.touch]
