@@ -286,7 +286,8 @@ func measureFlood(s *settings, k *emperorKind, work, vassalExe, self string) *ro
 	fr.run("flood", samples, fl, deadline)
 	noteStalls(rows, "flood", mark)
 	os.Remove(filepath.Join(dir, "flood.ini"))
-	rows.note("flood", "the flooder was started %d times and ran %v of the %v the flood phase took; %s",
+	fl.close()
+	rows.note("flooder", "the flooder was started %d times and ran %v of the %v the flood phase took; %s",
 		len(fl.seen), fl.alive.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond), r.kind.floodFate(r))
 	rows.note("load", "load average at the end of its flood section %s", loadavg())
 	return rows
@@ -577,10 +578,16 @@ func floodTable(t *table, res map[string]*rowSet) *table {
 	}
 	for _, side := range []string{"uwsgi", "ours"} {
 		if rs := res[side]; rs != nil {
-			for _, key := range []string{"flood", "quiet", "load"} {
-				for _, n := range rs.notes[key] {
-					t.notes = append(t.notes, fmt.Sprintf("%s: %s", side, n))
+			for _, n := range rs.notes["flooder"] {
+				t.notes = append(t.notes, fmt.Sprintf("%s: %s", side, n))
+			}
+			for _, phase := range []string{"quiet", "flood"} {
+				for _, n := range rs.notes[phase] {
+					t.notes = append(t.notes, fmt.Sprintf("%s, %s phase: %s", side, phase, n))
 				}
+			}
+			for _, n := range rs.notes["load"] {
+				t.notes = append(t.notes, fmt.Sprintf("%s: %s", side, n))
 			}
 			for _, n := range rs.notes["stats"] {
 				t.notes = append(t.notes, fmt.Sprintf("%s: %s", side, n))
