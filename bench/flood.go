@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -90,7 +91,7 @@ func floodVassal(args []string) int {
 	// A write blocks while the Emperor does not read: the deadline is
 	// enforced from outside the loop.
 	time.AfterFunc(time.Until(deadline), func() {
-		fmt.Fprintf(os.Stderr, "flood vassal %d: deadline: %d bytes taken in %v\n", os.Getpid(), sent.Load(), time.Since(began).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "flood vassal %d: deadline: wrote %d bytes in %v\n", os.Getpid(), sent.Load(), time.Since(began).Round(time.Millisecond))
 		os.Exit(0)
 	})
 	// Whatever the Emperor sends (a stop at Ragnarok, or EOF) ends it.
@@ -105,7 +106,7 @@ func floodVassal(args []string) int {
 				unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
 				continue
 			}
-			fmt.Fprintf(os.Stderr, "flood vassal %d: the Emperor sent %v (%d bytes, %v): stopping after %d bytes\n", os.Getpid(), b[:max(n, 0)], n, err, sent.Load())
+			fmt.Fprintf(os.Stderr, "flood vassal %d: the Emperor sent %v (read: %v): stopping; wrote %d bytes in %v\n", os.Getpid(), b[:max(n, 0)], err, sent.Load(), time.Since(began).Round(time.Millisecond))
 			os.Exit(0)
 		}
 	}()
@@ -118,7 +119,7 @@ func floodVassal(args []string) int {
 			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, 100)
 			continue
 		case err != nil:
-			fmt.Fprintf(os.Stderr, "flood vassal %d: fd %d: %v after %d bytes\n", os.Getpid(), fd, err, sent.Load())
+			fmt.Fprintf(os.Stderr, "flood vassal %d: fd %d: %v; wrote %d bytes in %v\n", os.Getpid(), fd, err, sent.Load(), time.Since(began).Round(time.Millisecond))
 			return 0
 		}
 		sent.Add(int64(n))
@@ -302,8 +303,22 @@ func (k *emperorKind) floodFate(r *running) string {
 	if k.name == "ours" {
 		return fmt.Sprintf("our Emperor logged %d SIGKILLs for flooding", strings.Count(string(b), "vassal flooded its control channel: SIGKILL"))
 	}
-	return fmt.Sprintf("uWSGI's Emperor logged %d curses of flood.ini", strings.Count(string(b), "curse the uwsgi instance flood.ini"))
+	fate := fmt.Sprintf("uWSGI's Emperor logged %d curses of flood.ini", strings.Count(string(b), "curse the uwsgi instance flood.ini"))
+	// A flooder that stops by itself says how much its channel took (the
+	// Emperor's reads plus the socket's buffers).
+	var sent int64
+	for _, m := range floodSentRE.FindAllSubmatch(b, -1) {
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		sent += n
+	}
+	if sent > 0 {
+		fate += fmt.Sprintf("; the channel took %.1f MiB from the flooder", float64(sent)/(1<<20))
+	}
+	return fate
 }
+
+// floodSentRE matches the flooder's last words: how many bytes it wrote.
+var floodSentRE = regexp.MustCompile(`flood vassal \d+: .*wrote (\d+) bytes`)
 
 // run takes every sample of one phase, one kind after another; under a
 // flood (fl not nil) a sample counts only if the flooder ran from its start
