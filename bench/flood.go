@@ -286,7 +286,14 @@ func measureFlood(s *settings, k *emperorKind, work, vassalExe, self string) *ro
 	mark = lateNS.Load()
 	fr.run("flood", samples, fl, deadline)
 	noteStalls(rows, "flood", mark)
+	// The flooder's config goes: its vassal is stopped, and says at its
+	// exit how much it wrote (floodFate reads that).
 	os.Remove(filepath.Join(dir, "flood.ini"))
+	if fl.h != nil {
+		if _, err := fl.h.waitExit(time.Now().Add(floodEventTimeout)); err != nil {
+			rows.note("flooder", "still running %v after its config was removed", floodEventTimeout)
+		}
+	}
 	fl.close()
 	rows.note("flooder", "the flooder was started %d times and ran %v of the %v the flood phase took; %s",
 		len(fl.seen), fl.alive.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond), r.kind.floodFate(r))
