@@ -570,12 +570,9 @@ func floodTable(t *table, res map[string]*rowSet) *table {
 				if len(v) == 0 {
 					row = append(row, "n/a", "-")
 				} else {
-					p50[i] = percentile(v, 50)
-					p90 := "-"
-					if len(v) > 1 && d.unit == unitMS {
-						p90 = format(percentile(v, 90), d.unit)
-					}
-					row = append(row, format(p50[i], d.unit), p90)
+					var cells []string
+					p50[i], cells = sampleCells(v, d.unit, d.unit == unitMS)
+					row = append(row, cells...)
 					if k := countInf(v); k > 0 {
 						t.notes = append(t.notes, fmt.Sprintf("%s, %s: %d of %d timed out", label, side, k, len(v)))
 					}
@@ -587,11 +584,7 @@ func floodTable(t *table, res map[string]*rowSet) *table {
 					quiet[i] = p50[i]
 				}
 			}
-			ratio := "-"
-			if !math.IsNaN(p50[0]) && !math.IsNaN(p50[1]) && !math.IsInf(p50[0], 0) && !math.IsInf(p50[1], 0) && p50[1] > 0 {
-				ratio = fmt.Sprintf("%.2f", p50[0]/p50[1])
-			}
-			target := ""
+			ratio, target := ratioCell(p50[0], p50[1]), ""
 			if phase == "flood" && d.unit == unitMS && !math.IsNaN(p50[1]) && !math.IsNaN(quiet[1]) {
 				target = verdict(p50[1] <= quiet[1]+floodTolerance, fmt.Sprintf("ours ≤ ours quiet + %.0f ms", floodTolerance))
 			}

@@ -698,12 +698,9 @@ func buildTable(sizes, ran []int, sizeNotes map[int]string, res map[string]*rowS
 				}
 				row = append(row, why, "-")
 			} else {
-				p50[i] = percentile(v, 50)
-				p90 := "-"
-				if d.p90 && len(v) > 1 {
-					p90 = format(percentile(v, 90), d.unit)
-				}
-				row = append(row, format(p50[i], d.unit), p90)
+				var cells []string
+				p50[i], cells = sampleCells(v, d.unit, d.p90)
+				row = append(row, cells...)
 				if k := countInf(v); k > 0 {
 					t.notes = append(t.notes, fmt.Sprintf("%s, %s: %d of %d timed out", d.label, side, k, len(v)))
 				}
@@ -712,17 +709,7 @@ func buildTable(sizes, ran []int, sizeNotes map[int]string, res map[string]*rowS
 				t.notes = append(t.notes, fmt.Sprintf("%s, %s: %s", strings.TrimSpace(d.label), side, n))
 			}
 		}
-		ratio, target := "-", ""
-		if !math.IsNaN(p50[0]) && !math.IsNaN(p50[1]) && !math.IsInf(p50[0], 0) && !math.IsInf(p50[1], 0) {
-			switch {
-			case p50[0] == 0 && p50[1] == 0:
-				ratio = "n/a (both 0)"
-			case p50[1] == 0:
-				ratio = "∞"
-			default:
-				ratio = fmt.Sprintf("%.2f", p50[0]/p50[1])
-			}
-		}
+		ratio, target := ratioCell(p50[0], p50[1]), ""
 		if d.target != nil {
 			target = d.target(p50[0], p50[1])
 		}
@@ -746,6 +733,31 @@ func buildTable(sizes, ran []int, sizeNotes map[int]string, res map[string]*rowS
 		}
 	}
 	return t
+}
+
+// sampleCells returns the p50 of a row's samples and its two cells: the
+// p50 and, when wanted and there is more than one sample, the p90.
+func sampleCells(v []float64, u unit, withP90 bool) (float64, []string) {
+	p50 := percentile(v, 50)
+	p90 := "-"
+	if withP90 && len(v) > 1 {
+		p90 = format(percentile(v, 90), u)
+	}
+	return p50, []string{format(p50, u), p90}
+}
+
+// ratioCell is the uwsgi/ours cell of a row, "-" unless both p50s are
+// finite numbers.
+func ratioCell(uw, ours float64) string {
+	switch {
+	case math.IsNaN(uw) || math.IsNaN(ours) || math.IsInf(uw, 0) || math.IsInf(ours, 0):
+		return "-"
+	case uw == 0 && ours == 0:
+		return "n/a (both 0)"
+	case ours == 0:
+		return "∞"
+	}
+	return fmt.Sprintf("%.2f", uw/ours)
 }
 
 func percentile(v []float64, p int) float64 {
