@@ -40,6 +40,10 @@ type settings struct {
 }
 
 func main() {
+	// The hidden flooder mode (bench/flood.go): this binary as a vassal.
+	if len(os.Args) > 1 && os.Args[1] == floodMode {
+		os.Exit(floodVassal(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 
@@ -70,6 +74,9 @@ func run() int {
 	flag.BoolVar(&pushOnly, "push-only", false, "measure only the push table")
 	pgConn := flag.String("pg", "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable", "PostgreSQL for the pg:// section (bench/pg.go); off skips it")
 	pgOnly := flag.Bool("pg-only", false, "run only the pg:// section")
+	// The flood section (bench/flood.go).
+	floodRows := flag.Bool("flood", true, "add the flood table: stats, new file and touch latency while one vassal floods its control channel")
+	floodOnly := flag.Bool("flood-only", false, "run only the flood section")
 	flag.Parse()
 	// The Emperors run in their own directories: make paths absolute.
 	for _, p := range []*string{&s.emperor, &s.uwsgi, &vs.vassal, &vs.hello, &vs.helloPy} {
@@ -146,6 +153,20 @@ func run() int {
 	header := s.header()
 	fmt.Print(header.text())
 	fmt.Printf("logs: %s\n\n", s.logDir)
+	if *floodOnly {
+		ft := runFloodSection(&s, work)
+		fmt.Println()
+		fmt.Print(ft.text())
+		fmt.Printf("\nrun took %v; logs in %s\n", time.Since(began).Round(time.Second), s.logDir)
+		if s.md != "" {
+			md := header.markdown() + "\n" + ft.markdown() + fmt.Sprintf("\nThe run took %v.\n", time.Since(began).Round(time.Second))
+			if err := os.WriteFile(s.md, []byte(md), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "emperor-bench:", err)
+				return 1
+			}
+		}
+		return 0
+	}
 
 	vassalExe, err := filepath.EvalSymlinks(s.uwsgi)
 	if err != nil {
@@ -184,6 +205,10 @@ func run() int {
 		vs.uwsgi, vs.only, vs.logDir = s.uwsgi, s.only, s.logDir
 		vt = runVassalSection(&vs, work)
 	}
+	var ft *table
+	if *floodRows {
+		ft = runFloodSection(&s, work)
+	}
 	var pt *table
 	if pushRows {
 		pt = runPushSection(&s, work, s.reps)
@@ -200,7 +225,7 @@ func run() int {
 		fmt.Println()
 		fmt.Print(vt.text())
 	}
-	for _, extra := range []*table{pt, pgt} {
+	for _, extra := range []*table{ft, pt, pgt} {
 		if extra != nil {
 			fmt.Println()
 			fmt.Print(extra.text())
@@ -212,7 +237,7 @@ func run() int {
 		if vt != nil {
 			md += "\n" + vt.markdown()
 		}
-		for _, extra := range []*table{pt, pgt} {
+		for _, extra := range []*table{ft, pt, pgt} {
 			if extra != nil {
 				md += "\n" + extra.markdown()
 			}
@@ -673,12 +698,9 @@ func buildTable(sizes, ran []int, sizeNotes map[int]string, res map[string]*rowS
 				}
 				row = append(row, why, "-")
 			} else {
-				p50[i] = percentile(v, 50)
-				p90 := "-"
-				if d.p90 && len(v) > 1 {
-					p90 = format(percentile(v, 90), d.unit)
-				}
-				row = append(row, format(p50[i], d.unit), p90)
+				var cells []string
+				p50[i], cells = sampleCells(v, d.unit, d.p90)
+				row = append(row, cells...)
 				if k := countInf(v); k > 0 {
 					t.notes = append(t.notes, fmt.Sprintf("%s, %s: %d of %d timed out", d.label, side, k, len(v)))
 				}
@@ -687,17 +709,7 @@ func buildTable(sizes, ran []int, sizeNotes map[int]string, res map[string]*rowS
 				t.notes = append(t.notes, fmt.Sprintf("%s, %s: %s", strings.TrimSpace(d.label), side, n))
 			}
 		}
-		ratio, target := "-", ""
-		if !math.IsNaN(p50[0]) && !math.IsNaN(p50[1]) && !math.IsInf(p50[0], 0) && !math.IsInf(p50[1], 0) {
-			switch {
-			case p50[0] == 0 && p50[1] == 0:
-				ratio = "n/a (both 0)"
-			case p50[1] == 0:
-				ratio = "∞"
-			default:
-				ratio = fmt.Sprintf("%.2f", p50[0]/p50[1])
-			}
-		}
+		ratio, target := ratioCell(p50[0], p50[1]), ""
 		if d.target != nil {
 			target = d.target(p50[0], p50[1])
 		}
@@ -721,6 +733,31 @@ func buildTable(sizes, ran []int, sizeNotes map[int]string, res map[string]*rowS
 		}
 	}
 	return t
+}
+
+// sampleCells returns the p50 of a row's samples and its two cells: the
+// p50 and, when wanted and there is more than one sample, the p90.
+func sampleCells(v []float64, u unit, withP90 bool) (float64, []string) {
+	p50 := percentile(v, 50)
+	p90 := "-"
+	if withP90 && len(v) > 1 {
+		p90 = format(percentile(v, 90), u)
+	}
+	return p50, []string{format(p50, u), p90}
+}
+
+// ratioCell is the uwsgi/ours cell of a row, "-" unless both p50s are
+// finite numbers.
+func ratioCell(uw, ours float64) string {
+	switch {
+	case math.IsNaN(uw) || math.IsNaN(ours) || math.IsInf(uw, 0) || math.IsInf(ours, 0):
+		return "-"
+	case uw == 0 && ours == 0:
+		return "n/a (both 0)"
+	case ours == 0:
+		return "∞"
+	}
+	return fmt.Sprintf("%.2f", uw/ours)
 }
 
 func percentile(v []float64, p int) float64 {
