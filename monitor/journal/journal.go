@@ -497,7 +497,8 @@ func decodeLegacy(b []byte, state map[string]Entry) error {
 				var e Entry
 				d := json.NewDecoder(bytes.NewReader(raw))
 				d.DisallowUnknownFields()
-				if err := d.Decode(&e); err == nil {
+				err := d.Decode(&e)
+				if err == nil {
 					err = e.check()
 				}
 				if err != nil {
