@@ -119,7 +119,8 @@ type Journal struct {
 	// f is the journal open for appending at its end, nil when the next
 	// Apply must compact (at first, and after any failed write).
 	f       *os.File
-	records int // records in f, header included
+	size    int64 // bytes of f known to be whole records
+	records int   // records in f, header included
 	// damaged holds the bytes of a journal Load could not read in full
 	// and did not manage to keep aside yet; compaction keeps them aside
 	// first, so that they are never overwritten.
@@ -258,22 +259,31 @@ func (j *Journal) Apply(changes []Change) error {
 		return nil
 	}
 	if err := j.append(buf.Bytes()); err != nil {
-		j.closeFile() // the next Apply rewrites the file from j.entries
 		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
+	j.size += int64(buf.Len())
 	j.records += len(changes)
 	j.entries = next
 	return nil
 }
 
 // append writes b at the end of the journal and fsyncs it. After an error
-// the file may hold part of b: the caller closes it, and the next Apply
-// replaces it, so a partial record never stays in the middle of a journal.
+// the file may hold part of b: it is cut back to its whole records (so a
+// restart meanwhile reads no torn record) and closed, and the next Apply
+// replaces it with a fresh file, since after a failed fsync the kernel may
+// have dropped pages it reported written.
 func (j *Journal) append(b []byte) error {
-	if _, err := j.f.Write(b); err != nil {
-		return err
+	_, err := j.f.Write(b)
+	if err == nil {
+		err = j.f.Sync()
 	}
-	return j.f.Sync()
+	if err != nil {
+		if terr := j.f.Truncate(j.size); terr == nil {
+			j.f.Sync()
+		}
+		j.closeFile()
+	}
+	return err
 }
 
 // Save replaces the journal with exactly entries, durably.
@@ -315,7 +325,7 @@ func (j *Journal) compact(state map[string]Entry) error {
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	j.f, j.records = f, 1+len(state)
+	j.f, j.size, j.records = f, int64(buf.Len()), 1+len(state)
 	if err := os.Remove(j.legacy); err == nil {
 		// Best effort: a version 1 file left behind is never read while
 		// the version 2 file exists.
