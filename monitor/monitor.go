@@ -104,6 +104,15 @@ type Monitor interface {
 	Rescan()
 }
 
+// Reporter is implemented by monitors that have figures of their own to
+// report (the push monitors' journal, for one). Status is safe to call from
+// any goroutine at any time, never blocks on the monitor's work, and
+// returns a fresh map of JSON-encodable values with snake_case keys, for
+// the stats server and metrics.
+type Reporter interface {
+	Status() map[string]any
+}
+
 // Options configure every monitor. What only some monitors read lives in
 // their own package, as the settings of their scheme (see Scheme.Settings),
 // and reaches them through Settings.

@@ -96,9 +96,13 @@ type Monitor struct {
 	stateDir string
 	ready    chan<- string
 	log      *slog.Logger
+	status   *push.Status // guards its own contents
 }
 
-var _ monitor.Monitor = (*Monitor)(nil)
+var (
+	_ monitor.Monitor  = (*Monitor)(nil)
+	_ monitor.Reporter = (*Monitor)(nil)
+)
 
 // New builds the monitor for the part of the URI after "amqp://".
 func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
@@ -138,8 +142,12 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 		stateDir: s.Push.StateDir,
 		ready:    opts.Ready,
 		log:      logger.With("monitor", display),
+		status:   new(push.Status),
 	}, nil
 }
+
+// Status reports the journal's figures (see push.Status).
+func (m *Monitor) Status() map[string]any { return m.status.Status() }
 
 // ParseURI reads [USER:PASS@]HOST[:PORT][/VHOST]; the port defaults to
 // 5672, credentials to guest/guest (RabbitMQ's), the vhost to "/".
@@ -185,10 +193,11 @@ func (m *Monitor) Rescan() {}
 // Run replays the journal, reports ready, then consumes messages until ctx
 // ends, reconnecting with backoff whenever the broker goes away.
 func (m *Monitor) Run(ctx context.Context, out chan<- monitor.Event) error {
-	desired, err := push.NewDesired(m.id, m.display, m.stateDir, m.log)
+	desired, err := push.NewDesired(m.id, m.display, m.stateDir, m.status, m.log)
 	if err != nil {
 		return err
 	}
+	defer desired.Close()
 	if !desired.Start(ctx, out, m.ready) {
 		return nil
 	}
@@ -299,15 +308,23 @@ func (r *runState) wait(ctx context.Context, d time.Duration) bool {
 			return false
 		case <-t.C:
 			return true
+		case <-r.desired.Retry():
+			r.desired.Flush(ctx, r.out)
 		case f := <-r.fetched:
 			r.fetchDone(ctx, f)
 		}
 	}
 }
 
-// consume handles deliveries until the connection ends or ctx does.
+// consume handles deliveries until the connection ends or ctx does. A
+// delivery is acknowledged once what it changed is journaled; while a
+// change waits for the journal, no delivery is taken.
 func (r *runState) consume(ctx context.Context, s *session) error {
 	for {
+		deliveries := s.deliveries
+		if r.desired.Blocked() {
+			deliveries = nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -315,14 +332,19 @@ func (r *runState) consume(ctx context.Context, s *session) error {
 			return connErr(err)
 		case err := <-s.chClosed:
 			return connErr(err)
-		case d, ok := <-s.deliveries:
+		case d, ok := <-deliveries:
 			if !ok {
 				return errors.New("the broker closed the consumer")
 			}
 			r.handle(ctx, d.RoutingKey, d.Body)
-			if err := d.Ack(false); err != nil {
-				return fmt.Errorf("ack: %w", err)
-			}
+			r.desired.Then(func() {
+				if err := d.Ack(false); err != nil {
+					// The channel is gone; the consume loop sees it close.
+					r.m.log.Debug("ack failed", "err", err)
+				}
+			})
+		case <-r.desired.Retry():
+			r.desired.Flush(ctx, r.out)
 		case f := <-r.fetched:
 			r.fetchDone(ctx, f)
 		}

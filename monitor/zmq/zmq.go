@@ -40,7 +40,8 @@ func init() {
 	monitor.Register(monitor.Scheme{Name: "zmq", New: New, Settings: func() monitor.Settings { return new(push.Settings) }})
 }
 
-// Monitor is a zmq:// monitor. Its fields are set by New and never change.
+// Monitor is a zmq:// monitor. Its fields are set by New and never change
+// (status guards its own contents).
 type Monitor struct {
 	id       string
 	endpoint string
@@ -48,9 +49,13 @@ type Monitor struct {
 	stateDir string
 	ready    chan<- string
 	log      *slog.Logger
+	status   *push.Status
 }
 
-var _ monitor.Monitor = (*Monitor)(nil)
+var (
+	_ monitor.Monitor  = (*Monitor)(nil)
+	_ monitor.Reporter = (*Monitor)(nil)
+)
 
 // New builds the monitor for the endpoint after "zmq://".
 func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
@@ -73,8 +78,11 @@ func New(arg string, opts monitor.Options) (monitor.Monitor, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	id := "zmq://" + arg
-	return &Monitor{id: id, endpoint: arg, rules: rules, stateDir: s.StateDir, ready: opts.Ready, log: logger.With("monitor", id)}, nil
+	return &Monitor{id: id, endpoint: arg, rules: rules, stateDir: s.StateDir, ready: opts.Ready, log: logger.With("monitor", id), status: new(push.Status)}, nil
 }
+
+// Status reports the journal's figures (see push.Status).
+func (m *Monitor) Status() map[string]any { return m.status.Status() }
 
 // ID is "zmq://" plus the endpoint.
 func (m *Monitor) ID() string { return m.id }
@@ -144,10 +152,11 @@ func ParseCommand(parts [][]byte) (Command, error) {
 // Run binds the PULL socket, replays the journal, reports ready and acts on
 // commands until ctx ends. A bind failure is returned (fatal, as in uWSGI).
 func (m *Monitor) Run(ctx context.Context, out chan<- monitor.Event) error {
-	desired, err := push.NewDesired(m.id, m.id, m.stateDir, m.log)
+	desired, err := push.NewDesired(m.id, m.id, m.stateDir, m.status, m.log)
 	if err != nil {
 		return err
 	}
+	defer desired.Close()
 	guarded, err := guardedEndpoint(m.endpoint)
 	if err != nil {
 		return err
@@ -193,15 +202,24 @@ func (m *Monitor) Run(ctx context.Context, out chan<- monitor.Event) error {
 		return nil
 	}
 	for {
+		// While a change waits for the journal no message is taken: ZeroMQ
+		// has no acknowledgement, so later commands wait in the socket's
+		// queues, in order, instead of overtaking it.
+		in := msgs
+		if desired.Blocked() {
+			in = nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-desired.Retry():
+			desired.Flush(ctx, out)
 		case <-recvDone:
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("zmq %s: the socket stopped receiving", m.endpoint)
-		case msg := <-msgs:
+		case msg := <-in:
 			m.handle(ctx, out, desired, msg.Frames)
 		}
 	}

@@ -2,14 +2,18 @@ package zmq_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/journal"
 	"github.com/emperor-dev/emperor/monitor/monitortest"
 	"github.com/emperor-dev/emperor/monitor/push"
 	"github.com/emperor-dev/emperor/monitor/zmq"
@@ -166,4 +170,77 @@ func TestZMQ_IPC(t *testing.T) {
 	if _, err := zmq.New("udp://127.0.0.1:5252", monitor.Options{}); err == nil {
 		t.Error("a udp:// endpoint accepted")
 	}
+}
+
+// TestZMQ_JournalFull pushes to a monitor whose emperor-state-dir is a full
+// 64 KiB tmpfs: the touch that cannot be journaled is reported (one error
+// line, then a debug line per retry, and the monitor's Status), neither
+// emitted nor written, a destroy pushed after it waits behind it, and both
+// land, in order, once space is freed.
+func TestZMQ_JournalFull(t *testing.T) {
+	testenv.Root(t)
+	p := newPusher(t)
+	state := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", state).CombinedOutput(); err != nil {
+		testenv.Missing(t, fmt.Sprintf("mount a tmpfs: %v: %s", err, out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", state).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", state, err, out)
+		}
+	})
+	r := monitortest.Start(t, monitor.Open, "zmq://"+p.endpoint, pushOptions(push.Settings{StateDir: state}))
+	p.push(nil, "touch", "first.ini", "[uwsgi]\n")
+	r.Expect(monitor.Touch, "first.ini")
+
+	filler := filepath.Join(state, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = f.Write(make([]byte, 4096))
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v, want ENOSPC", err)
+	}
+
+	big := "[uwsgi]\n" + strings.Repeat("# padding\n", 1000)
+	p.push(nil, "touch", "big.ini", big)
+	r.WaitLog("cannot write the push journal", "no space left on device", "pending=1")
+	p.push(nil, "destroy", "first.ini")
+	r.WaitLogs(2, "push journal write failed again")
+	r.ExpectNone(r.Drain(), "while the journal is full")
+	st := r.M.(monitor.Reporter).Status()
+	if st["journal_pending"] != 1 || st["journal_errors"].(uint64) < 3 || !strings.Contains(st["journal_last_error"].(string), "no space left") {
+		t.Errorf("status while full: %v", st)
+	}
+	// What a restart would replay: the journal holds first.ini only.
+	jpath := st["journal_file"].(string)
+	if b, err := os.ReadFile(jpath); err != nil {
+		t.Error(err)
+	} else if entries, err := journal.Decode(b); err != nil || len(entries) != 1 || entries[0].Name != "first.ini" {
+		t.Errorf("the full journal holds %+v (%v), want first.ini only", entries, err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if ev := r.Expect(monitor.Touch, "big.ini"); string(ev.Config) != big {
+		t.Errorf("big.ini landed with %d bytes of config, want %d", len(ev.Config), len(big))
+	}
+	r.Expect(monitor.Destroy, "first.ini")
+	r.WaitLog("push journal written again")
+	if n := r.Log.Count("cannot write the push journal"); n != 1 {
+		t.Errorf("the failure was logged %d times at error level, want once; log:\n%s", n, r.Log)
+	}
+	if st := r.M.(monitor.Reporter).Status(); st["journal_pending"] != 0 || st["journal_last_error"] != "" {
+		t.Errorf("status after the space came back: %v", st)
+	}
+	b, _ := os.ReadFile(jpath)
+	if entries, err := journal.Decode(b); err != nil || len(entries) != 1 || entries[0].Name != "big.ini" {
+		t.Errorf("the journal holds %+v (%v), want big.ini only", entries, err)
+	}
+	r.Stop()
 }
