@@ -167,8 +167,14 @@ func TestMetricsOfHostileNamesPassPromtool(t *testing.T) {
 	for i, n := range names {
 		s.Vassals = append(s.Vassals, VassalStats{ID: n, Monitor: "dir:///v\xc3", State: "running", Pid: 7 + i})
 	}
+	s.Monitors = []MonitorStats{{Monitor: "zmq://tcp://127.0.0.1:5252", Status: map[string]any{"journal_pending": 1, "journal_errors": uint64(3)}}}
 	var b strings.Builder
 	writeMetrics(&b, s)
+	for _, want := range []string{`emperor_push_journal_pending{monitor="zmq://tcp://127.0.0.1:5252"} 1`, `emperor_push_journal_errors_total{monitor="zmq://tcp://127.0.0.1:5252"} 3`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(b.String())
 	out, err := cmd.CombinedOutput()

@@ -176,6 +176,18 @@ func writeMetrics(w io.Writer, s *Stats) {
 	}
 	family("emperor_control_floods_total", "counter", "Vassal processes killed for flooding their control channel.")
 	fmt.Fprintf(w, "emperor_control_floods_total %d\n", s.Counters.Floods)
+	family("emperor_push_journal_pending", "gauge", "Changes a push monitor holds until its journal has them on disk.")
+	for _, m := range s.Monitors {
+		if x, ok := m.Status["journal_pending"]; ok {
+			fmt.Fprintf(w, "emperor_push_journal_pending{monitor=%s} %v\n", quoteLabel(m.Monitor), x)
+		}
+	}
+	family("emperor_push_journal_errors_total", "counter", "Failed writes of a push monitor's journal (each is retried).")
+	for _, m := range s.Monitors {
+		if x, ok := m.Status["journal_errors"]; ok {
+			fmt.Fprintf(w, "emperor_push_journal_errors_total{monitor=%s} %v\n", quoteLabel(m.Monitor), x)
+		}
+	}
 	family("emperor_restarts_total", "counter", "Vassal processes restarted, by reason.")
 	for _, r := range []string{"died", "heartbeat", "spawn_failed", "owner_changed", "oom", "flood"} {
 		fmt.Fprintf(w, "emperor_restarts_total{reason=%q} %d\n", r, s.Counters.Restarts[r])

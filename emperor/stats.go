@@ -9,22 +9,26 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/cgroup"
+	"github.com/emperor-dev/emperor/monitor"
 )
 
 // Stats is the Emperor's state as its stats server serves it: the shape of
 // uWSGI's emperor stats (so existing tools read it), always valid JSON, with
 // our own fields added after uWSGI's.
 type Stats struct {
-	Version       string        `json:"version"`
-	Pid           int           `json:"pid"`
-	UID           int           `json:"uid"`
-	GID           int           `json:"gid"`
-	Cwd           string        `json:"cwd"`
-	Emperor       []string      `json:"emperor"`
-	EmperorTyrant int           `json:"emperor_tyrant"`
-	ThrottleLevel int           `json:"throttle_level"` // whole seconds, as uWSGI (level in ms / 1000)
-	Vassals       []VassalStats `json:"vassals"`
-	Blacklist     []Blacklisted `json:"blacklist"`
+	Version string   `json:"version"`
+	Pid     int      `json:"pid"`
+	UID     int      `json:"uid"`
+	GID     int      `json:"gid"`
+	Cwd     string   `json:"cwd"`
+	Emperor []string `json:"emperor"`
+	// Monitors holds the figures of the monitors that report their own
+	// (monitor.Reporter: the push monitors' journal), by monitor.
+	Monitors      []MonitorStats `json:"monitors,omitempty"`
+	EmperorTyrant int            `json:"emperor_tyrant"`
+	ThrottleLevel int            `json:"throttle_level"` // whole seconds, as uWSGI (level in ms / 1000)
+	Vassals       []VassalStats  `json:"vassals"`
+	Blacklist     []Blacklisted  `json:"blacklist"`
 
 	// Ours: Scanned is true once every monitor's first scan is applied.
 	Scanned bool `json:"scanned"`
@@ -85,6 +89,12 @@ type VassalStats struct {
 	cg     *cgroup.Group
 }
 
+// MonitorStats is one monitor's own figures (see monitor.Reporter).
+type MonitorStats struct {
+	Monitor string         `json:"monitor"`
+	Status  map[string]any `json:"status"`
+}
+
 // Blacklisted is a vassal whose respawns are delayed for dying unloyal.
 type Blacklisted struct {
 	ID            string `json:"id"`
@@ -102,6 +112,9 @@ func (e *Emperor) stats() *Stats {
 	}
 	for _, m := range e.opts.Monitors {
 		s.Emperor = append(s.Emperor, m.String())
+		if r, ok := m.(monitor.Reporter); ok {
+			s.Monitors = append(s.Monitors, MonitorStats{Monitor: m.String(), Status: r.Status()})
+		}
 	}
 	s.Starting, s.MaxStarting = e.starting, e.opts.MaxStarting
 	s.Counters = e.counters.clone()
