@@ -27,6 +27,8 @@ type Hierarchy struct {
 	// seq makes names unique; touched only by the goroutine creating groups
 	// (the spawner).
 	seq uint64
+	// companions move to the Emperor's leaf with it (sweep_linux.go).
+	companions []int
 }
 
 // Open finds the Emperor's own cgroups from /proc/self/cgroup and
@@ -239,8 +241,10 @@ func (h *Hierarchy) delegate(ctrls []string) error {
 	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("cgroup: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return fmt.Errorf("cgroup: move the Emperor to %s: %w", leaf, err)
+	for _, pid := range append([]int{os.Getpid()}, h.companions...) {
+		if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return fmt.Errorf("cgroup: move process %d of the Emperor to %s: %w", pid, leaf, err)
+		}
 	}
 	if err := os.WriteFile(sub, []byte(strings.Join(ctrls, " ")), 0o644); err != nil {
 		return fmt.Errorf("cgroup: enable %s: %w", strings.Join(ctrls, " "), err)

@@ -41,7 +41,7 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 		p.ctl = -1
 		// Usually the process is already dead: then this is its exit,
 		// not a curse.
-		if st, exited, err := reap(p.pidfd); err == nil && exited {
+		if st, exited, err := reap(p); err == nil && exited {
 			e.exited(v, st)
 			return
 		}

@@ -140,8 +140,15 @@ func (e *Emperor) Run(ctx context.Context) error {
 			e.log.Error("fd poller failed", "err", err)
 		}
 	}()
+	var iso isolator
+	if e.opts.Cgroup {
+		if err := e.startCgroups(&iso); err != nil { // isolation.go
+			return err
+		}
+		defer e.stopGuardian(&iso)
+	}
 	reqs := make(chan spawnRequest)
-	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv)
+	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv, &iso)
 	defer close(reqs)
 
 	goServe := func(serve func()) {

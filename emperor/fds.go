@@ -75,7 +75,7 @@ func (e *Emperor) fdReady(tok uint64) {
 // pidfdReady collects an exit, or re-arms the pidfd when it was a false
 // alarm.
 func (e *Emperor) pidfdReady(v *vassal, p *process, tok uint64) {
-	st, exited, err := reap(p.pidfd)
+	st, exited, err := reap(p)
 	switch {
 	case err != nil:
 		e.log.Error("waitid failed", e.attrs(v, "err", err)...)
@@ -144,7 +144,7 @@ func (e *Emperor) collectUnwatched(u unwatchedExit) {
 	if v == nil || v.proc != u.p || u.p.pidfd < 0 {
 		return // already collected another way
 	}
-	st, exited, err := reap(u.p.pidfd)
+	st, exited, err := reap(u.p)
 	if err != nil || !exited {
 		e.log.Error("waitid failed on an unwatched vassal", e.attrs(v, "err", err, "exited", exited)...)
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/guardian"
 	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/namespaces"
 	"github.com/emperor-dev/emperor/protocol"
@@ -41,12 +43,18 @@ import (
 //	storm        = N: after start, send N config requests (byte 2) without
 //	reading the config fd (report "stormed"); on a reload, read frames
 //	until the newest config, reporting each ("frame", or "bad-frame")
+//	children     = N: after start, start N "sleep 1000" in its process group
+//	and a daemon that escapes it with setsid (report "children", Fds
+//	holding their pids, the daemon's last), never waiting for them
 //
 // Reports are JSON datagrams (type report). The isolation tests' roles are
 // in isolation_helper_test.go.
 func TestMain(m *testing.M) {
 	if namespaces.IsInit() { // the Emperor's init stage is this binary too
 		namespaces.Init()
+	}
+	if guardian.IsGuardian() { // and the guardian of Emperors with cgroups
+		guardian.Main()
 	}
 	emperortest.Register(roleVassal, testVassal)
 	emperortest.Register(roleIsolation, isolationVassal)
@@ -179,6 +187,20 @@ func testVassal(args []string) int {
 			}
 			send(report{Event: "silent"})
 		}()
+	}
+	if s, ok := cfg.Get("children"); ok {
+		n, _ := strconv.Atoi(s)
+		var pids []int
+		for i := 0; i <= n; i++ {
+			c := exec.Command("sleep", "1000")
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: i == n}
+			if err := c.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, "test vassal: children:", err)
+				return 1
+			}
+			pids = append(pids, c.Process.Pid)
+		}
+		send(report{Event: "children", Fds: pids})
 	}
 	if s, ok := cfg.Get("flood"); ok {
 		b, _ := strconv.Atoi(s)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/cgroup"
+	"github.com/emperor-dev/emperor/guardian"
 	"github.com/emperor-dev/emperor/internal/regular"
 	"github.com/emperor-dev/emperor/tyrant"
 )
@@ -126,11 +128,56 @@ func SectionLimits(text []byte) (cgroup.Limits, error) {
 	return l, nil
 }
 
-// isolator is the spawner goroutine's view of the cgroup hierarchy,
-// opened on first use and owned by that goroutine.
+// isolator is the spawner goroutine's view of the cgroup hierarchy, opened
+// by startCgroups before the spawner starts (or on first use) and then
+// owned by that goroutine; guard is the Emperor's guardian.
 type isolator struct {
-	h   *cgroup.Hierarchy
-	err error
+	h     *cgroup.Hierarchy
+	err   error
+	guard *guardian.Guardian
+}
+
+// startCgroups prepares per-vassal cgroups before the first spawn: it opens
+// the hierarchy, removes the vassal cgroups a dead Emperor left below it
+// (killing what still ran in them, which nobody supervises any more), and
+// starts the guardian that does the same for this Emperor if it dies
+// without running Ragnarok (a SIGKILL, a crash, the OOM killer).
+func (e *Emperor) startCgroups(iso *isolator) error {
+	h, err := cgroup.Open()
+	if err != nil {
+		return fmt.Errorf("emperor-cgroup: %w", err)
+	}
+	iso.h = h
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	self := os.Getpid()
+	n, err := cgroup.Sweep(ctx, h.Parents(), func(owner int) bool { return owner != self && cgroup.Dead(owner) })
+	if n > 0 {
+		e.log.Warn("removed the vassal cgroups a dead Emperor left, and what still ran in them", "cgroups", n)
+	}
+	if err != nil {
+		e.log.Error("some vassal cgroups a dead Emperor left could not be removed", "err", err)
+	}
+	g, err := guardian.Start(h.Parents(), e.opts.Stderr)
+	if err != nil {
+		return fmt.Errorf("emperor-cgroup: %w", err)
+	}
+	h.Companion(g.Pid())
+	iso.guard = g
+	e.log.Debug("guardian started", "pid", g.Pid(), "cgroups", h.String())
+	return nil
+}
+
+// stopGuardian lets the guardian go once every vassal is gone.
+func (e *Emperor) stopGuardian(iso *isolator) {
+	if iso.guard == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := iso.guard.Stop(ctx); err != nil {
+		e.log.Error("guardian", "err", err)
+	}
 }
 
 func (i *isolator) hierarchy() (*cgroup.Hierarchy, error) {

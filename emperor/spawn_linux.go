@@ -57,7 +57,7 @@ type spawnResult struct {
 // if that thread ever exited, every vassal would be SIGKILLed with it
 // (STYLE rule 6). The goroutine returns only when reqs is closed, at the end
 // of Run, when no vassal is left.
-func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.File, o *Options, baseEnv []string) {
+func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.File, o *Options, baseEnv []string, iso *isolator) {
 	runtime.LockOSThread()
 	// Never UnlockOSThread: when this goroutine returns, its thread dies
 	// with it, which is what Pdeathsig expects.
@@ -67,9 +67,8 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 	// ambient capabilities (paranoid tyrant mode) must not hand them to
 	// its vassals: clear them on this thread (its effective set keeps them).
 	capabilities.Ambient(0)
-	var iso isolator
 	for req := range reqs {
-		proc, err := startProcess(&req.spec, devnull, o, baseEnv, &iso)
+		proc, err := startProcess(&req.spec, devnull, o, baseEnv, iso)
 		results <- spawnResult{spec: req.spec, gen: req.gen, proc: proc, err: err}
 	}
 }
@@ -312,12 +311,22 @@ func (s exitStatus) String() string {
 
 // reap collects an exited process through its pidfd without blocking. ok is
 // false when the process is still running (EAGAIN on a non-blocking pidfd).
-func reap(pidfd int) (st exitStatus, ok bool, err error) {
-	ws, err := procwait.Wait(unix.P_PIDFD, pidfd, unix.WEXITED)
+//
+// Before the process is reaped, what is left of its process group is
+// SIGKILLed: until the reap, the zombie holds its pid, so the group id it
+// gave its group cannot have been reused and the group signalled is still
+// the vassal's own. This ends a vassal's workers on every stop, graceful or
+// not, with or without a cgroup (which endTree then empties and removes).
+func reap(p *process) (st exitStatus, ok bool, err error) {
+	ws, err := procwait.Wait(unix.P_PIDFD, p.pidfd, unix.WEXITED|unix.WNOWAIT)
 	if errors.Is(err, unix.EAGAIN) {
 		return st, false, nil
 	}
 	if err != nil || ws.Pid == 0 {
+		return st, false, err
+	}
+	unix.Kill(-p.pid, unix.SIGKILL) // ESRCH: nothing left in the group
+	if ws, err = procwait.Wait(unix.P_PIDFD, p.pidfd, unix.WEXITED); err != nil {
 		return st, false, err
 	}
 	st.code, st.signal, st.signaled = ws.Exit, ws.Signal, ws.Signaled()

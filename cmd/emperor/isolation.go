@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/emperor-dev/emperor/capabilities"
 	"github.com/emperor-dev/emperor/cgroup"
@@ -14,7 +18,7 @@ import (
 type isolation struct {
 	limitCaps bool
 	caps      capabilities.Set
-	cgroup    bool
+	cgroup    string // "" (auto), "on" or "off"
 	limits    cgroup.Limits
 	s         *settings
 }
@@ -34,13 +38,42 @@ func isolationOptions(s *settings) (*isolation, error) {
 			return nil, fmt.Errorf("emperor-cgroup-%s: %w", k, err)
 		}
 	}
+	if !iso.limits.IsZero() {
+		if iso.cgroup == "off" {
+			return nil, errors.New("emperor-cgroup = false, yet an emperor-cgroup-* limit is set: a limit needs a cgroup")
+		}
+		iso.cgroup = "on"
+	}
 	return iso, nil
+}
+
+// resolveCgroup turns emperor-cgroup = auto into on or off: on wherever the
+// Emperor can make cgroups below its own (root, or a subtree systemd
+// delegated to it), so that nothing a vassal starts outlives it; off with
+// one line saying why and what that costs.
+func (iso *isolation) resolveCgroup(log *slog.Logger) {
+	if iso.cgroup != "" {
+		return
+	}
+	iso.cgroup = "off"
+	h, err := cgroup.Open()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = h.Probe(ctx)
+		cancel()
+	}
+	if err != nil {
+		log.Warn("vassals run without cgroups of their own: a daemon one of them double-forks out of its process group can outlive it; "+
+			"emperor-cgroup = false says this is meant", "reason", err.Error())
+		return
+	}
+	iso.cgroup = "on"
 }
 
 func (iso *isolation) apply(o *emperor.Options) {
 	s := iso.s
 	o.LimitCaps, o.Caps = iso.limitCaps, iso.caps
-	o.Cgroup, o.CgroupLimits = iso.cgroup, iso.limits
+	o.Cgroup, o.CgroupLimits = iso.cgroup == "on", iso.limits
 	o.TyrantInitgroups = s.tyrantInitgroups
 	o.ExecAsEmperor, o.ExecAsVassal = s.execAsEmperor, s.execAsVassal
 	o.HookTimeout = s.hookTimeout

@@ -31,6 +31,7 @@ import (
 	_ "github.com/emperor-dev/emperor/monitor/mongodb"
 	_ "github.com/emperor-dev/emperor/monitor/pg"
 	_ "github.com/emperor-dev/emperor/monitor/zmq"
+	"github.com/emperor-dev/emperor/guardian"
 	"github.com/emperor-dev/emperor/namespaces"
 )
 
@@ -40,6 +41,9 @@ var Version = "0.1.0-dev"
 func main() {
 	if namespaces.IsInit() {
 		namespaces.Init() // the hidden init stage of a vassal; never returns
+	}
+	if guardian.IsGuardian() {
+		guardian.Main() // the Emperor's hidden guardian; never returns
 	}
 	reexecWithoutAsyncPreemption()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -255,6 +259,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Version:           Version,
 		Logger:            logger,
 	}
+	iso.resolveCgroup(logger)
 	iso.apply(&opts)
 	em, err := emperor.New(opts)
 	if err != nil {

@@ -41,7 +41,7 @@ type settings struct {
 	tyrant          bool
 	// Isolation (issue 7).
 	caps             string
-	cgroup           bool
+	cgroup           string // "auto" (unset), "on" or "off"
 	cgroupLimits     []string // "memory=64M", ... from emperor-cgroup-*
 	tyrantInitgroups bool
 	tyrantNofollow   bool
@@ -105,7 +105,7 @@ func (s *settings) coreOptions() []config.Setting {
 		config.StringSetting("emperor-use-clone", "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup", &s.useClone),
 		config.BoolSetting("emperor-tyrant", "run each vassal as the owner of its config (never root)", &s.tyrant),
 		config.StringSetting("emperor-cap", "capabilities every vassal keeps, uWSGI names or numbers: setuid,net_bind_service", &s.caps),
-		config.BoolSetting("emperor-cgroup", "put each vassal in a cgroup of its own (implied by any emperor-cgroup-* limit)", &s.cgroup),
+		{Name: "emperor-cgroup", Help: "put each vassal in a cgroup of its own: auto (default: wherever the Emperor can make them), true or false (implied by any emperor-cgroup-* limit)", Set: s.setCgroup},
 		config.ListSetting("emperor-cgroup-memory", "memory limit of each vassal's cgroup: 64M, 1G", &s.cgroupLimits, "memory="),
 		config.ListSetting("emperor-cgroup-pids", "most tasks in each vassal's cgroup", &s.cgroupLimits, "pids="),
 		config.ListSetting("emperor-cgroup-cpu-weight", "CPU weight of each vassal's cgroup, 1-10000 (100: default)", &s.cgroupLimits, "cpu-weight="),
@@ -201,4 +201,21 @@ func (s *settings) usage() string {
 		fmt.Fprintf(&b, "  --%-28s %s\n", n, table[n].Help)
 	}
 	return b.String()
+}
+
+// setCgroup reads emperor-cgroup: auto, or a boolean.
+func (s *settings) setCgroup(v string) error {
+	if strings.EqualFold(strings.TrimSpace(v), "auto") {
+		s.cgroup = ""
+		return nil
+	}
+	on, err := config.ParseBool(v)
+	if err != nil {
+		return &config.Error{Err: fmt.Errorf("%q is neither auto nor a boolean", v), Hint: "use auto, true or false"}
+	}
+	s.cgroup = "off"
+	if on {
+		s.cgroup = "on"
+	}
+	return nil
 }

@@ -1,0 +1,120 @@
+package emperor_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/emperor-dev/emperor/cgroup"
+	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/internal/testkit"
+)
+
+// waitGone waits until none of pids runs (a zombie waiting for init counts
+// as gone) and returns those still running at the deadline.
+func waitGone(pids []int) []int {
+	deadline := time.Now().Add(testkit.Deadline)
+	for {
+		var left []int
+		for _, p := range pids {
+			if running(p) {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// running reports whether pid runs and is not a zombie.
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// killAll cleans up after a test that expects some pids to survive.
+func killAll(pids []int) {
+	for _, p := range pids {
+		unix.Kill(p, unix.SIGKILL)
+	}
+}
+
+// Without a cgroup, a vassal that exits on its stop byte takes its process
+// group with it: 50 children it never waited for, started in its group,
+// die when it is reaped. Before, all of them kept running.
+func TestStopEndsTheVassalsProcessGroupWithoutACgroup(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}})
+	path := filepath.Join(dir, "forker.ini")
+	writeFile(t, path, h.vassalConfig("name = forker\nchildren = 50"))
+	kids := h.waitReport("children started", func(r report) bool { return r.Event == "children" && r.Name == "forker" })
+	group, daemon := kids.Fds[:len(kids.Fds)-1], kids.Fds[len(kids.Fds)-1]
+	defer killAll(kids.Fds)
+	if len(group) != 50 {
+		t.Fatalf("%d children in the group, want 50", len(group))
+	}
+	h.WaitState("forker.ini", emperor.Running)
+	os.Remove(path) // byte 0: the vassal exits by itself
+	h.waitReport("stop byte", func(r report) bool { return r.Name == "forker" && r.Event == "byte" && r.Byte == 0 })
+	h.WaitState("forker.ini", emperor.Absent)
+	if left := waitGone(group); len(left) > 0 {
+		t.Errorf("%d of the vassal's 50 children outlived it: %v", len(left), left)
+	}
+	// The setsid daemon left the group: only a cgroup catches it (below).
+	_ = daemon
+}
+
+// The same after a crash: exit status 3, children gone.
+func TestCrashEndsTheVassalsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Throttle = time.Hour // no respawn within the test
+	}})
+	writeFile(t, filepath.Join(dir, "crasher.ini"), h.vassalConfig("name = crasher\nchildren = 10\ncrash-after = 200ms\nexit-code = 3"))
+	kids := h.waitReport("children started", func(r report) bool { return r.Event == "children" && r.Name == "crasher" })
+	defer killAll(kids.Fds)
+	h.waitReport("crash", func(r report) bool { return r.Name == "crasher" && r.Event == "exit" })
+	if left := waitGone(kids.Fds[:len(kids.Fds)-1]); len(left) > 0 {
+		t.Errorf("%d of the crashed vassal's 10 children outlived it: %v", len(left), left)
+	}
+}
+
+// With a cgroup, even the daemon that escaped the process group with setsid
+// dies with its vassal, and the cgroup is removed.
+func TestCgroupEndsTheEscapedDaemon(t *testing.T) {
+	testenv.Root(t)
+	if _, err := cgroup.Open(); err != nil {
+		testenv.Missing(t, "cgroups: "+err.Error())
+	}
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.Cgroup = true
+	}})
+	path := filepath.Join(dir, "daemonizer.ini")
+	writeFile(t, path, h.vassalConfig("name = daemonizer\nchildren = 5"))
+	kids := h.waitReport("children started", func(r report) bool { return r.Event == "children" && r.Name == "daemonizer" })
+	defer killAll(kids.Fds)
+	daemon := kids.Fds[len(kids.Fds)-1]
+	sid, _ := unix.Getsid(daemon)
+	if sid != daemon {
+		t.Fatalf("the daemon %d is in session %d, want its own", daemon, sid)
+	}
+	h.WaitState("daemonizer.ini", emperor.Running)
+	os.Remove(path)
+	h.WaitState("daemonizer.ini", emperor.Absent)
+	if left := waitGone(kids.Fds); len(left) > 0 {
+		t.Errorf("%d of 6 processes outlived their vassal's cgroup: %v", len(left), left)
+	}
+}
