@@ -24,6 +24,7 @@ import (
 
 	"github.com/emperor-dev/emperor/config"
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/guardian"
 	"github.com/emperor-dev/emperor/internal/logburst"
 	"github.com/emperor-dev/emperor/monitor"
 	_ "github.com/emperor-dev/emperor/monitor/amqp"
@@ -31,7 +32,6 @@ import (
 	_ "github.com/emperor-dev/emperor/monitor/mongodb"
 	_ "github.com/emperor-dev/emperor/monitor/pg"
 	_ "github.com/emperor-dev/emperor/monitor/zmq"
-	"github.com/emperor-dev/emperor/guardian"
 	"github.com/emperor-dev/emperor/namespaces"
 )
 

@@ -41,7 +41,7 @@ type settings struct {
 	tyrant          bool
 	// Isolation (issue 7).
 	caps             string
-	cgroup           string // "auto" (unset), "on" or "off"
+	cgroup           string   // "auto" (unset), "on" or "off"
 	cgroupLimits     []string // "memory=64M", ... from emperor-cgroup-*
 	tyrantInitgroups bool
 	tyrantNofollow   bool
