@@ -1,0 +1,86 @@
+package cgroup
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/internal/testenv"
+)
+
+func TestOwnerOf(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		pid  int
+		ok   bool
+	}{
+		{"vassal-app.ini-1234-7", 1234, true},
+		{"vassal-my-app-v2.ini-99-1", 99, true}, // dashes in the vassal's name
+		{"vassal--5-1", 0, false},
+		{"vassal-app.ini-x-1", 0, false},
+		{"vassal-app.ini-12-", 0, false},
+		{"emperor", 0, false},
+		{"vassal-app.ini-0-3", 0, false},
+		{"system.slice", 0, false},
+	} {
+		pid, ok := OwnerOf(c.name)
+		if pid != c.pid || ok != c.ok {
+			t.Errorf("OwnerOf(%q) = %d, %v; want %d, %v", c.name, pid, ok, c.pid, c.ok)
+		}
+	}
+}
+
+// Sweep removes only the groups of the owners it is told to, and kills
+// what runs in them first.
+func TestSweepRemovesOnlyTheOwnersGroups(t *testing.T) {
+	testenv.Root(t)
+	h, err := Open()
+	if err != nil {
+		testenv.Missing(t, "cgroups: "+err.Error())
+	}
+	g, err := h.Create("sweep-test", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Remove(context.Background())
+	cmd := exec.Command("sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Join(cmd.Process.Pid, false); err != nil {
+		cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	n, err := Sweep(ctx, h.Parents(), func(owner int) bool { return owner == os.Getpid()+1<<22 })
+	if err != nil || n != 0 {
+		t.Fatalf("sweep of another owner: removed %d, %v", n, err)
+	}
+	if len(g.Pids()) != 1 {
+		t.Fatalf("another owner's sweep touched our group: %v", g.Pids())
+	}
+	n, err = Sweep(ctx, h.Parents(), func(owner int) bool { return owner == os.Getpid() })
+	if err != nil || n < 1 {
+		t.Fatalf("sweep of our own groups: removed %d, %v", n, err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("sleep in a swept group: %v, want killed", err)
+	}
+	for _, d := range append([]string{g.V2}, mapValues(g.V1)...) {
+		if _, err := os.Stat(d); d != "" && !os.IsNotExist(err) {
+			t.Errorf("%s still there after the sweep", d)
+		}
+	}
+}
+
+func mapValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
