@@ -50,3 +50,36 @@ func TestMonitorOptionsFromTheRegistry(t *testing.T) {
 		t.Errorf("bad value: %v", err)
 	}
 }
+
+// emperor-cgroup is auto unless set; a limit needs a cgroup, so false with
+// a limit is refused rather than silently ignored.
+func TestEmperorCgroupAutoTrueFalse(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string // "" auto, "on", "off", "error"
+	}{
+		{nil, ""},
+		{[]string{"--emperor-cgroup", "auto"}, ""},
+		{[]string{"--emperor-cgroup", "true"}, "on"},
+		{[]string{"--emperor-cgroup", "false"}, "off"},
+		{[]string{"--emperor-cgroup", "sometimes"}, "error"},
+		{[]string{"--emperor-cgroup-memory", "64M"}, "on"},
+		{[]string{"--emperor-cgroup", "false", "--emperor-cgroup-pids", "10"}, "error"},
+	} {
+		s, err := parseSettings(c.args)
+		var iso *isolation
+		if err == nil {
+			iso, err = isolationOptions(s)
+		}
+		switch {
+		case c.want == "error":
+			if err == nil {
+				t.Errorf("%q: accepted, want an error", c.args)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", c.args, err)
+		case iso.cgroup != c.want:
+			t.Errorf("%q: emperor-cgroup %q, want %q", c.args, iso.cgroup, c.want)
+		}
+	}
+}
