@@ -118,3 +118,29 @@ func TestCgroupEndsTheEscapedDaemon(t *testing.T) {
 		t.Errorf("%d of 6 processes outlived their vassal's cgroup: %v", len(left), left)
 	}
 }
+
+// A vassal that ignores its stop byte is SIGKILLed, with its process group,
+// once the curse tolerance has passed: not only in Ragnarok.
+func TestStopIgnoredIsKilledAfterTheCurseTolerance(t *testing.T) {
+	dir := t.TempDir()
+	const tolerance = 500 * time.Millisecond
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.CurseTolerance = tolerance
+	}})
+	path := filepath.Join(dir, "deaf.ini")
+	writeFile(t, path, h.vassalConfig("name = deaf\nignore-stop = 1\nchildren = 5"))
+	kids := h.waitReport("children started", func(r report) bool { return r.Event == "children" && r.Name == "deaf" })
+	defer killAll(kids.Fds)
+	run := h.WaitState("deaf.ini", emperor.Running)
+	began := time.Now()
+	os.Remove(path)
+	h.waitReport("stop byte, ignored", func(r report) bool { return r.Name == "deaf" && r.Event == "byte" && r.Byte == 0 })
+	h.WaitState("deaf.ini", emperor.Absent)
+	if took := time.Since(began); took < tolerance {
+		t.Errorf("killed after %s, before the curse tolerance of %s", took, tolerance)
+	}
+	h.Log.WaitFor(t, "did not exit within the curse tolerance", "deaf.ini")
+	if left := waitGone(append([]int{run.Pid}, kids.Fds[:len(kids.Fds)-1]...)); len(left) > 0 {
+		t.Errorf("still running after the curse tolerance: %v", left)
+	}
+}
