@@ -1,10 +1,8 @@
 package emperor_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,34 +13,6 @@ import (
 	"github.com/emperor-dev/emperor/internal/testenv"
 	"github.com/emperor-dev/emperor/internal/testkit"
 )
-
-// waitGone waits until none of pids runs (a zombie waiting for init counts
-// as gone) and returns those still running at the deadline.
-func waitGone(pids []int) []int {
-	deadline := time.Now().Add(testkit.Deadline)
-	for {
-		var left []int
-		for _, p := range pids {
-			if running(p) {
-				left = append(left, p)
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// running reports whether pid runs and is not a zombie.
-func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-}
 
 // killAll cleans up after a test that expects some pids to survive.
 func killAll(pids []int) {
@@ -69,7 +39,7 @@ func TestStopEndsTheVassalsProcessGroupWithoutACgroup(t *testing.T) {
 	os.Remove(path) // byte 0: the vassal exits by itself
 	h.waitReport("stop byte", func(r report) bool { return r.Name == "forker" && r.Event == "byte" && r.Byte == 0 })
 	h.WaitState("forker.ini", emperor.Absent)
-	if left := waitGone(group); len(left) > 0 {
+	if left := testkit.WaitGone(group); len(left) > 0 {
 		t.Errorf("%d of the vassal's 50 children outlived it: %v", len(left), left)
 	}
 	// The setsid daemon left the group: only a cgroup catches it (below).
@@ -86,7 +56,7 @@ func TestCrashEndsTheVassalsProcessGroup(t *testing.T) {
 	kids := h.waitReport("children started", func(r report) bool { return r.Event == "children" && r.Name == "crasher" })
 	defer killAll(kids.Fds)
 	h.waitReport("crash", func(r report) bool { return r.Name == "crasher" && r.Event == "exit" })
-	if left := waitGone(kids.Fds[:len(kids.Fds)-1]); len(left) > 0 {
+	if left := testkit.WaitGone(kids.Fds[:len(kids.Fds)-1]); len(left) > 0 {
 		t.Errorf("%d of the crashed vassal's 10 children outlived it: %v", len(left), left)
 	}
 }
@@ -114,7 +84,7 @@ func TestCgroupEndsTheEscapedDaemon(t *testing.T) {
 	h.WaitState("daemonizer.ini", emperor.Running)
 	os.Remove(path)
 	h.WaitState("daemonizer.ini", emperor.Absent)
-	if left := waitGone(kids.Fds); len(left) > 0 {
+	if left := testkit.WaitGone(kids.Fds); len(left) > 0 {
 		t.Errorf("%d of 6 processes outlived their vassal's cgroup: %v", len(left), left)
 	}
 }
@@ -140,7 +110,7 @@ func TestStopIgnoredIsKilledAfterTheCurseTolerance(t *testing.T) {
 		t.Errorf("killed after %s, before the curse tolerance of %s", took, tolerance)
 	}
 	h.Log.WaitFor(t, "did not exit within the curse tolerance", "deaf.ini")
-	if left := waitGone(append([]int{run.Pid}, kids.Fds[:len(kids.Fds)-1]...)); len(left) > 0 {
+	if left := testkit.WaitGone(append([]int{run.Pid}, kids.Fds[:len(kids.Fds)-1]...)); len(left) > 0 {
 		t.Errorf("still running after the curse tolerance: %v", left)
 	}
 }

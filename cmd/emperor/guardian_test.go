@@ -95,7 +95,7 @@ func TestNothingOutlivesAKilledEmperor(t *testing.T) {
 				_, lines := start(t)
 				lines.WaitFor(t, "removed the vassal cgroups a dead Emperor left")
 			}
-			if left := waitGone(procs); len(left) > 0 {
+			if left := testkit.WaitGone(procs); len(left) > 0 {
 				t.Fatalf("%d of the %d processes of a SIGKILLed Emperor's vassals still run: %v", len(left), len(procs), left)
 			}
 			deadline := time.Now().Add(testkit.Deadline)
@@ -190,24 +190,6 @@ func ppid(pid int) int {
 func comm(pid int) string {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	return strings.TrimSpace(string(b))
-}
-
-// waitGone waits until none of pids runs and returns those still running
-// at the deadline.
-func waitGone(pids []int) []int {
-	deadline := time.Now().Add(testkit.Deadline)
-	for {
-		var left []int
-		for _, p := range pids {
-			if running(strconv.Itoa(p)) {
-				left = append(left, p)
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // pipeLines keeps an Emperor's stderr, line by line, for WaitFor. A pipe,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,7 +217,7 @@ func TestSignals(t *testing.T) {
 		t.Errorf("emperor-pidfile left behind after exit")
 	}
 	if pid != "" {
-		if running(pid) {
+		if n, _ := strconv.Atoi(pid); testkit.Running(n) {
 			t.Errorf("vassal %s survived Ragnarok", pid)
 		}
 	}
@@ -254,7 +255,7 @@ func TestVassalsDieWithTheEmperor(t *testing.T) {
 	deadline := time.Now().Add(testkit.Deadline)
 	for _, pid := range pids {
 		for {
-			if !running(pid) {
+			if n, _ := strconv.Atoi(pid); !testkit.Running(n) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -263,17 +264,6 @@ func TestVassalsDieWithTheEmperor(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-}
-
-// running reports whether pid is alive; a zombie waiting for init to reap
-// it is not.
-func running(pid string) bool {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // fieldValue extracts key=value from a slog text line.

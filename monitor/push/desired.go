@@ -214,12 +214,13 @@ func (d *Desired) Flush(ctx context.Context, out chan<- monitor.Event) {
 	}
 	done := d.pending
 	d.pending, d.rewrite = nil, false
-	if d.failing != nil {
+	recovered := d.failing != nil
+	d.failing, d.backoff = nil, minRetry
+	d.report()
+	if recovered {
 		d.log.Info("push journal written again; the held changes are applied",
 			"file", d.journal.Path(), "changes", len(done), "failed_writes", d.errors)
-		d.failing, d.backoff = nil, minRetry
 	}
-	d.report()
 	for _, c := range done {
 		if c.op == monitor.Touch {
 			d.entries[c.entry.Name] = c.entry
@@ -235,15 +236,12 @@ func (d *Desired) Flush(ctx context.Context, out chan<- monitor.Event) {
 	}
 }
 
-// failed records a failed write and arms the retry.
+// failed records a failed write and arms the retry. The status is updated
+// before the line is logged, so whoever reads the line reads the figures
+// that go with it.
 func (d *Desired) failed(err error) {
+	first := d.failing == nil
 	d.errors++
-	if d.failing == nil {
-		d.log.Error("cannot write the push journal: the changes are held, neither applied nor acknowledged, and the write is retried",
-			"file", d.journal.Path(), "pending", len(d.pending), "err", err)
-	} else {
-		d.log.Debug("push journal write failed again", "file", d.journal.Path(), "pending", len(d.pending), "retry_in", d.backoff, "err", err)
-	}
 	d.failing = err
 	if d.retry == nil {
 		d.retry = time.NewTimer(d.backoff)
@@ -251,8 +249,15 @@ func (d *Desired) failed(err error) {
 		d.retry.Reset(d.backoff)
 	}
 	d.retryC = d.retry.C
+	retryIn := d.backoff
 	d.backoff = min(2*d.backoff, maxRetry)
 	d.report()
+	if first {
+		d.log.Error("cannot write the push journal: the changes are held, neither applied nor acknowledged, and the write is retried",
+			"file", d.journal.Path(), "pending", len(d.pending), "err", err)
+	} else {
+		d.log.Debug("push journal write failed again", "file", d.journal.Path(), "pending", len(d.pending), "retry_in", retryIn, "err", err)
+	}
 }
 
 // Close stops the retry timer and closes the journal. Changes still
