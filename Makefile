@@ -8,7 +8,7 @@ GO      ?= go
 BIN     := $(CURDIR)/bin
 FUZZTIME ?= 5s
 
-.PHONY: all build run test unit fuzz bench setup setup-test clean
+.PHONY: all build run test unit fuzz bench faults setup setup-test clean
 
 all: build
 
@@ -40,6 +40,12 @@ fuzz:
 			$(GO) test $$pkg -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) >/dev/null || exit 1; \
 		done; \
 	done
+
+# The fault suite: breaks things on purpose and prints what held, with the
+# figures; the table is also written to faults/RESULTS.md, which the README
+# quotes. make test runs its short version.
+faults: setup-test build
+	$(GO) run ./faults -bin $(BIN) -out faults/RESULTS.md
 
 bench: setup-test build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
