@@ -2,6 +2,7 @@
 #   make run    build, then run the Emperor on examples/vassals
 #   make test   install what tests need, build, run every test (race on)
 #   make bench  the Emperor and uwsgi --emperor side by side
+#   make faults the fault suite: what breaks, what must hold, the figures
 
 export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
