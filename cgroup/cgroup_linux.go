@@ -360,16 +360,24 @@ func (g *Group) Kill() error {
 	return g.killListed()
 }
 
-// killListed kills the pids in every cgroup.procs of the group, repeating
-// while new ones appear (a fork racing the kill), up to a bound.
+// killListed SIGKILLs every pid listed in the group's cgroup.procs, again
+// for pids that appear meanwhile (a fork racing the kill), until a pass
+// finds none it has not signalled. A killed process stays listed until it
+// has died, which on a loaded machine takes a while: that is not a new
+// process, and Remove waits for the group to empty.
 func (g *Group) killListed() error {
-	for range 100 {
-		pids := g.Pids()
-		if len(pids) == 0 {
-			return nil
+	killed := map[int]bool{}
+	for range 1000 {
+		fresh := 0
+		for _, pid := range g.Pids() {
+			if !killed[pid] {
+				killed[pid] = true
+				unix.Kill(pid, unix.SIGKILL)
+				fresh++
+			}
 		}
-		for _, pid := range pids {
-			unix.Kill(pid, unix.SIGKILL)
+		if fresh == 0 {
+			return nil
 		}
 	}
 	return fmt.Errorf("cgroup: processes keep appearing in %s", g)
