@@ -226,3 +226,29 @@ func f1Pgrp(pid int) int {
 	g, _ := strconv.Atoi(f[2])
 	return g
 }
+
+// f1QuotedField reads key=value from a slog text line where the value may
+// be quoted with spaces inside ("" when absent).
+func f1QuotedField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	rest := line[i+len(key)+2:]
+	if !strings.HasPrefix(rest, `"`) {
+		v, _, _ := strings.Cut(rest, " ")
+		return v
+	}
+	for j := 1; j < len(rest); j++ {
+		switch rest[j] {
+		case '\\':
+			j++
+		case '"':
+			if v, err := strconv.Unquote(rest[:j+1]); err == nil {
+				return v
+			}
+			return rest[1:j]
+		}
+	}
+	return rest[1:]
+}
