@@ -425,7 +425,7 @@ func f1MemoryHog(ctx context.Context, env *Env) (Result, error) {
 	if total == 0 {
 		b.WriteString("no OOM kill seen; ")
 	} else {
-		fmt.Fprintf(&b, "first OOM kill %s after the Emperor started, %d in all (%d worker deaths); ", f1Secs(firstOOM), total, workerDeaths)
+		fmt.Fprintf(&b, "first OOM kill %s after the Emperor started, %d OOM kills seen in its cgroups (%d worker deaths); ", f1Secs(firstOOM), total, workerDeaths)
 	}
 	if perr == nil {
 		fmt.Fprintf(&b, "the vassal gave up after repeated worker deaths, %d vassal deaths; penalised respawn %s after start (%q); ",
