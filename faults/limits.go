@@ -154,14 +154,38 @@ exec %[2]s
 	defer cancel()
 	var mu sync.Mutex
 	peak, statsPeak := int64(0), int64(0)
+	// Every pids cgroup the bomb vassal has (a respawn gets a new one):
+	// its pids.max, the most pids.events "max" (forks refused) seen.
+	maxes := map[string]int64{pidsDir: pidsMax}
+	refusals := map[string]int64{pidsDir: events0}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for wctx.Err() == nil {
-			if n := f1ReadInt(filepath.Join(pidsDir, "pids.current")); n > 0 {
+		dirs := []string{pidsDir}
+		for i := 0; wctx.Err() == nil; i++ {
+			if i%20 == 19 {
+				dirs = nil
+				for _, d := range f1VassalCgroups(parents, emPid, "bomb.ini") {
+					if m := f1ReadInt(filepath.Join(d, "pids.max")); m > 0 {
+						dirs = append(dirs, d)
+						mu.Lock()
+						if _, seen := maxes[d]; !seen {
+							maxes[d] = m
+							refusals[d] = 0
+						}
+						mu.Unlock()
+					}
+				}
+			}
+			for _, d := range dirs {
+				n := f1ReadInt(filepath.Join(d, "pids.current"))
+				ev := f1ReadKey(filepath.Join(d, "pids.events"), "max")
 				mu.Lock()
 				peak = f1Max64(peak, n)
+				if ev > refusals[d] {
+					refusals[d] = ev
+				}
 				mu.Unlock()
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -200,10 +224,15 @@ exec %[2]s
 	cancel()
 	wg.Wait()
 	took := time.Since(began)
-	events := f1ReadKey(filepath.Join(pidsDir, "pids.events"), "max")
-	refused := "?"
-	if events >= 0 && events0 >= 0 {
-		refused = fmt.Sprint(events - events0)
+	refused := refusals[pidsDir] - events0
+	for d, n := range refusals {
+		if d != pidsDir {
+			refused += n
+		}
+	}
+	maxOK := true
+	for _, m := range maxes {
+		maxOK = maxOK && m == limit
 	}
 	s, serr := f1ReadStats(sock)
 	limits, bombState, bombRestarts := "", "", 0
@@ -215,22 +244,32 @@ exec %[2]s
 			}
 		}
 	}
-	// What the log says about the bomb.
-	warn := 0
+	// What the log says about the bomb: the Emperor's lines, and what
+	// else its vassal wrote (a Go runtime that cannot make a thread
+	// aborts with a stack dump).
+	warn, crashes, dump, swept := 0, 0, 0, []string{}
 	eachLine(em.Log, mark, func(l string) bool {
-		if strings.Contains(l, "vassal=bomb.ini") && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR")) {
+		switch {
+		case strings.Contains(l, "vassal=bomb.ini") && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR")):
 			warn++
+		case strings.Contains(l, "vassal=bomb.ini") && strings.Contains(l, "killing what the vassal left"):
+			swept = append(swept, Field(l, "processes"))
+		case strings.Contains(l, "pthread_create failed") || strings.Contains(l, "failed to create new OS thread"):
+			crashes++
+		}
+		if !strings.HasPrefix(l, "time=") && !strings.HasPrefix(l, "hello[") {
+			dump++
 		}
 		return true
 	})
 	_, forked := os.Stat(marker)
 
-	held := forked == nil && peak <= limit && pidsMax == limit && healthyFail == 0 && statsFail == 0 && strings.Contains(limits, fmt.Sprintf("pids=%d", limit))
+	held := forked == nil && peak <= limit && maxOK && healthyFail == 0 && statsFail == 0 && strings.Contains(limits, fmt.Sprintf("pids=%d", limit))
 	var b strings.Builder
 	if forked != nil {
 		b.WriteString("the bomb never ran; ")
 	}
-	fmt.Fprintf(&b, "pids.max %d; peak %d tasks in its cgroup (sampled every 2 ms; stats showed up to %d, limits %q); forks refused at the limit: %s; ",
+	fmt.Fprintf(&b, "pids.max %d; peak %d tasks in its cgroup (sampled every 2 ms; stats showed up to %d, limits %q); forks refused at the limit: %d; ",
 		pidsMax, peak, statsPeak, limits, refused)
 	fmt.Fprintf(&b, "healthy vassal %d/%d answers, stats %d/%d, slowest %s; ",
 		healthyOK, healthyOK+healthyFail, statsOK, statsOK+statsFail, Ms(slowest))
@@ -240,6 +279,12 @@ exec %[2]s
 		b.WriteString("the bomb vassal did not serve afterwards")
 	}
 	fmt.Fprintf(&b, " (state %s, %d Emperor restarts, %d WARN/ERROR log lines name it)", bombState, bombRestarts, warn)
+	if crashes > 0 {
+		fmt.Fprintf(&b, "; its own vassal process aborted %d times (Go runtime: pthread_create failed at the limit), %d lines of stack dump in the log", crashes, dump)
+	}
+	if len(swept) > 0 {
+		fmt.Fprintf(&b, "; the Emperor killed what it left in its cgroup (%s processes)", strings.Join(swept, ", "))
+	}
 	return Result{Measured: b.String(), Held: held}, nil
 }
 
