@@ -168,8 +168,10 @@ type Usage struct {
 	// where the kernel has it).
 	Memory     int64 `json:"memory"`
 	MemoryPeak int64 `json:"memory_peak"`
-	// Pids is the number of tasks.
-	Pids int64 `json:"pids"`
+	// Pids is the number of tasks; PidsRefused counts the forks the pids
+	// limit refused (pids.events "max"): a fork bomb hitting its limit.
+	Pids        int64 `json:"pids"`
+	PidsRefused int64 `json:"pids_refused"`
 	// CPUUsec is the CPU time, in µs, used by every process that ran in the
 	// cgroup.
 	CPUUsec int64 `json:"cpu_usec"`

@@ -479,8 +479,10 @@ func (g *Group) Usage() Usage {
 	}
 	if d, ok := g.V1["pids"]; ok {
 		u.Pids = readInt(d, "pids.current")
+		u.PidsRefused = readKey(d, "pids.events", "max")
 	} else if g.V2 != "" {
 		u.Pids = readInt(g.V2, "pids.current")
+		u.PidsRefused = readKey(g.V2, "pids.events", "max")
 	}
 	if u.Pids == 0 {
 		u.Pids = int64(len(g.Pids()))

@@ -84,3 +84,38 @@ func mapValues(m map[string]string) []string {
 	}
 	return out
 }
+
+// A fork the pids limit refuses is counted in Usage, so stats and metrics
+// can say a vassal hit its limit.
+func TestUsageCountsForksRefusedByThePidsLimit(t *testing.T) {
+	testenv.Root(t)
+	h, err := Open()
+	if err != nil {
+		testenv.Missing(t, "cgroups: "+err.Error())
+	}
+	g, err := h.Create("pids-refused-test", Limits{Pids: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Remove(context.Background())
+	cmd := exec.Command("sh", "-c", "read go; for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done; exit 0")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Join(cmd.Process.Pid, false); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	in.Write([]byte("go\n"))
+	in.Close()
+	cmd.Wait()
+	u := g.Usage()
+	if u.PidsRefused < 1 || u.Pids > 4 {
+		t.Errorf("8 forks under a limit of 4: usage %+v, want pids <= 4 and some refused", u)
+	}
+}

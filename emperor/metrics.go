@@ -141,6 +141,9 @@ func writeMetrics(w io.Writer, s *Stats) {
 		{"emperor_vassal_oom_kills", "Processes of the vassal killed for its memory limit.", func(v *VassalStats) (float64, bool) {
 			return cgroupValue(v, func(u *cgroup.Usage) int64 { return u.OOMKills })
 		}},
+		{"emperor_vassal_forks_refused", "Forks in the vassal's cgroup refused by its pids limit.", func(v *VassalStats) (float64, bool) {
+			return cgroupValue(v, func(u *cgroup.Usage) int64 { return u.PidsRefused })
+		}},
 	}
 	for _, m := range perVassal {
 		family(m.name, "gauge", m.help)
