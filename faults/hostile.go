@@ -109,7 +109,7 @@ func runHostileStreams(ctx context.Context, env *Env) (Result, error) {
 		return int(st.Size() / 8)
 	}
 	// A window of hostile configs, each removed after about a second (one
-	// in 25 after 8 s) and replaced: lifetimes spread over time, some
+	// in 25, a flooder, after 8 s) and replaced: lifetimes spread over time, some
 	// respawned meanwhile.
 	window, age := env.Count(60, 30), 1200*time.Millisecond
 	type live struct {
@@ -134,16 +134,17 @@ func runHostileStreams(ctx context.Context, env *Env) (Result, error) {
 		current = kept
 		for len(current) < window && created < total {
 			name := fmt.Sprintf("h-%06d.ini", created)
+			life := age
+			if created%25 == 0 {
+				// It outlives the flood limit, and floods past it.
+				name, life = fmt.Sprintf("h-%06d-flood.ini", created), 8*time.Second
+			}
 			text := "[uwsgi]\nhostile = true\n"
 			if created%10 == 0 {
 				text += pad // about 60 KB: one frame fills the socket buffer
 			}
 			if err := write(name, []byte(text)); err != nil {
 				return Result{}, err
-			}
-			life := age
-			if created%25 == 0 {
-				life = 8 * time.Second // long enough for a flood to be judged one
 			}
 			current = append(current, live{name, now, life})
 			created++

@@ -31,7 +31,8 @@ const nobodyUID, nobodyGID = 65534, 65534
 //
 //   - h-*: a hostile vassal. It claims a lifetime number (a line in
 //     stateDir/lifetimes, under a lock), picks a hostile stream by it,
-//     writes it to its control fd and exits, kills itself or lingers.
+//     writes it to its control fd and exits, kills itself or lingers;
+//     h-*-flood* floods for 7 s, past the Emperor's flood limit.
 //   - c-*: a cheap vassal: bytes 1 and 5, then it blocks reading its
 //     control fd and exits on EOF or a stop byte (0 or 2).
 //   - anything else: execs realVassal (bin/vassal) with the same
@@ -59,7 +60,7 @@ func main() {
 	}
 	switch {
 	case strings.HasPrefix(name, "h-"):
-		hostile()
+		hostile(name)
 	case strings.HasPrefix(name, "c-"):
 		cheap()
 	default:
@@ -165,8 +166,11 @@ func flood(fd int, d time.Duration, gen func() []byte) {
 	}
 }
 
-func hostile() {
+func hostile(name string) {
 	i, kind := claim()
+	if strings.Contains(name, "-flood") {
+		kind = 1 // its config outlives the flood limit: flood past it
+	}
 	r = rand.New(rand.NewSource(int64(i)*7919 + time.Now().UnixNano()))
 	fd, cfd := fdOf("UWSGI_EMPEROR_FD"), fdOf("UWSGI_EMPEROR_FD_CONFIG")
 	if fd >= 0 {
@@ -181,7 +185,7 @@ func hostile() {
 		put(fd, randBytes(1+r.Intn(16384)), patience)
 	case "flood":
 		d := time.Duration(200+r.Intn(1500)) * time.Millisecond
-		if i%50 == 0 {
+		if strings.Contains(name, "-flood") {
 			d = 7 * time.Second // past the Emperor's flood limit: killed for it
 		}
 		flood(fd, d, func() []byte { return randBytes(4096) })

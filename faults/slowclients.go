@@ -183,6 +183,9 @@ func runSlowStatsClients(ctx context.Context, env *Env) (Result, error) {
 		nVassals, boot.Round(time.Millisecond), answerSize>>10, nSlow-dialErrs, opened.Round(time.Millisecond), dialErrs,
 		Ms(during.pct(0.5)), Ms(during.pct(0.9)), Ms(during.pct(1)), Ms(quiet.pct(0.5)), Ms(quiet.pct(0.9)), okD, okD+errD,
 		mib(idle), mib(peak), mib(growth), mib(after), shed)
+	if errD > 0 {
+		m += fmt.Sprintf("; %d new clients failed, the last: %v", errD, during.last)
+	}
 	if crashed {
 		m += "; the Emperor exited"
 	}
