@@ -168,7 +168,11 @@ func runSlowStatsClients(ctx context.Context, env *Env) (Result, error) {
 	// New clients while the slow ones hold on.
 	var during durSample
 	for i := 0; i < nProbes; i++ {
-		during.add(probe())
+		d, err := probe()
+		if err != nil {
+			err = fmt.Errorf("after %s: %w", Ms(d), err)
+		}
+		during.add(d, err)
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
