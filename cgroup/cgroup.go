@@ -97,6 +97,9 @@ func (l *Limits) Set(key, value string) error {
 		l.Memory, err = ParseSize(value)
 	case "pids":
 		l.Pids, err = positive(value)
+		if err == nil && l.Pids > maxPids {
+			err = fmt.Errorf("want at most %d (the kernel's most pids)", maxPids)
+		}
 	case "cpu-weight":
 		l.CPUWeight, err = positive(value)
 		if err == nil && l.CPUWeight > 10000 {
@@ -112,6 +115,9 @@ func (l *Limits) Set(key, value string) error {
 	}
 	return nil
 }
+
+// maxPids is the kernel's PID_MAX_LIMIT on 64-bit: pids.max refuses more.
+const maxPids = 4 << 20
 
 func positive(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)

@@ -33,6 +33,9 @@ func TestLimitsSetMinMerge(t *testing.T) {
 	if err := l.Set("cpu-weight", "20000"); err == nil {
 		t.Error("cpu-weight 20000 accepted")
 	}
+	if err := l.Set("pids", "10000000"); err == nil {
+		t.Error("pids 10000000 accepted: the kernel refuses pids.max above 4194304, so every spawn would fail")
+	}
 	if err := l.Set("swap", "1"); err == nil {
 		t.Error("unknown key accepted")
 	}

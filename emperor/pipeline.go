@@ -273,8 +273,16 @@ func (e *Emperor) spawnDone(res spawnResult) {
 	var refused *tyrant.Error
 	if errors.As(res.err, &refused) {
 		e.doneStarting(v)
-		v.version = v.spawnVersion // refused as it is: only a change retries
-		e.transition(v, Disabled, Refused, refused.Error())
+		switch {
+		case !v.want || e.ragnarok:
+			// Removed while the spawner found it gone: nothing to hold.
+			e.remove(v, "refused, and its config is gone: "+refused.Error())
+		case v.ev.Version != v.spawnVersion:
+			e.wait(v, "refused, but its config changed meanwhile: "+refused.Error())
+		default:
+			v.version = v.spawnVersion // refused as it is: only a change retries
+			e.transition(v, Disabled, Refused, refused.Error())
+		}
 		return
 	}
 	if res.err != nil {

@@ -1,6 +1,8 @@
 package emperor_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/internal/testenv"
+	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
 )
 
 // tenantConfig writes a config owned by uid in a directory of its own
@@ -131,4 +135,34 @@ func TestTyrantConfigFlippedMidSpawnStaysConsistent(t *testing.T) {
 		seen[r.UID]++
 	}
 	t.Logf("starts as A: %d, as B: %d", seen[a], seen[b])
+}
+
+// A config removed while its spawn is on the spawner thread, which then
+// finds the file gone, leaves the table: it was never refused for good
+// (found by make faults: such vassals stayed listed, disabled, forever).
+// The monitor says touch then destroy at once, so the destroy usually
+// arrives while the spawn is under way; either order must end absent.
+func TestTyrantConfigRemovedWhileSpawningLeaves(t *testing.T) {
+	testenv.Root(t)
+	fake := monitortest.New("files")
+	h := startEmperor(t, setup{monitors: []monitor.Monitor{fake}, opts: func(o *emperor.Options) {
+		o.Tyrant = true
+	}})
+	dir := t.TempDir()
+	for i := range 20 {
+		name := fmt.Sprintf("gone-%d.ini", i)
+		key := monitor.Key{Name: name}
+		fake.Events <- monitor.Event{Op: monitor.Touch, Key: key, Path: filepath.Join(dir, name), Version: monitor.Version{Hash: "1"}}
+		fake.Events <- monitor.Event{Op: monitor.Destroy, Key: key}
+	}
+	for i := range 20 {
+		h.WaitState(fmt.Sprintf("gone-%d.ini", i), emperor.Absent)
+	}
+	s, err := h.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range s.Vassals {
+		t.Errorf("%s still listed (%+v) after its config was removed", v.ID, v)
+	}
 }
