@@ -67,6 +67,9 @@ type Emperor struct {
 	hookDone      chan hookResult // exec-as-emperor outcomes (hooks.go)
 	done          chan struct{}   // closed when the loop exits
 	cgroups       sync.WaitGroup  // cgroups being emptied and removed (isolation.go)
+	// statsBody and metricsBody render the answers of the stats and
+	// metrics servers, shared among clients asking together (render.go).
+	statsBody, metricsBody *renderer
 }
 
 // New checks the options and prepares an Emperor.
@@ -102,6 +105,7 @@ func New(opts Options) (*Emperor, error) {
 	for _, m := range opts.Monitors {
 		e.monitorNames[m.ID()] = m.String()
 	}
+	e.statsBody, e.metricsBody = newRenderer(e.renderStats), newRenderer(e.renderMetrics)
 	return e, nil
 }
 

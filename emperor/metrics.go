@@ -233,12 +233,21 @@ func (e *Emperor) answerMetrics(ctx context.Context, c net.Conn) {
 		reply("404 Not Found", "text/plain", []byte("GET /metrics\n"))
 		return
 	}
-	s, err := e.Snapshot(ctx)
+	body, err := e.metricsBody.get(ctx)
 	if err != nil {
 		reply("503 Service Unavailable", "text/plain", []byte(err.Error()+"\n"))
 		return
 	}
+	reply("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
+}
+
+// renderMetrics is the metrics answer: the Stats in Prometheus text.
+func (e *Emperor) renderMetrics(ctx context.Context) ([]byte, error) {
+	s, err := e.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var body bytes.Buffer
 	writeMetrics(&body, s)
-	reply("200 OK", "text/plain; version=0.0.4; charset=utf-8", body.Bytes())
+	return body.Bytes(), nil
 }

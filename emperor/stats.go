@@ -1,6 +1,7 @@
 package emperor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -204,11 +205,22 @@ func (e *Emperor) Snapshot(ctx context.Context) (*Stats, error) {
 
 // answerStats writes one JSON document of the current Stats.
 func (e *Emperor) answerStats(ctx context.Context, c net.Conn) {
+	if body, err := e.statsBody.get(ctx); err == nil {
+		c.Write(body)
+	}
+}
+
+// renderStats is the stats answer: the Stats as indented JSON.
+func (e *Emperor) renderStats(ctx context.Context) ([]byte, error) {
 	s, err := e.Snapshot(ctx)
 	if err != nil {
-		return
+		return nil, err
 	}
-	enc := json.NewEncoder(c)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "\t")
-	enc.Encode(s)
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
