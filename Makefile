@@ -30,6 +30,7 @@ run: build
 test: setup-test build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) run ./faults -bin $(BIN) -short
 	$(MAKE) --no-print-directory fuzz
 
 # Each fuzz target runs briefly: enough to catch a regression on the seeds

@@ -229,7 +229,7 @@ func runFuzzedConfigs(ctx context.Context, env *Env) (Result, error) {
 		written, strings.TrimSuffix(mib(bytesWritten), " MiB"), chowned, took.Round(time.Second), crashes,
 		Ms(during.pct(0.5)), Ms(during.pct(0.99)), Ms(quiet.pct(0.5)), Ms(quiet.pct(0.99)), okA, errA, errB,
 		pid0, pid1, okGet, okGet+errGet, unseen, slowGone, ghostsLeft, len(left))
-	held := crashes == 0 && written == total && errA == 0 && errB == 0 && during.pct(0.99) < time.Second &&
+	held := crashes == 0 && written == total && errA == 0 && errB == 0 && env.Bound(during.pct(0.99) < time.Second) &&
 		pid0 != 0 && pid0 == pid1 && serveErr == nil && errGet == 0 && ghostsLeft == 0 && len(left) == 0
 	return Result{Measured: m, Held: held}, nil
 }

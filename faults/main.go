@@ -56,6 +56,9 @@ func run(args []string, stdout io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *short {
+		getTimeout = 10 * time.Second
+	}
 	env, err := newEnv(*bin, *short)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)

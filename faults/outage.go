@@ -228,7 +228,7 @@ func runOutage(ctx context.Context, env *Env, src outageSource) (Result, error) 
 	if len(what) > 0 {
 		m += " [" + strings.Join(what, "; ") + "]"
 	}
-	held := disrupted == 0 && served == probes && applied && resync <= outageMaxResync
+	held := disrupted == 0 && served == probes && applied && env.Bound(resync <= outageMaxResync)
 	return Result{Measured: m, Held: held}, nil
 }
 
