@@ -3,20 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +20,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/emperor-dev/emperor/internal/cutproxy"
+	"github.com/emperor-dev/emperor/internal/testenv"
 )
 
 // Source outages: the PostgreSQL, RabbitMQ or MongoDB-wire server the
@@ -59,7 +57,7 @@ type outageSource struct {
 	// setup prepares the source (through a proxy it starts to target)
 	// holding the vassals first, and returns the Emperor's arguments.
 	// pushed sources (amqp) get them by add once the monitor consumes.
-	setup func(ctx context.Context, first map[string]string) (args []string, proxy *cutProxy, err error)
+	setup func(ctx context.Context, first map[string]string) (args []string, proxy *cutproxy.Proxy, err error)
 	// add adds a vassal at the source, not through the proxy.
 	add func(ctx context.Context, name, config string) error
 	// pushed: the vassals are added once the monitor consumes (ready),
@@ -232,103 +230,15 @@ func runOutage(ctx context.Context, env *Env, src outageSource) (Result, error) 
 	return Result{Measured: m, Held: held}, nil
 }
 
-// cutProxy forwards loopback TCP connections to a target and can cut
-// them: an outage of the target as its client sees it, with no one else
-// disturbed.
-type cutProxy struct {
-	target string
-	l      net.Listener
-
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]bool
-}
-
-// newCutProxy listens on a free loopback port, forwarding to target until
-// the scenario ends.
-func newCutProxy(env *Env, target string) (*cutProxy, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// newCutProxy puts a cuttable proxy (internal/cutproxy) before target,
+// until the scenario ends.
+func newCutProxy(env *Env, target string) (*cutproxy.Proxy, error) {
+	p, err := cutproxy.New(target)
 	if err != nil {
 		return nil, err
 	}
-	p := &cutProxy{target: target, l: l, conns: map[net.Conn]bool{}}
-	go p.serve()
-	env.Cleanup(func() {
-		l.Close()
-		p.Cut()
-	})
+	env.Cleanup(p.Close)
 	return p, nil
-}
-
-// Port is the port the proxy listens on.
-func (p *cutProxy) Port() int { return p.l.Addr().(*net.TCPAddr).Port }
-
-// Cut closes every forwarded connection and refuses new ones (accepted and
-// closed at once) until Restore.
-func (p *cutProxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// Restore forwards new connections again.
-func (p *cutProxy) Restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
-func (p *cutProxy) serve() {
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		go p.forward(c)
-	}
-}
-
-func (p *cutProxy) forward(c net.Conn) {
-	p.mu.Lock()
-	down := p.down
-	p.mu.Unlock()
-	if down {
-		c.Close()
-		return
-	}
-	u, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		c.Close()
-		u.Close()
-		return
-	}
-	p.conns[c], p.conns[u] = true, true
-	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		dst.Close()
-		src.Close()
-		done <- struct{}{}
-	}
-	go pipe(u, c)
-	go pipe(c, u)
-	<-done
-	<-done
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, u)
-	p.mu.Unlock()
 }
 
 // outageName is a name for tables, exchanges and collections no one else
@@ -362,7 +272,7 @@ func pgOutage(env *Env) outageSource {
 	inSchema := pgBase + " search_path=" + schema
 	return outageSource{
 		kind: "pg",
-		setup: func(ctx context.Context, first map[string]string) ([]string, *cutProxy, error) {
+		setup: func(ctx context.Context, first map[string]string) ([]string, *cutproxy.Proxy, error) {
 			root := filepath.Dir(filepath.Dir(env.Emperor))
 			sql, err := os.ReadFile(filepath.Join(root, "examples", "pg", "vassals.sql"))
 			if err != nil {
@@ -409,7 +319,7 @@ func amqpOutage(env *Env) outageSource {
 	return outageSource{
 		kind:   "amqp",
 		pushed: true,
-		setup: func(ctx context.Context, first map[string]string) ([]string, *cutProxy, error) {
+		setup: func(ctx context.Context, first map[string]string) ([]string, *cutproxy.Proxy, error) {
 			conn, err := amqpDial()
 			if err != nil {
 				return nil, nil, fmt.Errorf("RabbitMQ at %s: %w", amqpAddr, err)
@@ -470,7 +380,7 @@ func mongoOutage(env *Env) outageSource {
 	var client *mongo.Client
 	return outageSource{
 		kind: "mongodb",
-		setup: func(ctx context.Context, first map[string]string) ([]string, *cutProxy, error) {
+		setup: func(ctx context.Context, first map[string]string) ([]string, *cutproxy.Proxy, error) {
 			addr, err := startMongoWire(ctx, env)
 			if err != nil {
 				return nil, nil, err
@@ -514,7 +424,7 @@ func mongoInsert(ctx context.Context, client *mongo.Client, coll, name, config s
 // builds it, sharing its cache) storing into the scenario's directory, and
 // stops it when the scenario ends. It returns its host:port.
 func startMongoWire(ctx context.Context, env *Env) (string, error) {
-	bin, err := mongoWireBin(env)
+	bin, err := testenv.MongoWireBinary() // the tests' build, from the same cache
 	if err != nil {
 		return "", fmt.Errorf("mongowire: %w", err)
 	}
@@ -564,60 +474,4 @@ func startMongoWire(ctx context.Context, env *Env) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-}
-
-// mongoWireBin finds internal/mongowire's sources (next to bin/, or where
-// this file was built) and returns its build in the cache internal/testenv
-// uses (the same key: a hash of go.mod, go.sum and main.go), building it
-// there first if needed.
-func mongoWireBin(env *Env) (string, error) {
-	srcs := []string{filepath.Join(filepath.Dir(filepath.Dir(env.Emperor)), "internal", "mongowire")}
-	if _, self, _, ok := runtime.Caller(0); ok {
-		srcs = append(srcs, filepath.Join(filepath.Dir(self), "..", "internal", "mongowire"))
-	}
-	var src string
-	for _, s := range srcs {
-		if _, err := os.Stat(filepath.Join(s, "main.go")); err == nil {
-			src = s
-			break
-		}
-	}
-	if src == "" {
-		return "", fmt.Errorf("%w: no internal/mongowire sources in %q", errSkip, srcs)
-	}
-	h := sha256.New()
-	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			return "", err
-		}
-		h.Write(b)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "emperor-test")
-	bin := filepath.Join(dir, "mongowire-"+hex.EncodeToString(h.Sum(nil))[:16])
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		if goTool, err = exec.LookPath("go"); err != nil {
-			return "", err
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
-	cmd := exec.Command(goTool, "build", "-o", tmp, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=false")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("go build in %s: %v\n%s", src, err, out)
-	}
-	return bin, os.Rename(tmp, bin)
 }

@@ -34,7 +34,7 @@ type MongoWire struct {
 // into a directory of the test's, and stops it when the test ends.
 func StartMongoWire(t testing.TB) *MongoWire {
 	t.Helper()
-	bin, err := mongoWireBinary()
+	bin, err := MongoWireBinary()
 	if err != nil {
 		Missing(t, "the mongowire test server (internal/mongowire, built with the go tool): "+err.Error())
 	}
@@ -110,9 +110,9 @@ var mongoWireOnce struct {
 	err  error
 }
 
-// mongoWireBinary builds internal/mongowire into the user's cache, keyed
+// MongoWireBinary builds internal/mongowire into the user's cache, keyed
 // by the hash of its sources, unless that build exists.
-func mongoWireBinary() (string, error) {
+func MongoWireBinary() (string, error) {
 	mongoWireOnce.Do(func() {
 		mongoWireOnce.path, mongoWireOnce.err = buildMongoWire()
 	})

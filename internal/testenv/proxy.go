@@ -1,108 +1,19 @@
 package testenv
 
 import (
-	"io"
-	"net"
-	"sync"
 	"testing"
+
+	"github.com/emperor-dev/emperor/internal/cutproxy"
 )
 
-// Proxy forwards loopback TCP connections to a target, and can cut them:
-// an outage of the target as a client sees it, without disturbing anyone
-// else who uses the target.
-type Proxy struct {
-	target string
-	l      net.Listener
-
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]bool
-}
-
-// NewProxy listens on a free loopback port and forwards to target until the
-// test ends.
-func NewProxy(t testing.TB, target string) *Proxy {
+// NewProxy puts a cuttable proxy (internal/cutproxy) on a free loopback
+// port before target, until the test ends.
+func NewProxy(t testing.TB, target string) *cutproxy.Proxy {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := cutproxy.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{target: target, l: l, conns: map[net.Conn]bool{}}
-	go p.serve()
-	t.Cleanup(func() {
-		l.Close()
-		p.Cut()
-	})
+	t.Cleanup(p.Close)
 	return p
-}
-
-// Port is the port the proxy listens on.
-func (p *Proxy) Port() int { return p.l.Addr().(*net.TCPAddr).Port }
-
-// Cut closes every forwarded connection and refuses new ones (they are
-// accepted and closed at once) until Restore.
-func (p *Proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// Restore forwards new connections again.
-func (p *Proxy) Restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
-func (p *Proxy) serve() {
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		go p.forward(c)
-	}
-}
-
-func (p *Proxy) forward(c net.Conn) {
-	p.mu.Lock()
-	down := p.down
-	p.mu.Unlock()
-	if down {
-		c.Close()
-		return
-	}
-	u, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		c.Close()
-		u.Close()
-		return
-	}
-	p.conns[c], p.conns[u] = true, true
-	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		dst.Close()
-		src.Close()
-		done <- struct{}{}
-	}
-	go pipe(u, c)
-	go pipe(c, u)
-	<-done
-	<-done
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, u)
-	p.mu.Unlock()
 }
