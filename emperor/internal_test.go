@@ -315,3 +315,31 @@ func TestShedderClosesTheOldestSlowReaders(t *testing.T) {
 	sh.remove(fourth.server)
 	waitHeld(0)
 }
+
+// What connections already closed to make room still hold is on its way
+// out: it never gets a newer connection closed.
+func TestShedderDoesNotCountWhatClosedConnectionsStillHold(t *testing.T) {
+	sh := newShedder(100, 100)
+	var conns []*shedConn
+	for range 4 {
+		a, b := net.Pipe()
+		defer b.Close()
+		conns = append(conns, sh.add(a))
+	}
+	// The two oldest were shed while their 90-byte writes were blocked:
+	// their bytes are still counted until those writes return.
+	sh.mu.Lock()
+	for _, c := range conns[:2] {
+		c.shed, c.held = true, 90
+		sh.held += 90
+	}
+	sh.mu.Unlock()
+	// The newest wants room for 60 bytes: nothing live holds anything, so
+	// nothing else needs to close.
+	if n := sh.shedFor(conns[3], 60); n != 0 {
+		t.Errorf("closed %d more connections for 60 bytes, counting what closed ones hold", n)
+	}
+	if conns[2].shed {
+		t.Error("a live connection was closed")
+	}
+}

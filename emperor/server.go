@@ -132,10 +132,16 @@ func (s *shedder) shed() int {
 // never closed.
 func (s *shedder) shedFor(except *shedConn, n int) int {
 	s.mu.Lock()
-	live, held := 0, s.held+n
+	// Connections already closed to make room are on their way out: what
+	// their writes still hold goes as soon as those writes fail, so it is
+	// no reason to close another (it was: hundreds of writers starting at
+	// once closed every older connection, then the newest, a client that
+	// had just connected).
+	live, held := 0, n
 	for _, c := range s.conns {
 		if !c.shed {
 			live++
+			held += c.held
 		}
 	}
 	over := func() bool {
