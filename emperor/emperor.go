@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emperor-dev/emperor/internal/logburst"
@@ -70,6 +71,7 @@ type Emperor struct {
 	// statsBody and metricsBody render the answers of the stats and
 	// metrics servers, shared among clients asking together (render.go).
 	statsBody, metricsBody *renderer
+	statsSize              atomic.Int64 // the last stats answer's size, to size the next
 }
 
 // New checks the options and prepares an Emperor.

@@ -3,7 +3,12 @@ package emperor
 import (
 	"context"
 	"sync"
+	"time"
 )
+
+// renderGap is the least time between the end of one render and the start
+// of the next.
+const renderGap = 20 * time.Millisecond
 
 // renderer shares the rendering of an answer (the stats JSON, the metrics
 // text) among the clients that ask at the same time, with at most one
@@ -60,11 +65,16 @@ func (r *renderer) startLocked() {
 		c.body, c.err = r.render(ctx)
 		cancel()
 		close(c.done)
-		r.mu.Lock()
-		r.running = false
-		if r.next != nil {
-			r.startLocked()
-		}
-		r.mu.Unlock()
+		// A gap before the next render gathers more of the clients that
+		// keep arriving into it: a storm of them costs at most 1/renderGap
+		// renders a second, not one after the other without end.
+		time.AfterFunc(renderGap, func() {
+			r.mu.Lock()
+			r.running = false
+			if r.next != nil {
+				r.startLocked()
+			}
+			r.mu.Unlock()
+		})
 	}()
 }

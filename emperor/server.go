@@ -75,7 +75,7 @@ func (e *Emperor) serve(ctx context.Context, what string, l net.Listener, handle
 // their answers' memory.
 const (
 	maxConns = 256
-	maxHeld  = 8 << 20
+	maxHeld  = 4 << 20
 )
 
 // shedder tracks one server's connections, oldest first.

@@ -217,10 +217,12 @@ func (e *Emperor) renderStats(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	var b bytes.Buffer
+	b.Grow(int(e.statsSize.Load())) // the last answer's size: no regrowth
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "\t")
 	if err := enc.Encode(s); err != nil {
 		return nil, err
 	}
+	e.statsSize.Store(int64(b.Len()) + 4096)
 	return b.Bytes(), nil
 }
