@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -87,22 +88,38 @@ func TestAMQP_RealUWSGI(t *testing.T) {
 	}
 }
 
-// TestAMQP_BrokerRestart stops RabbitMQ while a pushed real uWSGI vassal
-// runs: the monitor logs the loss, the vassal keeps serving with the same
-// pid through the outage, and once the broker is back the monitor has
+// TestAMQP_BrokerRestart takes RabbitMQ away while a pushed real uWSGI
+// vassal runs: the monitor logs the loss, the vassal keeps serving with the
+// same pid through the outage, and once the broker is back the monitor has
 // reconnected (with backoff) and acts on the next message.
+//
+// Under CI=true or with EMPEROR_TEST_AMQP_RESTART=1 the machine's RabbitMQ
+// is really stopped and started; otherwise the Emperor reaches it through
+// a proxy the test cuts, which is the same outage as the Emperor sees it
+// and disturbs nobody else (a second test run beside this one restarting
+// the broker too made both miss their messages).
 func TestAMQP_BrokerRestart(t *testing.T) {
 	b := newBroker(t)
 	testenv.UWSGI(t)
 	p1, p2 := testenv.FreePort(t), testenv.FreePort(t)
 	url1 := fmt.Sprintf("http://127.0.0.1:%d/", p1)
-	e := emperortest.Start(t, emperortest.Setup{Monitors: []string{"amqp://" + b.arg}, MonitorOptions: b.options(amqp.Settings{}), Binary: testenv.UWSGI(t)})
+	arg, outage := b.arg, func(during func()) { testenv.RestartRabbitMQ(t, during) }
+	if !testenv.CI() && os.Getenv("EMPEROR_TEST_AMQP_RESTART") != "1" {
+		proxy := testenv.NewProxy(t, testenv.RabbitMQAddr)
+		arg = strings.Replace(arg, testenv.RabbitMQAddr, fmt.Sprintf("127.0.0.1:%d", proxy.Port()), 1)
+		outage = func(during func()) {
+			proxy.Cut()
+			defer proxy.Restore()
+			during()
+		}
+	}
+	e := emperortest.Start(t, emperortest.Setup{Monitors: []string{"amqp://" + arg}, MonitorOptions: b.options(amqp.Settings{}), Binary: testenv.UWSGI(t)})
 	e.Log.WaitFor(t, "consuming")
 	b.publish("before.ini", []byte(emperortest.UWSGIConfig(p1, "before")))
 	run := e.WaitState("before.ini", emperor.Running)
 	emperortest.WaitAnswer(t, url1, "served by before")
 
-	testenv.RestartRabbitMQ(t, func() {
+	outage(func() {
 		e.Log.WaitFor(t, "lost the broker")
 		e.Log.WaitFor(t, "cannot reach the broker")
 		emperortest.WaitAnswer(t, url1, "served by before")
