@@ -44,8 +44,8 @@ import (
 //	reading the config fd (report "stormed"); on a reload, read frames
 //	until the newest config, reporting each ("frame", or "bad-frame")
 //	children     = N: after start, start N "sleep 1000" in its process group
-//	and a daemon that escapes it with setsid (report "children", Fds
-//	holding their pids, the daemon's last), never waiting for them
+//	(report "children", Fds holding their pids), never waiting for them;
+//	with daemon = 1, one more that escapes the group with setsid (last)
 //
 // Reports are JSON datagrams (type report). The isolation tests' roles are
 // in isolation_helper_test.go.
@@ -190,10 +190,14 @@ func testVassal(args []string) int {
 	}
 	if s, ok := cfg.Get("children"); ok {
 		n, _ := strconv.Atoi(s)
+		daemon, _ := cfg.Bool("daemon")
+		if daemon {
+			n++
+		}
 		var pids []int
-		for i := 0; i <= n; i++ {
+		for i := 0; i < n; i++ {
 			c := exec.Command("sleep", "1000")
-			c.SysProcAttr = &syscall.SysProcAttr{Setsid: i == n}
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: daemon && i == n-1}
 			if err := c.Start(); err != nil {
 				fmt.Fprintln(os.Stderr, "test vassal: children:", err)
 				return 1
