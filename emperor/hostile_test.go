@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,16 +118,7 @@ func TestConfigRequestsUnreadNeverInterleaveFrames(t *testing.T) {
 // failed spawn, and respawned.
 func TestRefusedWatchKillsAndRespawns(t *testing.T) {
 	dir := t.TempDir()
-	refusals := make(chan struct{}, 1)
-	refusals <- struct{}{}
-	once := func() bool {
-		select {
-		case <-refusals:
-			return true
-		default:
-			return false
-		}
-	}
+	once := failOnce()
 	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
 		o.Throttle = time.Hour // a second failure would show as a long wait
 	}, inject: func(e *emperor.Emperor) { emperor.InjectPollFaults(e, once, nil) }})
@@ -147,4 +139,11 @@ func TestRefusedWatchKillsAndRespawns(t *testing.T) {
 	if s.Counters.Restarts["spawn_failed"] != 1 {
 		t.Errorf("restarts %v: want one spawn_failed", s.Counters.Restarts)
 	}
+}
+
+// failOnce is a fault for InjectPollFaults: true the first time it is
+// asked, false after.
+func failOnce() func() bool {
+	var done atomic.Bool
+	return func() bool { return !done.Swap(true) }
 }

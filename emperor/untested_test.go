@@ -399,16 +399,7 @@ func inGroup(pgid int) []int {
 // usual.
 func TestRefusedRearmKillsAndRespawns(t *testing.T) {
 	dir := t.TempDir()
-	refusals := make(chan struct{}, 1)
-	refusals <- struct{}{}
-	once := func() bool {
-		select {
-		case <-refusals:
-			return true
-		default:
-			return false
-		}
-	}
+	once := failOnce()
 	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
 		o.Throttle = time.Hour // a second failure would show as a long wait
 	}, inject: func(e *emperor.Emperor) { emperor.InjectPollFaults(e, nil, once) }})
