@@ -242,12 +242,11 @@ func (e *Emperor) answerMetrics(ctx context.Context, c net.Conn) {
 }
 
 // renderMetrics is the metrics answer: the Stats in Prometheus text.
-func (e *Emperor) renderMetrics(ctx context.Context) ([]byte, error) {
+func (e *Emperor) renderMetrics(ctx context.Context, scratch *bytes.Buffer) ([]byte, error) {
 	s, err := e.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var body bytes.Buffer
-	writeMetrics(&body, s)
-	return body.Bytes(), nil
+	writeMetrics(scratch, s)
+	return bytes.Clone(scratch.Bytes()), nil
 }

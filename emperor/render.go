@@ -1,6 +1,7 @@
 package emperor
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -16,8 +17,15 @@ const renderGap = 20 * time.Millisecond
 // the loop, two reads of every cgroup and two encodings, not 2,000, and
 // hold one body between them. No client gets a stale answer: each waits
 // for a render that began after it asked.
+//
+// render gets a scratch buffer of the renderer's own, kept from one render
+// to the next and never handed to a client, and returns a new body: the
+// only memory a render leaves behind is its answer, not the buffers that
+// built it (a burst of renders for slow clients at 1,000 vassals grew the
+// heap by several MiB of such garbage).
 type renderer struct {
-	render func(ctx context.Context) ([]byte, error)
+	render  func(ctx context.Context, scratch *bytes.Buffer) ([]byte, error)
+	scratch bytes.Buffer // used by one render at a time: see running
 
 	mu      sync.Mutex
 	running bool
@@ -30,7 +38,7 @@ type renderCall struct {
 	err  error
 }
 
-func newRenderer(render func(ctx context.Context) ([]byte, error)) *renderer {
+func newRenderer(render func(ctx context.Context, scratch *bytes.Buffer) ([]byte, error)) *renderer {
 	return &renderer{render: render}
 }
 
@@ -62,7 +70,8 @@ func (r *renderer) startLocked() {
 	r.next, r.running = nil, true
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), connDeadline)
-		c.body, c.err = r.render(ctx)
+		r.scratch.Reset()
+		c.body, c.err = r.render(ctx, &r.scratch)
 		cancel()
 		close(c.done)
 		// A gap before the next render gathers more of the clients that

@@ -1,6 +1,7 @@
 package emperor
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -11,12 +12,16 @@ import (
 // Clients asking together share renders, at most one runs at a time, and
 // none gets a body rendered before it asked.
 func TestRendererSharesRendersAndNeverAnswersStale(t *testing.T) {
-	var renders, running, overlap atomic.Int64
+	var renders, running, overlap, dirty atomic.Int64
 	gate := make(chan struct{})
-	r := newRenderer(func(ctx context.Context) ([]byte, error) {
+	r := newRenderer(func(ctx context.Context, scratch *bytes.Buffer) ([]byte, error) {
 		if running.Add(1) > 1 {
 			overlap.Add(1)
 		}
+		if scratch.Len() != 0 {
+			dirty.Add(1) // a render must start on an empty scratch
+		}
+		scratch.WriteString("left behind by this render")
 		defer running.Add(-1)
 		n := renders.Add(1)
 		if n == 1 {
@@ -72,5 +77,8 @@ func TestRendererSharesRendersAndNeverAnswersStale(t *testing.T) {
 	}
 	if overlap.Load() > 0 {
 		t.Error("two renders ran at once")
+	}
+	if n := dirty.Load(); n > 0 {
+		t.Errorf("%d renders began on a scratch buffer holding the previous render's bytes", n)
 	}
 }

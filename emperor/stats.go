@@ -210,17 +210,20 @@ func (e *Emperor) answerStats(ctx context.Context, c net.Conn) {
 	}
 }
 
-// renderStats is the stats answer: the Stats as indented JSON.
-func (e *Emperor) renderStats(ctx context.Context) ([]byte, error) {
+// renderStats is the stats answer: the Stats as indented JSON. It encodes
+// into the renderer's scratch, then indents into a buffer of the last
+// answer's size, so the answer is the only allocation of its size.
+func (e *Emperor) renderStats(ctx context.Context, scratch *bytes.Buffer) ([]byte, error) {
 	s, err := e.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := json.NewEncoder(scratch).Encode(s); err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
 	b.Grow(int(e.statsSize.Load())) // the last answer's size: no regrowth
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "\t")
-	if err := enc.Encode(s); err != nil {
+	if err := json.Indent(&b, scratch.Bytes(), "", "\t"); err != nil {
 		return nil, err
 	}
 	e.statsSize.Store(int64(b.Len()) + 4096)

@@ -446,13 +446,21 @@ func timed(fn func() error) (time.Duration, error) {
 }
 
 // vmRSS is a process's resident set in bytes (VmRSS), 0 when unknown.
-func vmRSS(pid int) int64 {
+func vmRSS(pid int) int64 { return procStatus(pid, "VmRSS") }
+
+// rssAnon is a process's anonymous resident memory (heap, stacks): what it
+// holds, without the pages of its program text it has touched.
+func rssAnon(pid int) int64 { return procStatus(pid, "RssAnon") }
+
+// procStatus reads a size field of /proc/PID/status, in bytes; 0 when it
+// cannot be read.
+func procStatus(pid int, field string) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			f := strings.Fields(v)
 			if len(f) > 0 {
 				kb, _ := strconv.ParseInt(f[0], 10, 64)

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -46,6 +47,7 @@ func main() {
 		guardian.Main() // the Emperor's hidden guardian; never returns
 	}
 	reexecWithoutAsyncPreemption()
+	collectSooner()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -75,6 +77,18 @@ func reexecWithoutAsyncPreemption() {
 		return // run with preemption on: SIGURG may then be spurious
 	}
 	_ = syscall.Exec(exe, os.Args, env)
+}
+
+// collectSooner sets the garbage collector's target to 50% heap growth
+// (Go's default is 100%) unless GOGC says otherwise. The Emperor keeps
+// little live memory and allocates little when idle, so this costs almost
+// no CPU, while bursts (2,000 stats clients at 1,000 vassals, a flood of
+// configs) leave a smaller peak: the fault suite's slow-clients peak went
+// from about 33 to about 29 MiB.
+func collectSooner() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(50)
+	}
 }
 
 // vassalEnviron is the environment vassals derive theirs from: ours, minus
