@@ -139,6 +139,10 @@ func (e *Emperor) find(args []string) (*vassal, error) {
 // had one.
 func (e *Emperor) clearPenalties(only *vassal) int {
 	n := 0
+	if only == nil {
+		e.thr = throttle{} // the throttle's level too (throttle.go)
+		defer e.pumpThrottle()
+	}
 	for _, v := range e.vassals {
 		if only != nil && v != only {
 			continue

@@ -154,8 +154,12 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 			// A flooder is penalised at once, loyal or not: its respawn
 			// waits at least one throttle step.
 			v.unloyalDeaths = max(v.unloyalDeaths+1, 2)
+			e.spawnFailed()
 		case !v.said.loyal:
 			v.unloyalDeaths++
+			if time.Since(p.started) < e.opts.StableRun {
+				e.spawnFailed() // it died before it became loyal
+			}
 		}
 		e.wait(v, "died: "+reason)
 	default:

@@ -191,9 +191,11 @@ func TestMetricsOfHostileNamesPassPromtool(t *testing.T) {
 	}
 }
 
-// TestThrottleWaves walks the throttle through a flood and a quiet spell:
-// waves of burst spawns, the level raised by a step for each wave within a
-// second of the last (capped), halved by a wave that comes later.
+// TestThrottleWaves walks the throttle through a healthy flood, a storm of
+// failures and a quiet spell: no delay while nothing fails; each failure
+// raises the level by a step, at most once per level (capped); waves of
+// burst spawns a level apart while it is up; a wave with no failure since
+// the previous one halves it.
 func TestThrottleWaves(t *testing.T) {
 	const burst, ms = 2, time.Millisecond
 	const step, max = 400 * ms, 1000 * ms
@@ -201,27 +203,34 @@ func TestThrottleWaves(t *testing.T) {
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	var th throttle
 	steps := []struct {
-		asked   time.Duration // when the spawn is asked for
-		startAt time.Duration // when next lets it start
-		level   time.Duration // the level after take
+		fails   []time.Duration // failures recorded before the spawn is asked for
+		asked   time.Duration   // when the spawn is asked for
+		startAt time.Duration   // when next lets it start
+		level   time.Duration   // the level after take
 	}{
-		{0, 0, 0},                          // the first wave
-		{0, 0, 0},                          // room in it
-		{0, 0, step},                       // a second wave at once, within a second: +1 step
-		{0, 0, step},                       // room in it
-		{0, 400 * ms, 800 * ms},            // the third waits the level; 0.4 s after the last: +1 step
-		{400 * ms, 400 * ms, 800 * ms},     // room
-		{400 * ms, 1200 * ms, max},         // waits 0.8 s, still within a second: capped
-		{1200 * ms, 1200 * ms, max},        // room
-		{1200 * ms, 2200 * ms, 500 * ms},   // waits 1 s, not within a second: halved
-		{10000 * ms, 10000 * ms, 250 * ms}, // a lone spawn after a quiet spell: not delayed, halved
+		{nil, 0, 0, 0}, // a healthy flood: never delayed, whatever its size
+		{nil, 0, 0, 0},
+		{nil, 0, 0, 0},
+		{nil, 10 * ms, 10 * ms, 0},
+		{[]time.Duration{20 * ms, 30 * ms, 40 * ms}, 50 * ms, 400 * ms, step}, // three failures at once: one step; the next wave waits the level
+		{nil, 400 * ms, 400 * ms, step},                                       // room in it
+		{[]time.Duration{500 * ms}, 500 * ms, 1200 * ms, 2 * step},            // a failure a level after the last raise: +1 step
+		{nil, 1200 * ms, 1200 * ms, 2 * step},                                 // room
+		{[]time.Duration{1300 * ms, 1400 * ms}, 1300 * ms, 2200 * ms, max},    // failures go on: capped; one within the level raises nothing
+		{nil, 2200 * ms, 2200 * ms, max},                                      // room
+		{nil, 5000 * ms, 5000 * ms, max / 2},                                  // a wave with no failure since the last: halved
+		{nil, 5000 * ms, 5000 * ms, max / 2},                                  // room
+		{nil, 20000 * ms, 20000 * ms, max / 4},                                // a lone spawn after a quiet spell: not delayed, halved
 	}
 	for i, w := range steps {
+		for _, f := range w.fails {
+			th = th.fail(at(f), step, max)
+		}
 		got := th.next(at(w.asked), burst)
 		if !got.Equal(at(w.startAt)) {
 			t.Fatalf("spawn %d asked at +%s: starts at +%s, want +%s", i+1, w.asked, got.Sub(t0), w.startAt)
 		}
-		th = th.take(got, burst, step, max)
+		th = th.take(got, burst)
 		if th.level != w.level {
 			t.Fatalf("spawn %d: level %s, want %s", i+1, th.level, w.level)
 		}

@@ -96,9 +96,9 @@ type Options struct {
 	// (emperor-max-throttle, default 180 s).
 	Throttle, MaxThrottle time.Duration
 	// ThrottleBurst is how many spawns a throttle wave admits within a
-	// second before the throttle level rises (emperor-throttle-burst; default
-	// MaxStarting, or 4 per CPU; 1 is uWSGI's rule; negative: no throttle).
-	// See throttle.go.
+	// second while failed spawns hold the throttle level up
+	// (emperor-throttle-burst; default MaxStarting, or 4 per CPU; negative:
+	// no throttle). See throttle.go.
 	ThrottleBurst int
 	// StableRun: a process that ran this long before dying clears its
 	// vassal's penalty, loyal or not (default 60 s).

@@ -128,11 +128,18 @@ func (e *Emperor) pumpThrottle() {
 			}
 			return
 		}
-		e.thr = e.thr.take(now, e.opts.ThrottleBurst, e.opts.Throttle, e.opts.MaxThrottle)
+		e.thr = e.thr.take(now, e.opts.ThrottleBurst)
 		e.throttled[0] = ticket{}
 		e.throttled = e.throttled[1:]
 		t.v.sub = None
 		e.slotGate(t.v)
+	}
+}
+
+// spawnFailed raises the throttle for a spawn that failed (see throttle.go).
+func (e *Emperor) spawnFailed() {
+	if e.throttling() {
+		e.thr = e.thr.fail(time.Now(), e.opts.Throttle, e.opts.MaxThrottle)
 	}
 }
 
@@ -294,6 +301,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 			return
 		}
 		v.unloyalDeaths++
+		e.spawnFailed()
 		e.counters.Restarts["spawn_failed"]++
 		e.wait(v, "spawn failed: "+res.err.Error())
 		return
