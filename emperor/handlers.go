@@ -153,9 +153,9 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 		case p.killCause == "flood":
 			// A flooder is penalised at once, loyal or not: its respawn
 			// waits at least one throttle step.
-			v.unloyalDeaths = max(v.unloyalDeaths+1, 2)
+			v.diedUnloyal(max(v.unloyalDeaths+1, 2), time.Now())
 		case !v.said.loyal:
-			v.unloyalDeaths++
+			v.diedUnloyal(v.unloyalDeaths+1, time.Now())
 		}
 		e.wait(v, "died: "+reason)
 	default:
