@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,19 +66,24 @@ type abstractListener struct {
 	done  chan struct{}
 	once  sync.Once
 	ls    []net.Listener // Go's spelling first: its Addr is the listener's
+	err   error          // why it closed, when an accept failed; set before done closes
 }
 
-// accept hands l's admitted connections to Accept until l is closed.
+// accept hands l's admitted connections to Accept until l is closed. An
+// accept that fails (out of fds, say) closes the whole listener with its
+// error, which Accept returns: the server then stops and says why, as it
+// does for its other listeners.
 func (a *abstractListener) accept(l net.Listener) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
+			if !errors.Is(err, net.ErrClosed) {
+				a.close(err)
 			}
-			continue // a connection that failed before we took it
+			return
 		}
 		if uid, ok := peerAllowed(c); !ok {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
 			c.Write(fmt.Appendf(nil, "emperor: uid %d may not use this socket (only uid %d and root may)\n", uid, os.Geteuid()))
 			c.Close()
 			continue
@@ -114,26 +120,35 @@ func peerAllowed(c net.Conn) (int, bool) {
 	return uid, uid == 0 || uid == os.Geteuid()
 }
 
-// Accept returns the next admitted connection, or net.ErrClosed once the
-// listener is closed.
+// Accept returns the next admitted connection; once the listener is
+// closed, the error that closed it or net.ErrClosed.
 func (a *abstractListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-a.conns:
 		return c, nil
 	case <-a.done:
+		if a.err != nil {
+			return nil, a.err
+		}
 		return nil, net.ErrClosed
 	}
 }
 
 // Close closes both listeners.
 func (a *abstractListener) Close() error {
+	a.close(nil)
+	return nil
+}
+
+// close closes both listeners once, recording err as the reason.
+func (a *abstractListener) close(err error) {
 	a.once.Do(func() {
+		a.err = err
 		close(a.done)
 		for _, l := range a.ls {
 			l.Close()
 		}
 	})
-	return nil
 }
 
 // Addr is the address in Go's spelling, "@name".
