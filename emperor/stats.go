@@ -74,7 +74,7 @@ type VassalStats struct {
 	// LastRun is when the current process started or was last reloaded
 	// (first_run, or the last reload, when none runs).
 	LastRun  int64  `json:"last_run"`
-	Cursed   int64  `json:"cursed"` // when it was last stopped or cursed, while it is
+	Cursed   int64  `json:"cursed"` // when it was stopped or cursed, while stopping or cursed; else 0
 	Zerg     int    `json:"zerg"`
 	OnDemand string `json:"on_demand"`
 	UID      int    `json:"uid"`
