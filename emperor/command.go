@@ -11,8 +11,9 @@ import (
 )
 
 // The command socket (emperor-command-socket) is a unix stream socket,
-// mode 0600, so only its owner (root, usually) may command the Emperor. A
-// client sends one line and reads one line back:
+// mode 0600, so only its owner (root, usually) may command the Emperor (an
+// abstract one, @name, admits the Emperor's uid and root only). A client
+// sends one line and reads one line back:
 //
 //	reload NAME [MONITOR]        send byte 1 to a running vassal
 //	stop NAME [MONITOR]          stop it and keep it down until start or a config change

@@ -106,11 +106,11 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 	}
 	switch b {
 	case protocol.Spawned:
-		v.said.ready = true
+		v.said.ready, v.said.lastReady = true, now
 	case protocol.ConfigRequest:
 		e.pushConfig(v)
 	case protocol.Accepting:
-		v.said.accepting = true
+		v.said.accepting, v.said.lastAccepting = true, now
 		if !v.changedAt.IsZero() {
 			e.counters.ConfigToReady.observe(now.Sub(v.changedAt).Seconds())
 			v.changedAt = time.Time{}
@@ -119,7 +119,7 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 		if !v.said.loyal {
 			e.log.Info("vassal is loyal", e.attrs(v)...)
 		}
-		v.said.loyal = true
+		v.said.loyal, v.said.lastLoyal = true, now
 		v.unloyalDeaths = 0
 	case protocol.Heartbeat:
 		if v.said.lastHeartbeat.IsZero() && v.state == Running {
@@ -155,6 +155,7 @@ func (e *Emperor) reload(v *vassal, reason string) {
 	}
 	v.version = v.ev.Version
 	v.reloads++
+	v.lastReload = time.Now()
 	v.said.ready, v.said.accepting = false, false
 	e.log.Info("vassal reload", e.attrs(v, "reason", reason)...)
 	if e.opts.Notify != nil {

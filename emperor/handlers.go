@@ -153,10 +153,10 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 		case p.killCause == "flood":
 			// A flooder is penalised at once, loyal or not: its respawn
 			// waits at least one throttle step.
-			v.unloyalDeaths = max(v.unloyalDeaths+1, 2)
+			v.diedUnloyal(max(v.unloyalDeaths+1, 2), time.Now())
 			e.spawnFailed()
 		case !v.said.loyal:
-			v.unloyalDeaths++
+			v.diedUnloyal(v.unloyalDeaths+1, time.Now())
 			if time.Since(p.started) < e.opts.StableRun {
 				e.spawnFailed() // it died before it became loyal
 			}

@@ -125,7 +125,7 @@ func TestVassalEnv(t *testing.T) {
 }
 
 func TestMetricsTextEscapesLabels(t *testing.T) {
-	s := &Stats{Counters: newCounters(), Vassals: []VassalStats{{ID: "we\"ird\\na\nme.ini", Monitor: "dir:///v", State: "running", Pid: 7, Loyal: 1}}}
+	s := &Stats{Counters: newCounters(), Vassals: []VassalStats{{ID: "we\"ird\\na\nme.ini", MonitorURI: "dir:///v", State: "running", Pid: 7, Loyal: 1}}}
 	s.Counters.ConfigToReady.observe(0.03)
 	s.Counters.Restarts["died"] = 2
 	var b strings.Builder
@@ -165,7 +165,7 @@ func TestMetricsOfHostileNamesPassPromtool(t *testing.T) {
 	names := []string{"caf\xe9.ini", "caf\xe8.ini", "\xff\xfe\\\"\n\x01.ini", "ok.ini"}
 	s := &Stats{Counters: newCounters()}
 	for i, n := range names {
-		s.Vassals = append(s.Vassals, VassalStats{ID: n, Monitor: "dir:///v\xc3", State: "running", Pid: 7 + i})
+		s.Vassals = append(s.Vassals, VassalStats{ID: n, MonitorURI: "dir:///v\xc3", State: "running", Pid: 7 + i})
 	}
 	s.Monitors = []MonitorStats{{Monitor: "zmq://tcp://127.0.0.1:5252", Status: map[string]any{"journal_pending": 1, "journal_errors": uint64(3)}}}
 	var b strings.Builder

@@ -150,7 +150,7 @@ func writeMetrics(w io.Writer, s *Stats) {
 		for i := range s.Vassals {
 			v := &s.Vassals[i]
 			if x, ok := m.value(v); ok {
-				fmt.Fprintf(w, "%s{vassal=%s,monitor=%s} %s\n", m.name, quoteLabel(v.ID), quoteLabel(v.Monitor), num(x))
+				fmt.Fprintf(w, "%s{vassal=%s,monitor=%s} %s\n", m.name, quoteLabel(v.ID), quoteLabel(v.MonitorURI), num(x))
 			}
 		}
 	}
@@ -175,7 +175,7 @@ func writeMetrics(w io.Writer, s *Stats) {
 	family("emperor_vassal_rate_limited_total", "counter", "Times the vassal sent more than its control-channel byte budget.")
 	for i := range s.Vassals {
 		v := &s.Vassals[i]
-		fmt.Fprintf(w, "emperor_vassal_rate_limited_total{vassal=%s,monitor=%s} %d\n", quoteLabel(v.ID), quoteLabel(v.Monitor), v.RateLimited)
+		fmt.Fprintf(w, "emperor_vassal_rate_limited_total{vassal=%s,monitor=%s} %d\n", quoteLabel(v.ID), quoteLabel(v.MonitorURI), v.RateLimited)
 	}
 	family("emperor_control_floods_total", "counter", "Vassal processes killed for flooding their control channel.")
 	fmt.Fprintf(w, "emperor_control_floods_total %d\n", s.Counters.Floods)

@@ -300,7 +300,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 			e.remove(v, "spawn failed")
 			return
 		}
-		v.unloyalDeaths++
+		v.diedUnloyal(v.unloyalDeaths+1, time.Now())
 		e.spawnFailed()
 		e.counters.Restarts["spawn_failed"]++
 		e.wait(v, "spawn failed: "+res.err.Error())

@@ -19,10 +19,14 @@ import (
 // connDeadline bounds every connection to one of the Emperor's servers.
 const connDeadline = 4 * time.Second
 
-// listen opens a server's socket: TCP when addr has a ':' (and tcp is
-// allowed), otherwise a unix socket with mode 0600, so only its owner may
-// connect.
+// listen opens a server's socket: an abstract unix socket for "@name" (or
+// uWSGI's "\0name"), open to the Emperor's uid and root only (see
+// abstract_linux.go); TCP when addr has a ':' (and tcp is allowed);
+// otherwise a unix socket with mode 0600, so only its owner may connect.
 func listen(addr string, tcp bool) (net.Listener, error) {
+	if name, ok := abstractName(addr); ok {
+		return listenAbstract(name)
+	}
 	if tcp && strings.Contains(addr, ":") {
 		return net.Listen("tcp", addr)
 	}

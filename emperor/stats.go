@@ -7,30 +7,38 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/emperor-dev/emperor/cgroup"
 	"github.com/emperor-dev/emperor/monitor"
 )
 
-// Stats is the Emperor's state as its stats server serves it: the shape of
-// uWSGI's emperor stats (so existing tools read it), always valid JSON, with
-// our own fields added after uWSGI's.
+// Stats is the Emperor's state as its stats server serves it: uWSGI 2.0's
+// emperor stats, field for field and in its order (so tools written for
+// `uwsgi --emperor-stats` read it the same), always valid JSON, followed by
+// our own fields. The fields marked "ours" are not in uWSGI's.
 type Stats struct {
-	Version string   `json:"version"`
-	Pid     int      `json:"pid"`
-	UID     int      `json:"uid"`
-	GID     int      `json:"gid"`
-	Cwd     string   `json:"cwd"`
-	Emperor []string `json:"emperor"`
-	// Monitors holds the figures of the monitors that report their own
-	// (monitor.Reporter: the push monitors' journal), by monitor.
-	Monitors      []MonitorStats `json:"monitors,omitempty"`
-	EmperorTyrant int            `json:"emperor_tyrant"`
-	ThrottleLevel int            `json:"throttle_level"` // whole seconds, as uWSGI (level in ms / 1000)
-	Vassals       []VassalStats  `json:"vassals"`
-	Blacklist     []Blacklisted  `json:"blacklist"`
+	Version string `json:"version"`
+	Pid     int    `json:"pid"`
+	UID     int    `json:"uid"`
+	GID     int    `json:"gid"`
+	Cwd     string `json:"cwd"`
+	// Emperor lists the monitors as uWSGI names its scanners: the
+	// directory of dir:// and the pattern of glob:// without the scheme,
+	// the others as MonitorURIs shows them (without credentials).
+	Emperor       []string      `json:"emperor"`
+	EmperorTyrant int           `json:"emperor_tyrant"`
+	ThrottleLevel int           `json:"throttle_level"` // whole seconds, as uWSGI (level in ms / 1000)
+	Vassals       []VassalStats `json:"vassals"`
+	Blacklist     []Blacklisted `json:"blacklist"`
 
+	// Ours: MonitorURIs lists the monitors as our logs and the command
+	// socket name them (dir:///etc/vassals), in Emperor's order.
+	MonitorURIs []string `json:"monitor_uris"`
+	// Monitors holds the figures of the monitors that report their own
+	// (monitor.Reporter: the push monitors' journal), by monitor URI.
+	Monitors []MonitorStats `json:"monitors,omitempty"`
 	// Ours: Scanned is true once every monitor's first scan is applied.
 	Scanned bool `json:"scanned"`
 	// Ours: admission control (see admission.go and throttle.go).
@@ -45,27 +53,38 @@ type Stats struct {
 	Counters Counters `json:"counters"`
 }
 
-// VassalStats is one vassal in Stats. Times are UNIX seconds, 0 when never.
+// VassalStats is one vassal in Stats: uWSGI's fields in uWSGI's order,
+// then ours. Times are UNIX seconds, 0 when never.
 type VassalStats struct {
 	ID            string `json:"id"`
-	Pid           int    `json:"pid"`
+	Pid           int    `json:"pid"` // -1 when no process runs
 	Born          int64  `json:"born"`
 	LastMod       int64  `json:"last_mod"`
 	LastHeartbeat int64  `json:"last_heartbeat"`
 	Loyal         int    `json:"loyal"`
 	Ready         int    `json:"ready"`
 	Accepting     int    `json:"accepting"`
-	FirstRun      int64  `json:"first_run"`
-	Cursed        int64  `json:"cursed"`
-	Zerg          int    `json:"zerg"`
-	OnDemand      string `json:"on_demand"`
-	UID           int    `json:"uid"`
-	GID           int    `json:"gid"`
-	Monitor       string `json:"monitor"`
-	Respawns      int    `json:"respawns"`
+	// When the current process last said loyal, ready and accepting; a
+	// reload keeps them, a new process starts from 0 (uWSGI makes a new
+	// instance for it).
+	LastLoyal     int64 `json:"last_loyal"`
+	LastReady     int64 `json:"last_ready"`
+	LastAccepting int64 `json:"last_accepting"`
+	FirstRun      int64 `json:"first_run"` // when the vassal appeared
+	// LastRun is when the current process started or was last reloaded
+	// (first_run, or the last reload, when none runs).
+	LastRun  int64  `json:"last_run"`
+	Cursed   int64  `json:"cursed"` // when it was stopped or cursed, while stopping or cursed; else 0
+	Zerg     int    `json:"zerg"`
+	OnDemand string `json:"on_demand"`
+	UID      int    `json:"uid"`
+	GID      int    `json:"gid"`
+	Monitor  string `json:"monitor"`  // as in Stats.Emperor
+	Respawns int    `json:"respawns"` // reloads (byte 1 sent), as uWSGI counts
 
 	// Ours.
-	State string `json:"state"`
+	MonitorURI string `json:"monitor_uri"` // as in Stats.MonitorURIs
+	State      string `json:"state"`
 	// Sub says why it is in its state, where that matters: what a
 	// waiting vassal waits for (penalty, throttle, slot), what follows a
 	// stop (restart, hold, resign), what a disabled one waits for (held,
@@ -92,16 +111,39 @@ type VassalStats struct {
 
 // MonitorStats is one monitor's own figures (see monitor.Reporter).
 type MonitorStats struct {
-	Monitor string         `json:"monitor"`
+	Monitor string         `json:"monitor"` // its URI
 	Status  map[string]any `json:"status"`
 }
 
-// Blacklisted is a vassal whose respawns are delayed for dying unloyal.
+// Blacklisted is a vassal whose respawns are delayed for dying unloyal:
+// uWSGI's blacklist entry, then ours.
 type Blacklisted struct {
-	ID            string `json:"id"`
-	Monitor       string `json:"monitor"`
-	ThrottleLevel int64  `json:"throttle_level"` // ms, as uWSGI reports it
-	Attempt       int    `json:"attempt"`
+	ID string `json:"id"`
+	// ThrottleLevel is the delay before its next respawn, in ms, counted
+	// from LastAttempt (uWSGI's throttle_level / 1000, without its 1 ms
+	// for the first death, B11).
+	ThrottleLevel int64 `json:"throttle_level"`
+	// Attempt numbers its unloyal deaths from 0, as uWSGI does: 0 after
+	// the first, 1 after the second.
+	Attempt      int   `json:"attempt"`
+	FirstAttempt int64 `json:"first_attempt"` // the first unloyal death of the series
+	LastAttempt  int64 `json:"last_attempt"`  // the latest
+
+	// Ours.
+	Monitor string `json:"monitor"` // as in Stats.Emperor
+	Deaths  int    `json:"deaths"`  // unloyal deaths in a row: Attempt+1
+}
+
+// scannerArg is how uWSGI names a monitor in its stats: the argument of its
+// scanner, which is the directory of a dir:// monitor and the pattern of a
+// glob:// one, the URI of the others. Ours keeps their credentials out.
+func scannerArg(uri string) string {
+	for _, scheme := range []string{"dir://", "glob://"} {
+		if rest, ok := strings.CutPrefix(uri, scheme); ok {
+			return rest
+		}
+	}
+	return uri
 }
 
 // stats builds a snapshot; it runs on the loop.
@@ -109,10 +151,12 @@ func (e *Emperor) stats() *Stats {
 	now := time.Now()
 	s := &Stats{
 		Version: e.opts.Version, Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Cwd: e.cwd,
-		Vassals: make([]VassalStats, 0, len(e.vassals)), Blacklist: []Blacklisted{},
+		Emperor: []string{}, Vassals: make([]VassalStats, 0, len(e.vassals)), Blacklist: []Blacklisted{},
+		MonitorURIs: []string{},
 	}
 	for _, m := range e.opts.Monitors {
-		s.Emperor = append(s.Emperor, m.String())
+		s.Emperor = append(s.Emperor, scannerArg(m.String()))
+		s.MonitorURIs = append(s.MonitorURIs, m.String())
 		if r, ok := m.(monitor.Reporter); ok {
 			s.Monitors = append(s.Monitors, MonitorStats{Monitor: m.String(), Status: r.Status()})
 		}
@@ -148,11 +192,14 @@ func (e *Emperor) stats() *Stats {
 		return 0
 	}
 	for _, v := range e.vassals {
+		uri := e.monitorNames[v.key.Monitor]
 		vs := VassalStats{
 			ID: v.key.Name, Pid: -1, Born: v.ev.Version.ModTime / 1e9, LastMod: v.version.ModTime / 1e9,
 			LastHeartbeat: unix(v.said.lastHeartbeat), Loyal: b(v.said.loyal), Ready: b(v.said.ready), Accepting: b(v.said.accepting),
-			FirstRun: unix(v.firstRun), Monitor: e.monitorNames[v.key.Monitor], Respawns: v.reloads,
-			State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: v.restarts, RateLimited: v.rateLimited, LastExit: v.lastExit, Reason: v.reason,
+			LastLoyal: unix(v.said.lastLoyal), LastReady: unix(v.said.lastReady), LastAccepting: unix(v.said.lastAccepting),
+			FirstRun: unix(v.firstRun), LastRun: unix(latest(v.firstRun, v.lastReload)), Monitor: scannerArg(uri), Respawns: v.reloads,
+			MonitorURI: uri, State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: v.restarts,
+			RateLimited: v.rateLimited, LastExit: v.lastExit, Reason: v.reason,
 		}
 		vs.Bytes = make(map[string]uint64, len(v.received))
 		for b, n := range v.received {
@@ -167,20 +214,30 @@ func (e *Emperor) stats() *Stats {
 		if v.proc != nil {
 			vs.Pid = v.proc.pid
 			vs.Uptime = now.Sub(v.proc.started).Seconds()
+			vs.LastRun = unix(latest(v.proc.started, v.lastReload))
 			vs.cg = v.proc.cg // usage read in Snapshot, off the loop
 		}
 		if !v.said.lastHeartbeat.IsZero() {
 			vs.HeartbeatAge = now.Sub(v.said.lastHeartbeat).Seconds()
 		}
 		if !e.opts.NoBlacklist && v.unloyalDeaths > 0 {
-			pen := respawnDelay(v.unloyalDeaths+1, e.opts.Throttle, e.opts.MaxThrottle, false)
-			vs.Penalty = pen.Seconds()
-			s.Blacklist = append(s.Blacklist, Blacklisted{ID: v.key.Name, Monitor: vs.Monitor,
-				ThrottleLevel: pen.Milliseconds(), Attempt: v.unloyalDeaths})
+			vs.Penalty = respawnDelay(v.unloyalDeaths+1, e.opts.Throttle, e.opts.MaxThrottle, false).Seconds()
+			s.Blacklist = append(s.Blacklist, Blacklisted{ID: v.key.Name,
+				ThrottleLevel: respawnDelay(v.unloyalDeaths, e.opts.Throttle, e.opts.MaxThrottle, false).Milliseconds(),
+				Attempt:       v.unloyalDeaths - 1, FirstAttempt: unix(v.firstUnloyal), LastAttempt: unix(v.lastUnloyal),
+				Monitor: vs.Monitor, Deaths: v.unloyalDeaths})
 		}
 		s.Vassals = append(s.Vassals, vs)
 	}
 	return s
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Snapshot returns the current Stats, asked of the loop. It fails when ctx

@@ -251,8 +251,8 @@ func TestNoBlacklistNeverDelaysACrashLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(s.Blacklist) != 1 || s.Blacklist[0].ID != "loop.ini" || s.Blacklist[0].Attempt != 2 {
-			t.Errorf("blacklist %+v, want loop.ini after 2 deaths", s.Blacklist)
+		if len(s.Blacklist) != 1 || s.Blacklist[0].ID != "loop.ini" || s.Blacklist[0].Attempt != 1 || s.Blacklist[0].Deaths != 2 || s.Blacklist[0].ThrottleLevel != time.Hour.Milliseconds() {
+			t.Errorf("blacklist %+v, want loop.ini after 2 deaths (attempt 1, as uWSGI counts), an hour to wait", s.Blacklist)
 		}
 		if len(s.Vassals) != 1 || s.Vassals[0].State != "waiting" || s.Vassals[0].Sub != "penalty" || s.Vassals[0].Penalty <= 0 {
 			t.Errorf("stats %+v, want loop.ini waiting out a penalty", s.Vassals)

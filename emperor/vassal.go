@@ -62,6 +62,13 @@ type vassal struct {
 	restarts      int // processes started after the first
 	lastExit      string
 	firstRun      time.Time
+
+	// firstUnloyal and lastUnloyal are the times of the first and the
+	// latest of the unloyal deaths counted (the blacklist's first_attempt
+	// and last_attempt in the stats), set by diedUnloyal.
+	firstUnloyal, lastUnloyal time.Time
+	// lastReload is when byte 1 was last sent (uWSGI's last_run).
+	lastReload time.Time
 }
 
 // protoState is what a vassal's process said over the protocol; a new
@@ -69,8 +76,21 @@ type vassal struct {
 type protoState struct {
 	ready, accepting, loyal bool
 	lastHeartbeat           time.Time
+	// When it last said ready, accepting and loyal (uWSGI's last_ready,
+	// last_accepting, last_loyal); a reload keeps them.
+	lastReady, lastAccepting, lastLoyal time.Time
 	// hbTimer supervises the heartbeat, from the first beat on.
 	hbTimer *time.Timer
+}
+
+// diedUnloyal sets the count of consecutive unloyal deaths to n after one
+// more such death at now: the first of a series (the count was 0) stamps
+// firstUnloyal, every one stamps lastUnloyal.
+func (v *vassal) diedUnloyal(n int, now time.Time) {
+	if v.unloyalDeaths == 0 {
+		v.firstUnloyal = now
+	}
+	v.unloyalDeaths, v.lastUnloyal = n, now
 }
 
 // reset forgets what the previous process said.

@@ -135,13 +135,26 @@
 //
 // # Stats
 //
-// stats = ADDR (host:port or a unix socket path; stats-http adds an
-// HTTP/1.0 header) writes one JSON document per connection and closes it:
-// version, pid, uid, gid, cwd, name, uptime, generation (the newest),
-// ready, loyal, emperor, paused, sockets (name, proto, addr, queue), workers
-// (id, gen, pid, status: starting, running, stopping, or dead while
-// waiting for a respawn; respawns, uptime, rss in bytes, notify_status) and
-// daemons. Each connection is served in its own goroutine with a 4 s write
+// stats = ADDR (host:port, a unix socket path or @abstract; stats-http
+// adds an HTTP/1.0 header) writes one JSON document per connection and
+// closes it, in uWSGI's instance schema (`uwsgi --stats`), field for field
+// and in its order, then ours: version, listen_queue and load (the longest
+// accept queue), listen_queue_errors, signal_queue, pid, uid, gid, cwd,
+// daemons (cmd, pid, respawns, then smart and pidfile; absent when none),
+// locks, sockets (name: the address, with the port bound for port 0;
+// proto: http or uwsgi; queue, max_queue, shared, can_offload; then
+// option, network and addr), workers (id, pid, accepting, requests,
+// delta_requests, exceptions, harakiri_count, signals, signal_queue,
+// status: idle, pause or cheap for a slot with no process; rss and vsz in
+// bytes, running_time, last_spawn, respawn_count counting the first start,
+// tx, avg_rt, apps, cores; then gen, state: starting, running, stopping,
+// or dead while waiting for a respawn; respawns, uptime, notify_status),
+// then name, uptime, generation (the newest), ready, loyal, emperor and
+// paused. The workers are programs of their own: what only uWSGI's
+// request loop knows is 0 or [] (locks, can_offload, listen_queue_errors,
+// signal_queue, and per worker requests, delta_requests, exceptions,
+// harakiri_count, signals, signal_queue, running_time, tx, avg_rt, apps,
+// cores). Each connection is served in its own goroutine with a 4 s write
 // deadline.
 //
 // # Application options

@@ -15,7 +15,8 @@ import (
 	"github.com/emperor-dev/emperor/internal/testenv"
 )
 
-// vassalStats is the part of the stats document the tests check.
+// vassalStats is the part of the stats document the tests check, by
+// uWSGI's names where uWSGI has the field.
 type vassalStats struct {
 	Pid     int    `json:"pid"`
 	Name    string `json:"name"`
@@ -23,12 +24,16 @@ type vassalStats struct {
 	Loyal   bool   `json:"loyal"`
 	Emperor bool   `json:"emperor"`
 	Sockets []struct {
-		Name, Proto, Addr string
-		Queue             uint64
+		Name, Proto, Option, Network, Addr string
+		Queue                              uint64
+		MaxQueue                           int `json:"max_queue"`
 	} `json:"sockets"`
 	Workers []struct {
-		ID, Pid, Respawns int
-		Status            string
+		ID, Pid, Accepting, Respawns int
+		RespawnCount                 int   `json:"respawn_count"`
+		LastSpawn                    int64 `json:"last_spawn"`
+		RSS, VSZ                     uint64
+		Status, State                string
 	} `json:"workers"`
 }
 
@@ -53,15 +58,18 @@ func TestStats_TCP(t *testing.T) {
 		if err := json.Unmarshal(data, &st); err != nil {
 			t.Fatalf("stats are not JSON: %v\n%s", err, data)
 		}
-		return st.Ready && len(st.Workers) == 1 && st.Workers[0].Status == "running"
+		return st.Ready && len(st.Workers) == 1 && st.Workers[0].State == "running"
 	})
 	if st.Pid != v.cmd.Process.Pid || st.Name != "app.ini" || st.Emperor || !st.Loyal {
 		t.Errorf("stats %+v", st)
 	}
-	if st.Workers[0].Pid != h.pid {
-		t.Errorf("worker pid %d, want %d", st.Workers[0].Pid, h.pid)
+	w := st.Workers[0]
+	if w.Pid != h.pid || w.ID != 1 || w.Status != "idle" || w.Accepting != 1 || w.RespawnCount != 1 || w.Respawns != 0 || w.LastSpawn == 0 || w.RSS == 0 || w.VSZ < w.RSS {
+		t.Errorf("worker %+v, want pid %d idle and accepting, spawned once, with its memory", w, h.pid)
 	}
-	if len(st.Sockets) != 1 || st.Sockets[0].Addr != fmt.Sprintf("127.0.0.1:%d", port) || st.Sockets[0].Name != "http-socket" || st.Sockets[0].Proto != "tcp" {
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if len(st.Sockets) != 1 || st.Sockets[0].Name != addr || st.Sockets[0].Proto != "http" || st.Sockets[0].MaxQueue == 0 ||
+		st.Sockets[0].Addr != addr || st.Sockets[0].Option != "http-socket" || st.Sockets[0].Network != "tcp" {
 		t.Errorf("sockets %+v", st.Sockets)
 	}
 }

@@ -40,12 +40,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: emperor status ADDR [--json]   (ADDR: the emperor-stats address)")
 		return 2
 	}
-	network := "unix"
-	if strings.Contains(addr, ":") {
-		network = "tcp"
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, network, addr)
+	c, err := dialStats(ctx, addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "emperor status: %v\n", err)
 		return 1
@@ -70,6 +65,29 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// dialStats connects to a stats server: an abstract unix socket for "@name"
+// or "\0name", TCP for host:port, otherwise a unix socket path. An abstract
+// name is tried first as uWSGI binds it ("\0name\0": it counts the NUL
+// that ends the string), then as everyone else does ("\0name"); our Emperor
+// answers on both, a real uWSGI Emperor on the first.
+func dialStats(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	name, abstract := strings.CutPrefix(addr, "@")
+	if !abstract {
+		name, abstract = strings.CutPrefix(addr, `\0`)
+	}
+	switch {
+	case abstract:
+		if c, err := d.DialContext(ctx, "unix", "@"+name+"\x00"); err == nil {
+			return c, nil
+		}
+		return d.DialContext(ctx, "unix", "@"+name) // its error names "@name"
+	case strings.Contains(addr, ":"):
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	return d.DialContext(ctx, "unix", addr)
+}
+
 // printStatus prints s as a table, one line per vassal. Every text field
 // goes through shown: names, states and reasons come from file names and
 // tenants' configs, and must not move the cursor, colour the terminal or
@@ -92,15 +110,37 @@ func printStatus(w io.Writer, s *emperor.Stats) {
 		pid, up := "-", "-"
 		if v.Pid > 0 {
 			pid = fmt.Sprint(v.Pid)
-			up = (time.Duration(v.Uptime) * time.Second).String()
+			if v.State != "" { // a uWSGI Emperor reports no uptime
+				up = (time.Duration(v.Uptime) * time.Second).String()
+			}
 		}
 		loyal := "no"
 		if v.Loyal == 1 {
 			loyal = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shown(v.ID), shown(v.State), pid, up, v.Restarts, loyal, shown(v.Reason))
+		state := v.State
+		if state == "" { // a uWSGI Emperor's stats: no state of ours
+			state = uwsgiState(&v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shown(v.ID), shown(state), pid, up, v.Restarts, loyal, shown(v.Reason))
 	}
 	tw.Flush()
+}
+
+// uwsgiState names the state of a vassal of a uWSGI Emperor, which reports
+// only its pid, its curse and what it said.
+func uwsgiState(v *emperor.VassalStats) string {
+	switch {
+	case v.Cursed != 0:
+		return "stopping"
+	case v.Pid <= 0:
+		return "-"
+	case v.Accepting == 1:
+		return "accepting"
+	case v.Ready == 1:
+		return "ready"
+	}
+	return "starting"
 }
 
 // shown is text from the stats server as the table prints it: as it is
