@@ -4,6 +4,7 @@ package namespaces
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -13,30 +14,46 @@ import (
 // Set is a set of namespaces to create for a vassal, as clone flags.
 type Set uintptr
 
-// names maps uWSGI's namespace names (and the kernel's) to clone flags, in
-// the order String prints them.
+// names maps uWSGI's namespace names (those of its --unshare and
+// emperor-use-clone lists, plus the kernel's) to clone flags, in the order
+// String prints them. sysvsem and io are not namespaces but clone flags
+// uWSGI passes as well; Go's clone honours them.
 var names = []struct {
-	name  string
-	alias string
-	flag  uintptr
+	name    string
+	aliases []string
+	flag    uintptr
 }{
-	{"fs", "mnt", unix.CLONE_NEWNS},
-	{"net", "", unix.CLONE_NEWNET},
-	{"ipc", "", unix.CLONE_NEWIPC},
-	{"pid", "", unix.CLONE_NEWPID},
-	{"uts", "", unix.CLONE_NEWUTS},
-	{"user", "", unix.CLONE_NEWUSER},
-	{"cgroup", "", unix.CLONE_NEWCGROUP},
+	{"fs", []string{"mnt", "mount", "ns"}, unix.CLONE_NEWNS},
+	{"net", nil, unix.CLONE_NEWNET},
+	{"ipc", nil, unix.CLONE_NEWIPC},
+	{"pid", nil, unix.CLONE_NEWPID},
+	{"uts", nil, unix.CLONE_NEWUTS},
+	{"user", nil, unix.CLONE_NEWUSER},
+	{"cgroup", nil, unix.CLONE_NEWCGROUP},
+	{"sysvsem", nil, unix.CLONE_SYSVSEM},
+	{"io", nil, unix.CLONE_IO},
 }
 
-// Parse reads a list such as "fs,net,ipc,pid,uts,user" (commas or spaces).
-// An unknown name is an error naming it and the known ones.
+// refused are names uWSGI accepts that would take the vassal out of the
+// Emperor's hands, with why.
+var refused = map[string]string{
+	"files":  "CLONE_FILES would share the Emperor's file descriptor table with the vassal until its exec",
+	"parent": "CLONE_PARENT would make the vassal a child of the Emperor's parent, which the Emperor cannot wait for",
+}
+
+// Parse reads a list such as "fs,net,ipc,pid,uts,user" (commas or spaces),
+// with uWSGI's names (mount, mnt and ns are fs; sysvsem and io are clone
+// flags). An unknown name is an error naming it and the known ones; files
+// and parent, which uWSGI accepts, are refused with the reason.
 func Parse(list string) (Set, error) {
 	var s Set
 	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		if why, ok := refused[f]; ok {
+			return 0, fmt.Errorf("%q is refused: %s", f, why)
+		}
 		found := false
 		for _, n := range names {
-			if f == n.name || (n.alias != "" && f == n.alias) {
+			if f == n.name || slices.Contains(n.aliases, f) {
 				s |= Set(n.flag)
 				found = true
 				break
@@ -47,7 +64,7 @@ func Parse(list string) (Set, error) {
 			for i, n := range names {
 				known[i] = n.name
 			}
-			return 0, fmt.Errorf("unknown namespace %q (known: %s)", f, strings.Join(known, ", "))
+			return 0, fmt.Errorf("unknown namespace %q (known: %s; mount, mnt and ns are fs)", f, strings.Join(known, ", "))
 		}
 	}
 	return s, nil

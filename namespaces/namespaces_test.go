@@ -41,3 +41,30 @@ func TestApplyMapsRootOnlyWithUser(t *testing.T) {
 		t.Errorf("with user: %+v", a)
 	}
 }
+
+// emperor-use-clone takes uWSGI's names: those of its --unshare list.
+func TestParseUWSGINames(t *testing.T) {
+	for _, c := range []struct {
+		list string
+		want uintptr
+	}{
+		{"mount", unix.CLONE_NEWNS},
+		{"ns,mnt", unix.CLONE_NEWNS},
+		{"fs,pid,ipc,uts,net", unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET},
+		{"sysvsem,io", unix.CLONE_SYSVSEM | unix.CLONE_IO},
+		{"user", unix.CLONE_NEWUSER},
+	} {
+		s, err := Parse(c.list)
+		if err != nil || uintptr(s) != c.want {
+			t.Errorf("Parse(%q) = %#x, %v; want %#x", c.list, s, err, c.want)
+		}
+	}
+	if s, _ := Parse("mount,sysvsem"); s.String() != "fs,sysvsem" {
+		t.Errorf("String = %q", s.String())
+	}
+	for _, name := range []string{"files", "parent"} {
+		if _, err := Parse("fs," + name); err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "CLONE_") {
+			t.Errorf("Parse(%q): %v, want a refusal saying why", name, err)
+		}
+	}
+}

@@ -127,14 +127,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "emperor", Version)
 		return 0
 	}
+	if s.proc.monitorList {
+		printMonitorList(stdout)
+		return 0
+	}
 	logger, err := newLogger(s, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "emperor:", err)
 		return 2
 	}
-	for _, o := range s.ignoredOptions {
-		logger.Warn("option ignored", "option", o.Key, "file", o.File, "line", o.Line, "why", ignoredUWSGI[o.Key])
-	}
+	s.logNotices(logger)
 	if err := serve(ctx, s, logger); err != nil {
 		logger.Error("the Emperor failed", "err", err)
 		return 1
@@ -200,6 +202,11 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	if len(s.emperors) == 0 {
 		return errors.New("no monitor: give --dir DIR, --glob PATTERN or --emperor VALUE (see --help)")
 	}
+	release, err := s.proc.setup(logger, s.tyrant) // process.go: umask, flock, max-fd, uid/gid/cap, chdir
+	if err != nil {
+		return err
+	}
+	defer release()
 	binary, err := vassalBinary(s.binary)
 	if err != nil {
 		return err

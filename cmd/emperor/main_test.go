@@ -58,8 +58,8 @@ master = true
 		s.includeBefore[0] != "before.ini" || s.inherit[0] != "tmpl.ini" || s.inheritBefore[0] != "tmplb.ini" {
 		t.Errorf("templates: %+v", s)
 	}
-	if len(s.ignoredOptions) != 1 || s.ignoredOptions[0].Key != "master" {
-		t.Errorf("ignored options %+v, want master", s.ignoredOptions)
+	if len(s.notices) != 1 || s.notices[0].opt.Key != "master" {
+		t.Errorf("notices %+v, want one about master", s.notices)
 	}
 }
 
@@ -89,7 +89,8 @@ func TestUnknownOptionNamesFileAndLine(t *testing.T) {
 	dir := t.TempDir()
 	ini := filepath.Join(dir, "emperor.ini")
 	os.WriteFile(ini, []byte("[uwsgi]\nemperor = /etc/vassals\n\nemperor-frq = 3\n"), 0o644)
-	_, err := parseSettings([]string{"--ini", ini})
+	// A placeholder, as in uWSGI, unless strict.
+	_, err := parseSettings([]string{"--strict", "--ini", ini})
 	if err == nil || !strings.Contains(err.Error(), ini+":4") || !strings.Contains(err.Error(), "emperor-frq") {
 		t.Fatalf("err = %v, want one naming %s:4 and emperor-frq", err, ini)
 	}

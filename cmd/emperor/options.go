@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -51,8 +52,11 @@ type settings struct {
 	logFormat        string
 	logLevel         string
 	help, version    bool
-	ignoredOptions   []config.Option // recognised uWSGI options we do not act on yet
 	placeholderNames map[string]bool
+	// proc are the options that shape the Emperor process (process.go);
+	// notices the lines saying why an option is not acted on (policy.go).
+	proc    processSettings
+	notices []notice
 	// monitors are the settings of each monitor scheme, which the options
 	// the schemes registered set.
 	monitors monitor.SchemeSettings
@@ -62,7 +66,7 @@ type settings struct {
 // names and aliases: its own and those the monitor schemes registered.
 func (s *settings) optionTable() map[string]config.Setting {
 	t := map[string]config.Setting{}
-	for _, o := range append(s.coreOptions(), s.monitors.Options()...) {
+	for _, o := range slices.Concat(s.coreOptions(), s.monitors.Options(), s.proc.options()) {
 		t[o.Name] = o
 	}
 	alias := func(name, of string) { t[name] = t[of] }
@@ -98,20 +102,20 @@ func (s *settings) coreOptions() []config.Setting {
 		config.DurationSetting("emperor-throttle", "ms step of the spawn throttle and of a crash-looping vassal's respawn delay (default 1000)", &s.throttle, time.Millisecond),
 		config.DurationSetting("emperor-max-throttle", "ms cap of the throttle level and of the respawn delay (default 180000)", &s.maxThrottle, time.Millisecond),
 		config.IntSetting("emperor-throttle-burst", "spawns per throttle wave after the first scan (default: emperor-max-starting; 1: uWSGI's rule; -1: no throttle)", &s.throttleBurst),
-		config.BoolSetting("emperor-no-blacklist", "never delay respawns", &s.noBlacklist),
-		config.BoolSetting("emperor-nofollow", "do not follow symlinks to configs", &s.noFollow),
-		config.BoolSetting("emperor-graceful-shutdown", "stop vassals with byte 2 (graceful) instead of 0", &s.graceful),
+		uwsgiFlag("emperor-no-blacklist", "never delay respawns", &s.noBlacklist),
+		uwsgiFlag("emperor-nofollow", "do not follow symlinks to configs", &s.noFollow),
+		uwsgiFlag("emperor-graceful-shutdown", "stop vassals with byte 2 (graceful) instead of 0", &s.graceful),
 		config.ListSetting("emperor-extra-extension", "another config extension (loaded with --config)", &s.extraExtensions, ""),
 		config.StringSetting("emperor-use-clone", "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup", &s.useClone),
-		config.BoolSetting("emperor-tyrant", "run each vassal as the owner of its config (never root)", &s.tyrant),
+		uwsgiFlag("emperor-tyrant", "run each vassal as the owner of its config (never root)", &s.tyrant),
 		config.StringSetting("emperor-cap", "capabilities every vassal keeps, uWSGI names or numbers: setuid,net_bind_service", &s.caps),
 		{Name: "emperor-cgroup", Help: "put each vassal in a cgroup of its own: auto (default: wherever the Emperor can make them), true or false (implied by any emperor-cgroup-* limit)", Set: s.setCgroup},
 		config.ListSetting("emperor-cgroup-memory", "memory limit of each vassal's cgroup: 64M, 1G", &s.cgroupLimits, "memory="),
 		config.ListSetting("emperor-cgroup-pids", "most tasks in each vassal's cgroup", &s.cgroupLimits, "pids="),
 		config.ListSetting("emperor-cgroup-cpu-weight", "CPU weight of each vassal's cgroup, 1-10000 (100: default)", &s.cgroupLimits, "cpu-weight="),
 		config.ListSetting("emperor-cgroup-cpu-quota", "percent of one CPU each vassal's cgroup may use: 50%, 200%", &s.cgroupLimits, "cpu-quota="),
-		config.BoolSetting("emperor-tyrant-initgroups", "tyrant vassals get their owner's supplementary groups", &s.tyrantInitgroups),
-		config.BoolSetting("emperor-tyrant-nofollow", "tyrant mode: the owner of a symlink, not of its target, decides", &s.tyrantNofollow),
+		uwsgiFlag("emperor-tyrant-initgroups", "tyrant vassals get their owner's supplementary groups", &s.tyrantInitgroups),
+		uwsgiFlag("emperor-tyrant-nofollow", "tyrant mode: the owner of a symlink, not of its target, decides", &s.tyrantNofollow),
 		config.ListSetting("exec-as-emperor", "shell command the Emperor runs after each spawn (UWSGI_VASSAL_PID, ...)", &s.execAsEmperor, ""),
 		config.ListSetting("exec-as-vassal", "shell command run in the vassal's namespaces before its exec", &s.execAsVassal, ""),
 		config.DurationSetting("emperor-hook-timeout", "seconds each hook may run (default 30)", &s.hookTimeout, time.Second),
@@ -122,39 +126,20 @@ func (s *settings) coreOptions() []config.Setting {
 		config.StringSetting("emperor-pidfile", "write the Emperor's pid to this file", &s.pidfile),
 		config.StringSetting("log-format", "text (default) or json", &s.logFormat),
 		config.StringSetting("log-level", "debug, info (default), warn or error", &s.logLevel),
-		config.BoolSetting("help", "show this help", &s.help),
-		config.BoolSetting("version", "show the version", &s.version),
+		uwsgiFlag("help", "show this help", &s.help),
+		uwsgiFlag("version", "show the version", &s.version),
 		config.ListSetting("set-placeholder", "KEY=VALUE placeholder for %(KEY)", new([]string), ""),
 		config.ListSetting("set-ph", "alias of set-placeholder", new([]string), ""),
 	}
 }
 
-// ignoredUWSGI are uWSGI options an existing emperor.ini may carry that this
-// Emperor does not act on (yet); they are logged, never silently dropped.
-var ignoredUWSGI = map[string]string{
-	"master":               "the Emperor needs no master process",
-	"vacuum":               "the Emperor creates no sockets to clean",
-	"die-on-term":          "SIGTERM always runs Ragnarok",
-	"strict":               "the Emperor's config is always strict",
-	"emperor-stats":        "not implemented yet",
-	"emperor-stats-server": "not implemented yet",
-	"emperor-procname":     "process names are not changed",
-	"auto-procname":        "process names are not changed",
-	"procname-prefix":      "process names are not changed",
-	"memory-report":        "not applicable",
-	"logdate":              "log lines always carry a time",
-	"log-date":             "log lines always carry a time",
-	"thunder-lock":         "not applicable",
-	"enable-threads":       "not applicable",
-	"plugin":               "the Emperor loads no plugins",
-	"plugins":              "the Emperor loads no plugins",
-}
-
 var placeholderRef = regexp.MustCompile(`%\(([^)\s]+)\)`)
 
-// apply reads a parsed config into s. Options that name no Emperor setting
-// are an error naming file and line, unless they are uWSGI options we
-// deliberately ignore or placeholders that another value uses as %(name).
+// apply reads a parsed config into s: each option with a Setting is
+// applied; the others follow uWSGI's rules, saying why (policy.go): a uWSGI
+// option is accepted with a notice, a key that is no uWSGI option is a
+// placeholder in a config file (an error in strict mode) and refused on
+// the command line.
 func (s *settings) apply(c *config.Config, raw *config.Config) error {
 	table := s.optionTable()
 	// Keys referenced as %(key) anywhere are placeholders, as in uWSGI.
@@ -164,23 +149,40 @@ func (s *settings) apply(c *config.Config, raw *config.Config) error {
 			refs[m[1]] = true
 		}
 	}
+	// strict is immediate in uWSGI: it holds for the whole config.
+	strict := false
 	for _, o := range c.Options {
-		spec, ok := table[o.Key]
-		if !ok {
-			if _, ign := ignoredUWSGI[o.Key]; ign {
-				s.ignoredOptions = append(s.ignoredOptions, o)
-				continue
-			}
-			if refs[o.Key] {
-				continue
-			}
-			return &config.Error{File: o.File, Line: o.Line, Key: o.Key, Err: fmt.Errorf("unknown option"),
-				Hint: "see emperor --help; a placeholder must be used as %(" + o.Key + ")"}
-		}
-		if err := config.ApplyOption(spec, o); err != nil {
-			return err
+		if o.Key == "strict" {
+			_ = uwsgiFlag("strict", "", &strict).Set(o.Value)
 		}
 	}
+	for _, o := range c.Options {
+		if o.Key == "stats" || o.Key == "stats-server" {
+			s.proc.stats = append(s.proc.stats, o) // see processSettings.finish
+			continue
+		}
+		if spec, ok := table[o.Key]; ok {
+			if err := config.ApplyOption(spec, o); err != nil {
+				return err
+			}
+			if why, ok := acknowledged[o.Key]; ok {
+				s.notices = append(s.notices, notice{opt: o, msg: "option accepted", why: why})
+			}
+			continue
+		}
+		if n, ok := classify(o); ok {
+			s.notices = append(s.notices, n)
+			continue
+		}
+		n, err := unknownOption(o, strict, refs[o.Key] || s.placeholderNames[o.Key])
+		if err != nil {
+			return err
+		}
+		if n != nil {
+			s.notices = append(s.notices, *n)
+		}
+	}
+	s.proc.finish(s)
 	return nil
 }
 
