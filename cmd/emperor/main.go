@@ -113,6 +113,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "emperor", Version)
 		return 0
 	}
+	if code, done := s.process.detach(stderr); done { // daemonize (daemon.go)
+		return code
+	}
+	if err := s.process.openLog(); err != nil { // logto (logging.go)
+		fmt.Fprintln(stderr, "emperor:", err)
+		return 1
+	}
 	logger, err := newLogger(s, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "emperor:", err)
@@ -121,11 +128,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, o := range s.ignoredOptions {
 		logger.Warn("option ignored", "option", o.Key, "file", o.File, "line", o.Line, "why", ignoredUWSGI[o.Key])
 	}
-	if err := serve(ctx, s, logger); err != nil {
+	// Pidfiles and hooks around the start, as uWSGI orders them (process.go).
+	err = s.process.beforeDrop(logger, s.hookTimeout, -1, -1)
+	if err == nil {
+		err = s.process.afterDrop(logger, s.hookTimeout)
+	}
+	if err == nil {
+		err = serve(ctx, s, logger)
+	}
+	s.process.atExit(logger, s.hookTimeout)
+	if err != nil {
 		logger.Error("the Emperor failed", "err", err)
 		return 1
 	}
-	return 0
+	return s.process.restartIfAsked(logger) // touch-reload (touchreload.go)
 }
 
 // parseSettings reads the command line and every config file it names.
@@ -169,7 +185,7 @@ func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 			return nil, fmt.Errorf("log-level: %w", err)
 		}
 	}
-	ho := &slog.HandlerOptions{Level: level}
+	ho := &slog.HandlerOptions{Level: level, ReplaceAttr: s.process.replaceTime()} // log-date FORMAT
 	// Every line, the monitors' too, goes through logburst: no vassal, no
 	// config source can fill the log with one line repeated.
 	switch s.logFormat {
@@ -214,17 +230,13 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		}
 		mons = append(mons, m)
 	}
-	if s.pidfile != "" {
-		if err := os.WriteFile(s.pidfile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
-			return fmt.Errorf("emperor-pidfile: %w", err)
-		}
-		defer os.Remove(s.pidfile)
-	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH, syscall.SIGURG,
 		syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
+	emperorSigs, stopSigs := s.process.signals(sigs, freq, logger) // log-reopen, touch-reload (touchreload.go)
+	defer stopSigs()
 
 	opts := emperor.Options{
 		Monitors:          mons,
@@ -248,7 +260,9 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		MaxThrottle:       s.maxThrottle,
 		NoBlacklist:       s.noBlacklist,
 		Env:               vassalEnviron(),
-		Signals:           sigs,
+		Signals:           emperorSigs,
+		VassalsStartHook:  s.process.vassalsStartHook,
+		VassalsStopHook:   s.process.vassalsStopHook,
 		Stats:             s.stats,
 		CommandSocket:     s.commandSocket,
 		Metrics:           s.metrics,
