@@ -15,29 +15,29 @@ import (
 // it (touchreload.go), the hooks around its start (starthooks.go) and
 // those around each vassal's start and stop (emperor/hooks.go).
 type processSettings struct {
-	logto, logto2      string
-	logDate            string // "" off, "true" on, otherwise a strftime format
-	logReopen          bool
-	logfileChown       bool
-	disableLogging     bool
-	daemonize          string
-	daemonize2         string
-	pidfile, pidfile2  string
-	safePidfile        string
-	safePidfile2       string
-	emperorPidfile     string
-	vacuum             bool
-	touchReload        []string
-	hooks              startHooks // hook-* and exec-* around the Emperor's start
-	vassalsStartHook   string
-	vassalsStopHook    string
-	restart            restartState // set by touch-reload (touchreload.go)
-	log                *logFile     // the log file in use (logging.go)
-	exe                string       // this binary, resolved at start, for a restart
-	daemon             bool         // this process is the daemon daemonize started (daemon.go)
-	restarted          bool         // this process is a touch-reload restart (touchreload.go)
-	detached           *os.File     // daemonize2: tells the first process the daemon is up (daemon.go)
-	foreground         string       // why daemonize does not detach, if it does not (daemon.go)
+	logto, logto2     string
+	logDate           string // "" off, "true" on, otherwise a strftime format
+	logReopen         bool
+	logfileChown      bool
+	disableLogging    bool
+	daemonize         string
+	daemonize2        string
+	pidfile, pidfile2 string
+	safePidfile       string
+	safePidfile2      string
+	emperorPidfile    string
+	vacuum            bool
+	touchReload       []string
+	hooks             startHooks // hook-* and exec-* around the Emperor's start
+	vassalsStartHook  string
+	vassalsStopHook   string
+	restart           restartState // set by touch-reload (touchreload.go)
+	log               *logFile     // the log file in use (logging.go)
+	exe               string       // this binary, resolved at start, for a restart
+	daemon            bool         // this process is the daemon daemonize started (daemon.go)
+	restarted         bool         // this process is a touch-reload restart (touchreload.go)
+	detached          *os.File     // daemonize2: tells the first process the daemon is up (daemon.go)
+	foreground        string       // why daemonize does not detach, if it does not (daemon.go)
 }
 
 // options are the settings' options, with uWSGI's names.
