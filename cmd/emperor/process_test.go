@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/emperor-dev/emperor/cgroup"
 	"github.com/emperor-dev/emperor/internal/testkit"
 )
 
@@ -171,7 +172,7 @@ func TestDaemonizeDetachesAndKeepsItsGuarantees(t *testing.T) {
 		files[o] = filepath.Join(run, o)
 		args = append(args, "--"+o, files[o])
 	}
-	start := func(t *testing.T, extra ...string) (daemon, vassal int) {
+	start := func(t *testing.T, extra ...string) (daemon, vassal, worker int) {
 		t.Helper()
 		for _, f := range files {
 			os.Remove(f)
@@ -201,19 +202,29 @@ func TestDaemonizeDetachesAndKeepsItsGuarantees(t *testing.T) {
 			t.Errorf("the daemon's stdin is %q, want /dev/null", l)
 		}
 		vassal, _ = strconv.Atoi(fieldValue(lineWith(text, `msg="vassal running"`), "pid"))
-		return daemon, vassal
+		worker, _ = strconv.Atoi(fieldValue(lineWith(text, `msg="worker started"`), "pid"))
+		if worker > 0 {
+			killAtEnd(t, worker)
+		}
+		return daemon, vassal, worker
 	}
 
-	daemon, vassal := start(t)
+	// Killed, the daemon takes its vassals with it, and its guardian (with
+	// cgroups) their workers.
+	daemon, vassal, worker := start(t)
+	pids := []int{daemon, vassal}
+	if _, err := cgroup.Open(); err == nil && os.Getuid() == 0 {
+		pids = append(pids, worker)
+	}
 	if err := syscall.Kill(daemon, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if left := testkit.WaitGone([]int{daemon, vassal}); len(left) > 0 {
-		t.Fatalf("processes %v outlived the killed daemon (daemon %d, vassal %d)", left, daemon, vassal)
+	if left := testkit.WaitGone(pids); len(left) > 0 {
+		t.Fatalf("processes %v outlived the killed daemon (daemon, vassal, worker: %v)", left, pids)
 	}
 
 	os.Remove(logfile)
-	daemon, vassal = start(t, "--vacuum")
+	daemon, vassal, _ = start(t, "--vacuum")
 	syscall.Kill(daemon, syscall.SIGTERM)
 	if left := testkit.WaitGone([]int{daemon, vassal}); len(left) > 0 {
 		t.Fatalf("processes %v outlived Ragnarok", left)
