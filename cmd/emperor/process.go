@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/emperor-dev/emperor/config"
@@ -47,9 +48,9 @@ func (p *processSettings) options() []config.Setting {
 		config.StringSetting("logto2", "as logto, opened once the Emperor's settings are applied (uWSGI: after privileges drop)", &p.logto2),
 		{Name: "log-date", Help: "time of each log line as a strftime format (bare or true: the default RFC 3339 time)", Set: p.setLogDate},
 		{Name: "logdate", Help: "alias of log-date", Set: p.setLogDate},
-		config.BoolSetting("log-reopen", "reopen the log file on SIGHUP and on a restart (for logrotate)", &p.logReopen),
-		config.BoolSetting("logfile-chown", "chown the log file to the user the Emperor runs as", &p.logfileChown),
-		config.BoolSetting("disable-logging", "uWSGI's request logging off: the Emperor logs no requests, accepted and does nothing", &p.disableLogging),
+		uwsgiFlag("log-reopen", "reopen the log file on SIGHUP and on a restart (for logrotate)", &p.logReopen),
+		uwsgiFlag("logfile-chown", "chown the log file to the user the Emperor runs as", &p.logfileChown),
+		uwsgiFlag("disable-logging", "uWSGI's request logging off: the Emperor logs no requests, accepted and does nothing", &p.disableLogging),
 		config.StringSetting("daemonize", "detach from the terminal and log to FILE (/dev/null allowed)", &p.daemonize),
 		config.StringSetting("daemonize2", "as daemonize, once the start hooks have run", &p.daemonize2),
 		config.StringSetting("pidfile", "write the Emperor's pid to FILE at start", &p.pidfile),
@@ -57,19 +58,37 @@ func (p *processSettings) options() []config.Setting {
 		config.StringSetting("safe-pidfile", "as pidfile, written atomically (a temporary file renamed)", &p.safePidfile),
 		config.StringSetting("safe-pidfile2", "as pidfile2, written atomically (a temporary file renamed)", &p.safePidfile2),
 		config.StringSetting("emperor-pidfile", "write the Emperor's pid to this file (removed at a clean exit)", &p.emperorPidfile),
-		config.BoolSetting("vacuum", "remove pidfile, pidfile2, safe-pidfile and safe-pidfile2 at exit", &p.vacuum),
+		uwsgiFlag("vacuum", "remove pidfile, pidfile2, safe-pidfile and safe-pidfile2 at exit", &p.vacuum),
 		config.ListSetting("touch-reload", "restart the Emperor (and its vassals) when FILE's mtime changes (repeatable)", &p.touchReload, ""),
 		config.StringSetting("vassals-start-hook", "program run as PROGRAM NAME before each vassal's exec, with UWSGI_VASSALS_DIR", &p.vassalsStartHook),
 		config.StringSetting("vassals-stop-hook", "program run as PROGRAM NAME after each vassal's death, with UWSGI_VASSALS_DIR", &p.vassalsStopHook),
 	}, p.hooks.options()...)
 }
 
-// setLogDate reads log-date: bare or a true value turns dates on, any
-// other value is a strftime format (as uWSGI reads it: "false" too).
+// uwsgiFlag is a flag read as uWSGI reads one: false, off, no and 0
+// (any case but 0) turn it off, anything else (logfile-chown = www-data too)
+// turns it on.
+func uwsgiFlag(name, help string, p *bool) config.Setting {
+	return config.Setting{Name: name, Help: help, Set: func(v string) error {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "false", "off", "no", "0":
+			*p = false
+		default:
+			*p = true
+		}
+		return nil
+	}}
+}
+
+// setLogDate reads log-date: bare or true, 1, on, yes turns dates on,
+// false, off, no, 0 off; any other value is a strftime format. (uWSGI
+// takes "false" for a format and prefixes each line with it.)
 func (p *processSettings) setLogDate(v string) error {
-	switch v {
-	case "", "1", "true", "on", "yes", "TRUE", "True", "ON", "On", "YES", "Yes":
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "1", "true", "on", "yes":
 		p.logDate = "true"
+	case "0", "false", "off", "no":
+		p.logDate = ""
 	default:
 		p.logDate = v
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -401,8 +402,15 @@ func TestStrftime(t *testing.T) {
 	}
 }
 
+func TestFlagsReadAsUWSGI(t *testing.T) {
+	s, err := parseSettings([]string{"--logfile-chown", "cheshire", "--log-reopen", "--vacuum", "off", "--disable-logging", "1"})
+	if err != nil || !s.process.logfileChown || !s.process.logReopen || s.process.vacuum || !s.process.disableLogging {
+		t.Errorf("flags: %v, %+v", err, s.process)
+	}
+}
+
 func TestLogDateReadsAsUWSGI(t *testing.T) {
-	for value, want := range map[string]string{"": "true", "true": "true", "1": "true", "%Y": "%Y", "false": "false"} {
+	for value, want := range map[string]string{"": "true", "true": "true", "1": "true", "%Y": "%Y", "false": "", "Off": ""} {
 		s, err := parseSettings([]string{"--log-date", value})
 		if value == "" {
 			s, err = parseSettings([]string{"--log-date"})
@@ -410,5 +418,53 @@ func TestLogDateReadsAsUWSGI(t *testing.T) {
 		if err != nil || s.process.logDate != want {
 			t.Errorf("log-date %q: %v, %q; want %q", value, err, s.process.logDate, want)
 		}
+	}
+}
+
+// TestLogto2OpensAfterTheStartHooks: the start hooks log where the Emperor
+// started; logto2 takes over after them. logto also sends to udp.
+func TestLogto2OpensAfterTheStartHooks(t *testing.T) {
+	bin := buildBinaries(t)
+	logfile := filepath.Join(t.TempDir(), "late.log")
+	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", t.TempDir(), "--logto2", logfile, "--exec-as-user", "true")
+	early := pipeLines(t, cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killAtEnd(t, cmd.Process.Pid)
+	early.WaitFor(t, `msg="running command"`)
+	text := waitFile(t, logfile, `msg="the Emperor is ruling"`)
+	if strings.Contains(text, "running command") || early.Find("the Emperor is ruling") != "" {
+		t.Errorf("lines on the wrong side of logto2:\nbefore:\n%s\nlogto2:\n%s", early, text)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cmd = exec.Command(filepath.Join(bin, "emperor"), "--dir", t.TempDir(), "--logto", conn.LocalAddr().String())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killAtEnd(t, cmd.Process.Pid)
+	conn.SetReadDeadline(time.Now().Add(testkit.Deadline))
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no udp log line: %v", err)
+		}
+		if strings.Contains(string(buf[:n]), "the Emperor is ruling") {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatal(err)
 	}
 }
