@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/emperor-dev/emperor/monitor"
 )
 
@@ -182,4 +184,14 @@ func runProgram(prog, arg string, env []string, stdout, stderr *os.File, timeout
 // shellQuote quotes s for /bin/sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// reloadingNotice tells systemd the Emperor restarts (touch-reload): the
+// READY=1 of the re-executed Emperor ends the reload. MONOTONIC_USEC is
+// what systemd 253 and later want beside RELOADING=1.
+func reloadingNotice() string {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	us := ts.Sec*1_000_000 + ts.Nsec/1000
+	return "RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(us, 10) + "\nSTATUS=touch-reload: restarting the Emperor\n"
 }

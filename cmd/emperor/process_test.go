@@ -405,7 +405,7 @@ func TestStrftime(t *testing.T) {
 func TestFlagsReadAsUWSGI(t *testing.T) {
 	s, err := parseSettings([]string{"--logfile-chown", "cheshire", "--log-reopen", "--vacuum", "off", "--disable-logging", "1"})
 	if err != nil || !s.process.logfileChown || !s.process.logReopen || s.process.vacuum || !s.process.disableLogging {
-		t.Errorf("flags: %v, %+v", err, s.process)
+		t.Errorf("flags: %v, %+v", err, &s.process)
 	}
 }
 
@@ -466,5 +466,72 @@ func TestLogto2OpensAfterTheStartHooks(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := waitExit(t, cmd); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUnderSystemdDaemonizeStaysAndRestartReloads: with NOTIFY_SOCKET set,
+// daemonize does not detach (systemd tracks the process it started) and
+// only sends the log to its file; a touch-reload restart tells systemd
+// RELOADING=1 then READY=1 again, never STOPPING=1, which would make
+// systemd stop the unit.
+func TestUnderSystemdDaemonizeStaysAndRestartReloads(t *testing.T) {
+	bin := buildBinaries(t)
+	run := t.TempDir()
+	sock := filepath.Join(run, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	messages := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(messages)
+				return
+			}
+			messages <- string(buf[:n])
+		}
+	}()
+	next := func(want string) {
+		t.Helper()
+		deadline := time.After(testkit.Deadline)
+		for {
+			select {
+			case m, ok := <-messages:
+				if !ok {
+					t.Fatalf("notify socket closed before %q", want)
+				}
+				if strings.Contains(m, "STOPPING=1") && want != "STOPPING=1" {
+					t.Fatalf("systemd was told %q while waiting for %q", m, want)
+				}
+				if strings.Contains(m, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q on the notify socket", want)
+			}
+		}
+	}
+	logfile, touch := filepath.Join(run, "emperor.log"), filepath.Join(run, "touch")
+	os.WriteFile(touch, nil, 0o644)
+	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", t.TempDir(), "--daemonize", logfile, "--touch-reload", touch)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killAtEnd(t, cmd.Process.Pid)
+	next("READY=1")
+	waitFile(t, logfile, "daemonize: staying in the foreground", "NOTIFY_SOCKET")
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(touch, later, later)
+	next("RELOADING=1")
+	next("READY=1")
+	cmd.Process.Signal(syscall.SIGTERM)
+	next("STOPPING=1")
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/emperor-dev/emperor/emperor"
 )
 
 // restartState says whether a touch-reload asked the Emperor to restart.
@@ -22,7 +24,7 @@ func (r *restartState) asked() bool { return r.on.Load() }
 // signals passes the OS signals on to the Emperor and acts on two things
 // itself: SIGHUP reopens the log file (log-reopen; SIGHUP still reloads
 // every vassal, as in uWSGI), and a touched touch-reload file asks for a
-// restart and sends the Emperor SIGTERM: Ragnarok, after which run
+// restart and sends the Emperor emperor.RestartSignal: Ragnarok, after which run
 // re-executes the Emperor. stop ends the goroutine.
 //
 // A restart ends every vassal and starts them again: handing them over to
@@ -59,7 +61,7 @@ func (p *processSettings) signals(in <-chan os.Signal, freq time.Duration, log *
 				log.Info("touch-reload: restarting the Emperor; its vassals restart with it", "file", f)
 				p.restart.on.Store(true)
 				select {
-				case fwd <- syscall.SIGTERM:
+				case fwd <- emperor.RestartSignal{}:
 				case <-ctx.Done():
 					return
 				}
