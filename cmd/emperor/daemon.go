@@ -76,13 +76,14 @@ func (p *processSettings) startIntermediate(stderr io.Writer) int {
 		return 1
 	}
 	defer devnull.Close()
-	out, stage := os.Stderr, "1"
+	stdout, out, stage := os.Stdout, os.Stderr, "1"
 	if p.daemonize != "" {
 		if out, err = openLogTarget(p.daemonize); err != nil {
 			fmt.Fprintln(stderr, "emperor: daemonize:", err)
 			return 1
 		}
 		defer out.Close()
+		stdout = out
 	}
 	var r, w *os.File
 	if p.daemonize == "" {
@@ -93,7 +94,7 @@ func (p *processSettings) startIntermediate(stderr io.Writer) int {
 		defer r.Close()
 		stage = "1n"
 	}
-	cmd := p.self(stage, devnull, out, w)
+	cmd := p.self(stage, devnull, stdout, out, w)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Run()
 	if w != nil {
@@ -121,7 +122,7 @@ func (p *processSettings) startDaemon(notify bool, stderr io.Writer) int {
 	if notify {
 		stage, w = "2n", os.NewFile(3, "daemonize2")
 	}
-	if err := p.self(stage, os.Stdin, os.Stderr, w).Start(); err != nil {
+	if err := p.self(stage, os.Stdin, os.Stdout, os.Stderr, w).Start(); err != nil {
 		fmt.Fprintln(stderr, "emperor: daemonize:", err)
 		return 1
 	}
@@ -129,7 +130,7 @@ func (p *processSettings) startDaemon(notify bool, stderr io.Writer) int {
 }
 
 // self is this binary with this process's argv, marked as stage.
-func (p *processSettings) self(stage string, stdin, out, notify *os.File) *exec.Cmd {
+func (p *processSettings) self(stage string, stdin, stdout, stderr, notify *os.File) *exec.Cmd {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = "/proc/self/exe"
@@ -140,7 +141,7 @@ func (p *processSettings) self(stage string, stdin, out, notify *os.File) *exec.
 	if p.restarted {
 		cmd.Env = append(cmd.Env, restartEnv+"=1")
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, out, out
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	if notify != nil {
 		cmd.ExtraFiles = []*os.File{notify}
 	}
