@@ -95,19 +95,21 @@ func (p *processSettings) setLogDate(v string) error {
 	return nil
 }
 
-// phases is what run calls around the Emperor's start, in uWSGI's order:
+// beforeDrop is the first of the phases run goes through around the
+// Emperor's start, in uWSGI's order:
 //
-//	detach        daemonize: the first process returns here (daemon.go)
-//	openLog       logto, or the daemon's file; nothing on a restart unless log-reopen
-//	beforeDrop    pidfile, hook/exec pre-jail (not on a restart), in-jail, as-root, logfile-chown
-//	              (privileges drop here once uid/gid are acted on)
-//	afterDrop     hook/exec as-user, logto2, pidfile2, safe-pidfiles, daemonize2, emperor-pidfile
-//	serve         the Emperor; SIGHUP reopens the log, touch-reload restarts (touchreload.go)
-//	atExit        hook/exec as-user-atexit, vacuum, emperor-pidfile removed; then a restart re-executes
+//	detach      daemonize: the first process returns there (daemon.go)
+//	openLog     logto, or daemonize's file; on a restart only with log-reopen (logging.go)
+//	beforeDrop  pidfile, safe-pidfile, hook/exec pre-jail (those three not on a restart),
+//	            in-jail, as-root (as root only), logfile-chown
+//	            (privileges drop here once uid/gid are acted on)
+//	afterDrop   hook/exec as-user, logto2, pidfile2, safe-pidfile2, daemonize2, emperor-pidfile
+//	serve       the Emperor; SIGHUP reopens the log, touch-reload restarts (touchreload.go)
+//	atExit      hook/exec as-user-atexit; at an exit, vacuum's pidfiles and the emperor-pidfile go
+//	            then, after a touch-reload, the re-exec (touchreload.go)
 //
-// beforeDrop runs the hooks as uWSGI does at its start: uid and gid (the
-// user the Emperor will run as; -1 while privileges are not dropped) are
-// for logfile-chown.
+// uid and gid are the user the Emperor will run as, for logfile-chown; -1
+// while it drops no privileges.
 func (p *processSettings) beforeDrop(log *slog.Logger, timeout time.Duration, uid, gid int) error {
 	if p.exe == "" {
 		p.exe, _ = os.Executable()
@@ -147,8 +149,8 @@ func (p *processSettings) beforeDrop(log *slog.Logger, timeout time.Duration, ui
 	return nil
 }
 
-// afterDrop runs the as-user hooks, opens logto2, writes pidfile2 and the
-// safe pidfiles and, with daemonize2, detaches.
+// afterDrop runs the as-user hooks, opens logto2, writes pidfile2 and
+// safe-pidfile2, detaches with daemonize2 and writes the emperor-pidfile.
 func (p *processSettings) afterDrop(log *slog.Logger, timeout time.Duration) error {
 	if err := p.hooks.run(log, "as user", timeout); err != nil {
 		return err
