@@ -68,6 +68,7 @@ type Emperor struct {
 	hookDone      chan hookResult // exec-as-emperor outcomes (hooks.go)
 	done          chan struct{}   // closed when the loop exits
 	cgroups       sync.WaitGroup  // cgroups being emptied and removed (isolation.go)
+	stopHooks     sync.WaitGroup  // vassals-stop-hook runs under way (hooks.go)
 	// statsBody and metricsBody render the answers of the stats and
 	// metrics servers, shared among clients asking together (render.go).
 	statsBody, metricsBody *renderer
@@ -202,7 +203,8 @@ func (e *Emperor) Run(ctx context.Context) error {
 	}
 	e.log.Info("the Emperor is ruling", "monitors", len(e.opts.Monitors), "binary", e.opts.Binary, "pid", os.Getpid())
 	err = e.loop(ctx, reqs, cancelMonitors)
-	e.cgroups.Wait() // every vassal's cgroup is gone before the Emperor is
+	e.cgroups.Wait()   // every vassal's cgroup is gone before the Emperor is
+	e.stopHooks.Wait() // and every stop hook has run
 	close(e.done)
 	return err
 }

@@ -112,6 +112,7 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 	e.live--
 	e.doneStarting(v)
 	e.endTree(v, p, &st) // kill what is left in its cgroup; note an OOM kill (isolation.go)
+	e.vassalStopHook(v)  // vassals-stop-hook (hooks.go)
 	if v.said.hbTimer != nil {
 		v.said.hbTimer.Stop()
 		v.said.hbTimer = nil

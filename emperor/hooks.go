@@ -5,9 +5,13 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/monitor"
 )
@@ -103,4 +107,91 @@ func runShell(command string, env []string, stdout, stderr *os.File, timeout tim
 		return errors.New("killed after the hook timeout " + timeout.String())
 	}
 	return err
+}
+
+// vassalStartHook is vassals-start-hook as the vassal's init stage runs
+// it, first of its exec-as-vassal hooks: uWSGI runs PROGRAM NAME in the
+// forked vassal before its exec (no shell: PROGRAM is a path), with
+// UWSGI_VASSALS_DIR set to the vassal's config directory, and only logs a
+// failure. So here: the init stage's /bin/sh runs the program with the
+// name as its one argument, both quoted, and a failure prints one line on
+// the vassal's stderr and the spawn goes on; the hook runs before the
+// vassal's exec, so what it prepares is there when the vassal starts.
+// Unlike uWSGI it runs before a tyrant vassal drops to its owner, with the
+// Emperor's credentials, and emperor-hook-timeout bounds it: a hook killed
+// at the timeout fails the spawn like an exec-as-vassal.
+func (e *Emperor) vassalStartHook(v *vassal) []string {
+	prog := e.opts.VassalsStartHook
+	if prog == "" {
+		return nil
+	}
+	cmd := shellQuote(prog) + " " + shellQuote(v.key.Name)
+	if v.ev.Path != "" {
+		cmd = "UWSGI_VASSALS_DIR=" + shellQuote(filepath.Dir(v.ev.Path)) + " " + cmd
+	}
+	return []string{cmd + " || printf '[emperor] %s start-hook returned %s\\n' " + shellQuote(v.key.Name) + ` "$?" >&2`}
+}
+
+// vassalStopHook runs vassals-stop-hook after a vassal's process died, in
+// a goroutine of its own bounded by HookTimeout: PROGRAM NAME, no shell, with
+// UWSGI_VASSALS_DIR (uWSGI runs it whenever it deletes an instance, and in
+// Ragnarok for every vassal before stopping it, which then sends no stop
+// byte, bug B2; here it runs after each death, Ragnarok's too). Run waits
+// for the hooks under way before it returns.
+func (e *Emperor) vassalStopHook(v *vassal) {
+	prog := e.opts.VassalsStopHook
+	if prog == "" {
+		return
+	}
+	env := e.baseEnv[:len(e.baseEnv):len(e.baseEnv)]
+	if v.ev.Path != "" {
+		env = append(env, "UWSGI_VASSALS_DIR="+filepath.Dir(v.ev.Path))
+	}
+	attrs := e.attrs(v, "hook", prog)
+	name, timeout := v.key.Name, e.opts.HookTimeout
+	e.stopHooks.Add(1)
+	go func() {
+		defer e.stopHooks.Done()
+		start := time.Now()
+		err := runProgram(prog, name, env, e.opts.Stdout, e.opts.Stderr, timeout)
+		attrs = append(attrs, "took", time.Since(start))
+		if err != nil {
+			e.log.Warn("vassals-stop-hook failed", append(attrs, "err", err)...)
+			return
+		}
+		e.log.Info("vassals-stop-hook ran", attrs...)
+	}()
+}
+
+// runProgram runs prog with one argument, as uWSGI's hooks exec it, in a
+// process group of its own killed whole at the timeout.
+func runProgram(prog, arg string, env []string, stdout, stderr *os.File, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, arg)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return errors.New("killed after the hook timeout " + timeout.String())
+	}
+	return err
+}
+
+// shellQuote quotes s for /bin/sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// reloadingNotice tells systemd the Emperor restarts (touch-reload): the
+// READY=1 of the re-executed Emperor ends the reload. MONOTONIC_USEC is
+// what systemd 253 and later want beside RELOADING=1.
+func reloadingNotice() string {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	us := ts.Sec*1_000_000 + ts.Nsec/1000
+	return "RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(us, 10) + "\nSTATUS=touch-reload: restarting the Emperor\n"
 }

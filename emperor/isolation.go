@@ -32,7 +32,7 @@ func (e *Emperor) isolate(spec *Spec, v *vassal) {
 		spec.Hostname = hostname(v.key.Name)
 	}
 	spec.InitGroups = o.TyrantInitgroups && (spec.Credential != nil || spec.OpenOnce)
-	spec.Hooks, spec.HookTimeout = o.ExecAsVassal, o.HookTimeout
+	spec.Hooks, spec.HookTimeout = append(e.vassalStartHook(v), o.ExecAsVassal...), o.HookTimeout // hooks.go
 	if o.Cgroup {
 		spec.Cgroup, spec.CgroupLimits = true, o.CgroupLimits
 		spec.ConfigPath = v.ev.Path

@@ -69,6 +69,10 @@ type Options struct {
 	// bounded by HookTimeout (exec-as-emperor). ExecAsVassal run inside
 	// the vassal's new namespaces before exec (exec-as-vassal).
 	ExecAsEmperor, ExecAsVassal []string
+	// VassalsStartHook and VassalsStopHook are programs run as PROGRAM NAME
+	// before each vassal's exec and after each of its deaths
+	// (vassals-start-hook, vassals-stop-hook; hooks.go).
+	VassalsStartHook, VassalsStopHook string
 	// HookTimeout bounds each hook (default 30 s).
 	HookTimeout time.Duration
 

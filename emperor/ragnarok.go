@@ -14,7 +14,11 @@ func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc
 		return
 	}
 	e.ragnarok = true
-	e.notify.send("STOPPING=1\nSTATUS=Ragnarok: stopping every vassal\n")
+	if reason == (RestartSignal{}).String() {
+		e.notify.send(reloadingNotice()) // hooks.go
+	} else {
+		e.notify.send("STOPPING=1\nSTATUS=Ragnarok: stopping every vassal\n")
+	}
 	cancelMonitors()
 	e.log.Info("Ragnarok: stopping every vassal", "reason", reason, "vassals", len(e.vassals), "mercy", e.opts.ReloadMercy)
 	// Spawns not yet on the spawner thread never happen.

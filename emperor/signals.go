@@ -27,7 +27,7 @@ func (e *Emperor) signal(sig os.Signal, cancelMonitors context.CancelFunc) {
 		}
 	case syscall.SIGURG:
 		e.log.Info("SIGURG: clearing the blacklist", "cleared", e.clearPenalties(nil))
-	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT:
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, RestartSignal{}:
 		e.startRagnarok(sig.String(), cancelMonitors)
 	default:
 		e.log.Debug("ignored signal", "signal", sig.String())
@@ -43,3 +43,11 @@ func (e *Emperor) logStatus() {
 			"reloads", v.reloads, "restarts", v.restarts, "last_exit", v.lastExit)...)
 	}
 }
+
+// RestartSignal, sent on Options.Signals, runs Ragnarok before the Emperor
+// re-executes itself (touch-reload): systemd hears RELOADING=1, not
+// STOPPING=1, so it waits for the new READY=1 instead of stopping the unit.
+type RestartSignal struct{}
+
+func (RestartSignal) String() string { return "restart" }
+func (RestartSignal) Signal()        {}

@@ -131,17 +131,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printMonitorList(stdout)
 		return 0
 	}
+	// The image that dropped privileges by re-executing (process.go) is
+	// already detached, logging where it should and past the root phase.
+	dropped := os.Getenv(dropEnv) != ""
+	if code, done := s.life.detach(stderr, dropped); done { // daemonize (daemon.go)
+		return code
+	}
+	if err := s.life.openLog(dropped); err != nil { // logto (logging.go)
+		fmt.Fprintln(stderr, "emperor:", err)
+		return 1
+	}
 	logger, err := newLogger(s, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "emperor:", err)
 		return 2
 	}
 	s.logNotices(logger)
-	if err := serve(ctx, s, logger); err != nil {
+	// Pidfiles and hooks around the start and the privilege drop, in
+	// uWSGI's order (lifecycle.go, process.go).
+	if !dropped {
+		uid, gid := s.proc.ids()
+		err = s.life.beforeDrop(logger, s.hookTimeout, uid, gid)
+	}
+	if err == nil {
+		var release func()
+		if release, err = s.proc.setup(logger, s.tyrant); err == nil { // umask, flock, max-fd, uid/gid/cap, chdir
+			defer release()
+			os.Unsetenv(detachedEnv) // past the drop: no vassal gets it
+			err = s.life.afterDrop(logger, s.hookTimeout)
+		}
+	}
+	if err == nil {
+		err = serve(ctx, s, logger)
+	}
+	s.life.atExit(logger, s.hookTimeout)
+	if err != nil {
 		logger.Error("the Emperor failed", "err", err)
 		return 1
 	}
-	return 0
+	return s.life.restartIfAsked(logger) // touch-reload (touchreload.go)
 }
 
 // parseSettings reads the command line and every config file it names.
@@ -185,7 +213,7 @@ func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 			return nil, fmt.Errorf("log-level: %w", err)
 		}
 	}
-	ho := &slog.HandlerOptions{Level: level}
+	ho := &slog.HandlerOptions{Level: level, ReplaceAttr: s.life.replaceTime()} // log-date FORMAT
 	// Every line, the monitors' too, goes through logburst: no vassal, no
 	// config source can fill the log with one line repeated.
 	switch s.logFormat {
@@ -202,11 +230,6 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	if len(s.emperors) == 0 {
 		return errors.New("no monitor: give --dir DIR, --glob PATTERN or --emperor VALUE (see --help)")
 	}
-	release, err := s.proc.setup(logger, s.tyrant) // process.go: umask, flock, max-fd, uid/gid/cap, chdir
-	if err != nil {
-		return err
-	}
-	defer release()
 	binary, err := vassalBinary(s.binary)
 	if err != nil {
 		return err
@@ -235,17 +258,13 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		}
 		mons = append(mons, m)
 	}
-	if s.pidfile != "" {
-		if err := os.WriteFile(s.pidfile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
-			return fmt.Errorf("emperor-pidfile: %w", err)
-		}
-		defer os.Remove(s.pidfile)
-	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH, syscall.SIGURG,
 		syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
+	emperorSigs, stopSigs := s.life.signals(sigs, freq, logger) // log-reopen, touch-reload (touchreload.go)
+	defer stopSigs()
 
 	opts := emperor.Options{
 		Monitors:          mons,
@@ -269,7 +288,9 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		MaxThrottle:       s.maxThrottle,
 		NoBlacklist:       s.noBlacklist,
 		Env:               vassalEnviron(),
-		Signals:           sigs,
+		Signals:           emperorSigs,
+		VassalsStartHook:  s.life.vassalsStartHook,
+		VassalsStopHook:   s.life.vassalsStopHook,
 		Stats:             s.stats,
 		CommandSocket:     s.commandSocket,
 		Metrics:           s.metrics,

@@ -32,7 +32,6 @@ type settings struct {
 	noFollow        bool
 	graceful        bool
 	extraExtensions []string
-	pidfile         string
 	stats           string
 	metrics         string
 	maxStarting     int
@@ -60,13 +59,14 @@ type settings struct {
 	// monitors are the settings of each monitor scheme, which the options
 	// the schemes registered set.
 	monitors monitor.SchemeSettings
+	life     lifecycleSettings // its life: log, daemon, pidfiles, touch-reload, hooks (lifecycle.go)
 }
 
 // optionTable lists every option the Emperor understands, with uWSGI's
 // names and aliases: its own and those the monitor schemes registered.
 func (s *settings) optionTable() map[string]config.Setting {
 	t := map[string]config.Setting{}
-	for _, o := range slices.Concat(s.coreOptions(), s.monitors.Options(), s.proc.options()) {
+	for _, o := range slices.Concat(s.coreOptions(), s.monitors.Options(), s.proc.options(), s.life.options()) {
 		t[o.Name] = o
 	}
 	alias := func(name, of string) { t[name] = t[of] }
@@ -123,7 +123,6 @@ func (s *settings) coreOptions() []config.Setting {
 		config.StringSetting("emperor-command-socket", "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan", &s.commandSocket),
 		config.StringSetting("emperor-metrics", "host:port serving Prometheus metrics at /metrics", &s.metrics),
 		config.IntSetting("emperor-max-starting", "vassals starting at once (default 4 per CPU; -1: no bound)", &s.maxStarting),
-		config.StringSetting("emperor-pidfile", "write the Emperor's pid to this file", &s.pidfile),
 		config.StringSetting("log-format", "text (default) or json", &s.logFormat),
 		config.StringSetting("log-level", "debug, info (default), warn or error", &s.logLevel),
 		uwsgiFlag("help", "show this help", &s.help),

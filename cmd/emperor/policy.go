@@ -101,7 +101,6 @@ var serverPrefixes = []string{
 // ignoredWhy are the reasons for uWSGI options an emperor.ini often
 // carries that mean nothing, or something already done, to this Emperor.
 var ignoredWhy = map[string]string{
-	"vacuum":                 "the Emperor creates no socket or pidfile to clean but its own, which it removes",
 	"memory-report":          "the Emperor runs no workers to report on; see emperor status",
 	"thunder-lock":           "the Emperor accepts no requests",
 	"auto-procname":          "the Emperor does not rename its processes",

@@ -186,3 +186,20 @@ func (p *processSettings) setup(log *slog.Logger, tyrant bool) (release func(), 
 	}
 	return func() { closeAll(held) }, nil
 }
+
+// ids are the uid and gid the Emperor drops to, -1 for those it keeps
+// (and for a name that does not resolve: setup then says why).
+func (p *processSettings) ids() (uid, gid int) {
+	uid, gid = -1, -1
+	if p.uid != "" {
+		if u, primary, err := usergroup.User(p.uid); err == nil {
+			uid, gid = u, primary
+		}
+	}
+	if p.gid != "" {
+		if g, err := usergroup.Group(p.gid); err == nil {
+			gid = g
+		}
+	}
+	return uid, gid
+}
