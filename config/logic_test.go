@@ -216,9 +216,9 @@ func TestLogicEveryFormat(t *testing.T) {
 	dir := tempDir(t)
 	p := func(name string) string { return filepath.Join(dir, name) }
 	writeFiles(t, dir, map[string]string{
-		"a.xml":  "<uwsgi><if-env>HOME</if-env><home>%(_)</home><endif/><for>x y</for><s>%(_)</s><endfor/></uwsgi>",
-		"a.yaml": "uwsgi:\n  if-env: HOME\n  home: \"%(_)\"\n  endif: 1\n  for: x y\n  s: \"%(_)\"\n  endfor:\n",
-		"a.json": `{"uwsgi": {"if-env": "HOME", "home": "%(_)", "endif": true, "for": "x y", "s": ["%(_)", "<%(_)>"], "endfor": null}}`,
+		"a.xml":    "<uwsgi><if-env>HOME</if-env><home>%(_)</home><endif/><for>x y</for><s>%(_)</s><endfor/></uwsgi>",
+		"a.yaml":   "uwsgi:\n  if-env: HOME\n  home: \"%(_)\"\n  endif: 1\n  for: x y\n  s: \"%(_)\"\n  endfor:\n",
+		"a.json":   `{"uwsgi": {"if-env": "HOME", "home": "%(_)", "endif": true, "for": "x y", "s": ["%(_)", "<%(_)>"], "endfor": null}}`,
 		"open.ini": "[uwsgi]\nif-exists = /nonexistent\nfrom-file = 1\n",
 	})
 	for _, name := range []string{"a.xml", "a.yaml", "a.json"} {
