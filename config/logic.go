@@ -11,29 +11,6 @@ import (
 // rather than a process eating the machine. uWSGI has no such bound.
 const maxLoopItems = 100000
 
-// Config logic, as uWSGI 2.0 evaluates it while options are read
-// (core/config.c add_exported_option and the uwsgi_logic_opt_* functions):
-//
-//   - an opening key (if-exists = PATH, for = a b c, ...) starts a block
-//     that takes every option read after it, from this file, the files it
-//     loads, later files and the command line, until an end key (endif,
-//     endfor, end-if, end-for or end) closes it;
-//   - for each option inside, the block's test or loop decides whether the
-//     option is added, and how many times, with every "%(_)" in its value
-//     replaced by the matched file, the variable's value, the loop item...;
-//   - blocks do not nest: an opening key that a block lets through is
-//     refused ("recursive logic"), one it drops is dropped, and the first
-//     end key closes the outer block;
-//   - options of a file loaded from inside a block (include = %(_)) are all
-//     added as they are: the block already chose to load it, and an end key
-//     there is ignored;
-//   - an end key with no block open is ignored; a block still open when
-//     everything has been read is closed with a warning (uWSGI says
-//     nothing).
-//
-// The opening and end keys themselves are consumed: they never reach the
-// Config.
-
 // endKeys close the open block.
 var endKeys = map[string]bool{"end": true, "endif": true, "endfor": true, "end-if": true, "end-for": true}
 
@@ -51,9 +28,46 @@ var logicKinds = map[string]logicKind{
 	"for": forWords, "for-glob": forGlob, "for-times": forTimes, "for-readline": forReadline,
 }
 
-// IsLogicKey reports whether key is one of uWSGI's config logic keys (an
-// opening key such as if-exists or for-glob, or an end key such as endif),
-// which Load, Parse and Args consume and never return as options.
+// IsLogicKey reports whether key is one of uWSGI's config logic keys, which
+// Load, Parse and Args evaluate as options are read and never return as
+// options. They work as in uWSGI 2.0 (core/config.c):
+//
+//   - an opening key starts a block that takes every option read after it
+//     (from this file, the files it loads, later files and the command
+//     line) until an end key (endif, end-if, endfor, end-for, end; any
+//     value) closes it. For each option inside, the block decides whether
+//     it is added, and how many times, with every "%(_)" in its value
+//     replaced as listed below;
+//   - blocks do not nest, as in uWSGI: an opening key that a block lets
+//     through is refused, one it drops is dropped, and the first end key
+//     closes the outer block;
+//   - the options of a file loaded from inside a block (include = %(_))
+//     are all added as they are, and an end key among them is ignored;
+//   - an end key with no block open is ignored; a block still open when
+//     everything has been read is closed with a warning;
+//   - a loop has at most 100000 items, and the options it adds count
+//     against Loader.MaxBytes.
+//
+// The opening keys:
+//
+//   - if-exists (ifexists) PATH: PATH is readable; if-not-exists PATH;
+//   - if-file PATH: a regular file; if-not-file PATH;
+//   - if-dir (ifdir, if-directory) PATH: a directory; if-not-dir PATH;
+//   - if-hostname NAME, if-not-hostname NAME (Env.Hostname);
+//   - if-hostname-match RE, if-not-hostname-match RE (Go regexp syntax);
+//   - if-plugin (ifplugin) NAME never holds and if-not-plugin NAME always
+//     does: no uWSGI plugin is ever loaded here. In all of the above %(_)
+//     is the argument;
+//   - if-env (ifenv) NAME or NAME=VALUE (Env.Getenv), if-not-env;
+//   - if-opt NAME or NAME=VALUE (the first value of an option read
+//     before), if-not-opt. %(_) is the value found, and stays "%(_)" when
+//     there is none;
+//   - if-reload, if-not-reload (Loader.Reload); %(_) is not replaced;
+//   - for WORDS (split at spaces), for-times N (1 to N), for-glob PATTERN
+//     (glob(3) order, directories with a trailing '/', the pattern itself
+//     when nothing matches), for-readline FILE (one item per line): each
+//     option inside is added once per item, %(_) being the item, before
+//     the next option is read.
 func IsLogicKey(key string) bool {
 	_, ok := logicKinds[key]
 	return ok || endKeys[key]
