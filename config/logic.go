@@ -123,13 +123,20 @@ type subst struct {
 	keep bool
 }
 
-// record notes an added option for if-opt, which sees the first value.
+// record notes an added option for if-opt, which sees the first value. A
+// placeholder set with set-placeholder (set-ph) K=V is seen as K too, as
+// in uWSGI.
 func (s *logicState) record(o Option) {
 	if s.seen == nil {
 		s.seen = map[string]string{}
 	}
 	if _, ok := s.seen[o.Key]; !ok {
 		s.seen[o.Key] = o.Value
+	}
+	if o.Key == "set-placeholder" || o.Key == "set-ph" {
+		if k, v, ok := strings.Cut(o.Value, "="); ok && k != "" {
+			s.record(Option{Key: k, Value: v})
+		}
 	}
 }
 

@@ -112,6 +112,7 @@ func TestLogicTests(t *testing.T) {
 		{"if-not-env", "if-not-env=NOPE\na=%(_)\nendif\nif-not-env=HOME\nb=1\nendif\nif-not-env=HOME=/x\nc=%(_)\nendif\nif-not-env=HOME=/home/app\nd=1\nendif", "a=%(_) c=/home/app", false},
 		{"if-opt", "socket=s1\nsocket=s2\nif-opt=socket\na=%(_)\nendif\nif-opt=socket=s2\nb=1\nendif\nif-opt=socket=s1\nc=%(_)\nendif\nif-opt=nope\nd=1\nendif", "socket=s1 socket=s2 a=s1 c=s1", false},
 		{"if-not-opt", "socket=s1\nif-not-opt=nope\na=%(_)\nendif\nif-not-opt=socket\nb=1\nendif\nif-not-opt=socket=x\nc=%(_)\nendif\nif-not-opt=socket=s1\nd=1\nendif", "socket=s1 a=%(_) c=s1", false},
+		{"if-opt sees placeholders", "set-ph=base=/opt\nif-opt=base=/opt\na=%(_)\nendif", "set-ph=base=/opt a=/opt", false},
 		{"if-opt sees earlier options only", "if-opt=later\na=1\nendif\nlater=1", "later=1", false},
 		{"if-reload on a reload", "if-reload\na=%(_)\nendif\nif-not-reload\nb=1\nendif", "a=%(_)", true},
 		{"if-hostname", "if-hostname=host1\na=%(_)\nendif\nif-hostname=other\nb=1\nendif\nif-not-hostname=other\nc=%(_)\nendif", "a=host1 c=other", false},
