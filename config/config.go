@@ -1,14 +1,22 @@
 // Package config is the one parser for uWSGI-style configuration, shared by
 // the Emperor (for its own emperor.ini) and by the vassal runtime.
 //
-// It reads ini, xml, yaml and json files the way uWSGI does: magic variables
-// (%n, %d, %p, ...) are expanded in the text of each file as it is read,
-// "file:section" selects a section, repeated keys are kept in order, the
-// include/ini/xml/yaml/json keys load other files in place and inherit loads
-// templates placed before a file's own options. [Loader.Args] builds a
-// config from a uWSGI-style command line. The late passes ($(ENV), @(FILE)
-// and %(placeholder)) run separately, in [Config.Resolve], once everything
-// has been read.
+// It reads ini, xml, yaml and json files the way uWSGI 2.0 does: magic
+// variables (%n, %d, %p, ...) are expanded in the text of each file as it is
+// read, "file:section" selects a section, repeated keys are kept in order,
+// the include/ini/xml/yaml/json keys load other files in place, set K=V
+// adds option K, and inherit loads templates placed before a file's own
+// options. uWSGI's config logic (if-exists, if-env, if-opt, for, for-glob,
+// ... endif, endfor; see [IsLogicKey]) is evaluated as options are read,
+// in every format and on the command line, with %(_) standing for the
+// matched file, value or loop item.
+//
+// [Loader.Args] builds a config from a uWSGI-style command line: long
+// options, uWSGI's short options ([ShortOptions]), config files given as
+// bare arguments, and before them the UWSGI_* environment variables of
+// [Loader.Environ] ([EnvOption]). The late passes ($(ENV), @(FILE) and
+// %(placeholder)) run separately, in [Config.Resolve], once everything has
+// been read.
 //
 // Every refusal is an [*Error] naming the file, line and option involved.
 // Nothing in the package keeps state between calls, and a [Loader]'s

@@ -54,14 +54,14 @@ func FormatOf(name string) (f Format, ok bool) {
 }
 
 // FormatFlag maps an option name that loads a config file to its format:
-// "ini", "xml", "yaml" or "yml", "json" or "js", with or without a leading
-// "--". ok is false for anything else (including "include", whose format
-// comes from the file name).
+// "ini", "xml" or "xmlconfig", "yaml" or "yml", "json" or "js", with or
+// without a leading "--". ok is false for anything else (including
+// "include", whose format comes from the file name).
 func FormatFlag(flag string) (f Format, ok bool) {
 	switch strings.TrimPrefix(flag, "--") {
 	case "ini":
 		return INI, true
-	case "xml":
+	case "xml", "xmlconfig":
 		return XML, true
 	case "yaml", "yml":
 		return YAML, true

@@ -56,6 +56,9 @@ func fuzzParse(t *testing.T, format config.Format, text []byte, section string) 
 	if section != "" {
 		name += ":" + section
 	}
+	if bytes.Contains(text, []byte("for-glob")) {
+		t.Skip("for-glob reads the real file system; TestLogicLoops covers it")
+	}
 	c, err := l.Parse(format, name, text)
 	if err != nil {
 		if _, ok := err.(*config.Error); !ok {
@@ -69,6 +72,9 @@ func fuzzParse(t *testing.T, format config.Format, text []byte, section string) 
 	for _, o := range c.Options {
 		if o.Key == "" {
 			t.Fatalf("option without a name: %+v", o)
+		}
+		if config.IsLogicKey(o.Key) {
+			t.Fatalf("logic key returned as an option: %+v", o)
 		}
 		if o.Line < 0 {
 			t.Fatalf("negative line: %+v", o)
@@ -87,13 +93,16 @@ func FuzzINI(f *testing.F) {
 	f.Add([]byte("[uwsgi]\nini = :zerg\n[zerg]\nzerg = /tmp/z.sock\n"), "")
 	f.Add([]byte("[uwsgi\r\n\tk\t=\tv\r\n=\n[]\n["), "")
 	f.Add([]byte("[uwsgi]\na = %(b)\nb = %(a)\nc = %(a b + 1 ++)\n"), "")
+	f.Add([]byte("[uwsgi]\nif-exists = inc.ini\ninclude = %(_)\nendif\nfor = a b\ns = %(_)\nendfor\nfor-times = 3\nn = %(_)\nend\n"), "")
+	f.Add([]byte("[uwsgi]\nif-env = HOME=/home/app\nh = %(_)\nif-opt = h\nendif\nif-not-opt = x=1\nfor-readline = inc.ini\nl = %(_)\n"), "")
+	f.Add([]byte("[uwsgi]\nif-hostname-match = ^h(o)st\nx=1\nend-if\nif-not-reload\nfor-times = 99999\nendfor"), "")
 	f.Fuzz(func(t *testing.T, text []byte, section string) {
 		fuzzParse(t, config.INI, text, section)
 		// A line without '%', '=', newlines or comment and section marks,
 		// that does not load a file, reads back as that flag.
 		line := string(bytes.Trim(text, " \t\r"))
 		_, loads := config.FormatFlag(line)
-		loads = loads || line == "include" || line == "inherit"
+		loads = loads || line == "include" || line == "inherit" || config.IsLogicKey(line)
 		if line != "" && !loads && !strings.ContainsAny(line, "%=\n;#[") {
 			l := fuzzLoader()
 			c, err := l.Parse(config.INI, "f.ini", []byte("[uwsgi]\n"+line))
@@ -200,6 +209,45 @@ func FuzzMagic(f *testing.F) {
 			a, b := keyvals(c), keyvals(p)
 			if strings.Join(a, "\x00") != strings.Join(b, "\x00") {
 				t.Fatalf("magic changed text without '%%':\n%q\n%q", a, b)
+			}
+		}
+	})
+}
+
+// FuzzArgs reads a command line (one argument per line of the input) with
+// UWSGI_* variables: getopt-style options, short-option clusters, bare
+// config names and config logic must never panic, must fail only with an
+// *Error, and must never return a logic key as an option.
+func FuzzArgs(f *testing.F) {
+	f.Add("-MLd\n/tmp/log\n--emperor\n/etc/vassals\ninc.ini", "UWSGI_MASTER=1")
+	f.Add("--if-env\nHOME\n--set\nh=%(_)\n--endif\n--for=a b\n-s\n/run/%(_).sock\n--endfor", "UWSGI_EMPEROR=/x")
+	f.Add("-Sk=v\n-C\n-C664\n--\n-x\n[skip", "UWSGI_INI=inc.ini")
+	f.Add("--ini\nemperor://app.ini\n--if-not-opt\nk=v\n-p\n2\n--end", "UWSGI_RELOADS=1\nUWSGI_IF_EXISTS=inc.ini")
+	f.Fuzz(func(t *testing.T, argv, environ string) {
+		if strings.Contains(argv, "for-glob") || strings.Contains(environ, "FOR_GLOB") {
+			t.Skip("for-glob reads the real file system; TestLogicLoops covers it")
+		}
+		l := fuzzLoader()
+		l.Environ = strings.Split(environ, "\n")
+		var args []string
+		if argv != "" {
+			args = strings.Split(argv, "\n")
+		}
+		c, err := l.Args(args)
+		if err != nil {
+			if _, ok := err.(*config.Error); !ok {
+				t.Fatalf("error %T %q is not a *config.Error", err, err)
+			}
+			return
+		}
+		for _, o := range c.Options {
+			if o.Key == "" || config.IsLogicKey(o.Key) {
+				t.Fatalf("bad option %+v", o)
+			}
+		}
+		if err := c.Resolve(l); err != nil {
+			if _, ok := err.(*config.Error); !ok {
+				t.Fatalf("Resolve error %T %q is not a *config.Error", err, err)
 			}
 		}
 	})

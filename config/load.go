@@ -45,6 +45,16 @@ type Loader struct {
 	// magic expansion, counting every included file and option, and the size
 	// of the values Resolve produces; default 16 MiB.
 	MaxBytes int
+	// Environ is the environment whose UWSGI_* variables Args reads as
+	// options before the command line (see EnvOptions); nil reads none.
+	Environ []string
+	// Reload says the configuration is read again for a reload: if-reload
+	// blocks are taken and if-not-reload ones skipped. A first start is
+	// never a reload.
+	Reload bool
+	// ArgKind tells Args whether a long option takes a value, for options
+	// the package does not know (see ArgKind); nil guesses.
+	ArgKind func(name string) ArgKind
 }
 
 // NewLoader returns a Loader with the defaults, whose %t and %T are the time
@@ -62,6 +72,7 @@ type run struct {
 	budget   int64     // bytes left
 	frozen   *fileVars // per-file variables of the first main file, for %O %N ...
 	lastINI  string    // last ini file read, for ":section"
+	logic    logicState
 }
 
 // newRun starts a call chain.
@@ -93,6 +104,7 @@ func (l *Loader) Load(format Format, name string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.finishLogic()
 	return &Config{Options: opts}, nil
 }
 
@@ -109,6 +121,7 @@ func (l *Loader) Parse(format Format, name string, text []byte) (*Config, error)
 	if err != nil {
 		return nil, err
 	}
+	r.finishLogic()
 	return &Config{Options: opts}, nil
 }
 
@@ -279,43 +292,26 @@ func (r *run) parse(format Format, file, sect string, fv *fileVars, text []byte,
 	return r.expand(c.opts, depth+1, false)
 }
 
-// expand processes the options of one file (or of the command line): the
+// expand processes the options of one file (or of the command line), in
+// order: config logic decides which of them are added (logic.go); the
 // include, ini, xml, yaml and json keys are replaced by the options of the
-// files they name, and the files of inherit keys are read last and placed
-// before everything else. depth is the nesting level of those files; main
-// says whether the ini/xml/yaml/json keys name main configs (command line).
+// files they name; set K=V becomes option K; the files of inherit keys are
+// read last and placed before everything else. depth is the nesting level
+// of those files; main says whether the ini/xml/yaml/json keys name main
+// configs (command line).
 func (r *run) expand(raw []Option, depth int, main bool) ([]Option, error) {
-	out := make([]Option, 0, len(raw))
-	var inherits []int
-	for i := range raw {
-		o := &raw[i]
-		if o.Key == "inherit" {
-			inherits = append(inherits, i)
-			continue
-		}
-		format, isLoad := FormatFlag(o.Key)
-		if !isLoad && o.Key != "include" {
-			out = append(out, *o)
-			continue
-		}
-		if !isLoad {
-			var err error
-			if format, err = formatByName(o); err != nil {
-				return nil, err
-			}
-		}
-		sub, err := r.loadName(format, o.Value, depth, main && isLoad, o)
-		if err != nil {
+	x := &expansion{depth: depth, main: main, out: make([]Option, 0, len(raw))}
+	for _, o := range raw {
+		if err := r.admit(x, o); err != nil {
 			return nil, err
 		}
-		out = append(out, sub...)
 	}
-	if len(inherits) == 0 {
-		return out, nil
+	if len(x.inherits) == 0 {
+		return x.out, nil
 	}
 	var pre []Option
-	for _, i := range inherits {
-		o := &raw[i]
+	for i := range x.inherits {
+		o := &x.inherits[i]
 		format, err := formatByName(o)
 		if err != nil {
 			return nil, err
@@ -326,7 +322,86 @@ func (r *run) expand(raw []Option, depth int, main bool) ([]Option, error) {
 		}
 		pre = append(pre, sub...)
 	}
-	return append(pre, out...), nil
+	return append(pre, x.out...), nil
+}
+
+// expansion is what expand gathers from one list of options.
+type expansion struct {
+	depth    int
+	main     bool
+	out      []Option
+	inherits []Option
+}
+
+// admit reads one option the way uWSGI's add_exported_option does: an end
+// key closes the open block; inside a block, the block decides which copies
+// of the option are added; otherwise the option is added.
+func (r *run) admit(x *expansion, o Option) error {
+	if r.logic.running == 0 {
+		if endKeys[o.Key] {
+			r.closeBlock()
+			r.logic.record(o)
+			return nil
+		}
+		if b := r.logic.block; b != nil {
+			copies, err := r.through(b, o)
+			if err != nil {
+				return err
+			}
+			r.logic.running++
+			defer func() { r.logic.running-- }()
+			for _, c := range copies {
+				if err := r.add(x, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return r.add(x, o)
+}
+
+// add adds one option: a logic key opens its block, set, include and the
+// format keys are acted on at once, inherit is deferred.
+func (r *run) add(x *expansion, o Option) error {
+	r.logic.record(o)
+	if kind, ok := logicKinds[o.Key]; ok {
+		return r.openBlock(kind, o)
+	}
+	if endKeys[o.Key] {
+		return nil // inside a block's options: ignored, as in uWSGI
+	}
+	switch o.Key {
+	case "inherit":
+		x.inherits = append(x.inherits, o)
+		return nil
+	case "set":
+		k, v, ok := strings.Cut(o.Value, "=")
+		if !ok || k == "" {
+			return &Error{File: o.File, Line: o.Line, Key: "set", Err: fmt.Errorf("%q is not KEY=VALUE", o.Value),
+				Hint: "use set = key=value"}
+		}
+		// As in uWSGI, the new option is read like any other: set =
+		// ini=FILE loads FILE.
+		return r.add(x, Option{Key: k, Value: v, File: o.File, Line: o.Line})
+	}
+	format, isLoad := FormatFlag(o.Key)
+	if !isLoad && o.Key != "include" {
+		x.out = append(x.out, o)
+		return nil
+	}
+	if !isLoad {
+		var err error
+		if format, err = formatByName(&o); err != nil {
+			return err
+		}
+	}
+	sub, err := r.loadName(format, o.Value, x.depth, x.main && isLoad, &o)
+	if err != nil {
+		return err
+	}
+	x.out = append(x.out, sub...)
+	return nil
 }
 
 // formatByName picks the format of the file an include or inherit option

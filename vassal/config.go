@@ -186,13 +186,17 @@ func NameOf(args []string) string {
 }
 
 // loadSettings reads the config a command line names, resolves it and
-// parses the runtime's options. getenv answers $(NAME); fetch, when not
-// nil, answers emperor://NAME.
-func loadSettings(args []string, getenv func(string) (string, bool), fetch func(string) ([]byte, error), log *slog.Logger) (Settings, error) {
+// parses the runtime's options. environ's UWSGI_* variables are options
+// read before the command line, as in uWSGI; reload says the config is read
+// again for a reload (config logic's if-reload). getenv answers $(NAME) and
+// if-env; fetch, when not nil, answers emperor://NAME.
+func loadSettings(args, environ []string, reload bool, getenv func(string) (string, bool), fetch func(string) ([]byte, error), log *slog.Logger) (Settings, error) {
 	l := &config.Loader{
 		Env:     config.Env{Getenv: getenv},
 		Warn:    func(msg string) { log.Warn("config: " + msg) },
 		Emperor: fetch,
+		Environ: environ,
+		Reload:  reload,
 	}
 	c, err := l.Args(args)
 	if err != nil {

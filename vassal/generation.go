@@ -45,7 +45,7 @@ func (r *runner) startLoad() {
 		fetch = func(string) ([]byte, error) { return r.em.reloadConfig() }
 	}
 	go func() {
-		s, err := loadSettings(r.o.Args, r.getenv, fetch, r.log)
+		s, err := loadSettings(r.o.Args, r.o.Env, true, r.getenv, fetch, r.log)
 		r.post(configLoaded{settings: s, err: err})
 	}()
 }

@@ -338,7 +338,7 @@ func TestExamples(t *testing.T) {
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
-			s, err := loadSettings([]string{"--ini", f}, func(string) (string, bool) { return "tester", true }, nil, slogDiscard())
+			s, err := loadSettings([]string{"--ini", f}, nil, false, func(string) (string, bool) { return "tester", true }, nil, slogDiscard())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -362,7 +362,7 @@ func TestLoadSettings_Chdir(t *testing.T) {
 	if err := os.WriteFile(p, []byte("[uwsgi]\nworker-exec = x\nchdir = "+filepath.Join(dir, "missing")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := loadSettings([]string{"--ini", p}, nil, nil, slogDiscard())
+	_, err := loadSettings([]string{"--ini", p}, nil, false, nil, nil, slogDiscard())
 	if err == nil || !strings.Contains(err.Error(), "app.ini:3: chdir: cannot use") || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("error %v, want one naming app.ini:3 and the missing directory", err)
 	}

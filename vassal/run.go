@@ -102,7 +102,7 @@ func (r *runner) run(ctx context.Context, logFile **os.File) (retErr error) {
 	if em != nil && em.cfg != nil {
 		fetch = func(string) ([]byte, error) { return em.initialConfig() }
 	}
-	settings, err := loadSettings(r.o.Args, r.getenv, fetch, r.log)
+	settings, err := loadSettings(r.o.Args, r.o.Env, false, r.getenv, fetch, r.log)
 	if err != nil {
 		return err
 	}

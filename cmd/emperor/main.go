@@ -101,7 +101,7 @@ func vassalEnviron() []string {
 	if marked && orig != "" {
 		env = append(env, "GODEBUG="+orig)
 	}
-	return env
+	return withoutEmperorOptions(env)
 }
 
 // run is the whole command; it returns the exit status.
@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseSettings reads the command line and every config file it names.
 func parseSettings(args []string) (*settings, error) {
-	l := &config.Loader{Env: config.Env{Version: Version}}
+	l := &config.Loader{Env: config.Env{Version: Version}, Environ: emperorEnvOptions(os.Environ())}
 	c, err := l.Args(args)
 	if err != nil {
 		return nil, err
