@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/internal/uwsgiopts"
 	"github.com/emperor-dev/emperor/protocol"
 )
 
@@ -30,4 +31,23 @@ func emperorEnvOptions(env []string) []string {
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		return strings.HasPrefix(kv, protocol.EnvVassalPrefix)
 	})
+}
+
+// uwsgiArgKind tells the command line's parser whether a long option takes
+// a value, as uWSGI 2.0.21's getopt table says (internal/uwsgiopts), so
+// "--master app.ini" reads app.ini as a config file, as uWSGI does. Our
+// own options that uWSGI lacks are guessed: the next argument is the
+// value unless it is an option.
+func uwsgiArgKind(name string) config.ArgKind {
+	o, ok := uwsgiopts.Lookup(name)
+	if !ok {
+		return config.ArgGuess
+	}
+	switch o.Arg {
+	case uwsgiopts.NoArg:
+		return config.NoArg
+	case uwsgiopts.Optional:
+		return config.OptionalArg
+	}
+	return config.RequiredArg
 }

@@ -105,7 +105,7 @@ func TestLogtoAppendsDatesAndReopens(t *testing.T) {
 	os.WriteFile(logfile, []byte("a line from before\n"), 0o600)
 	fresh := filepath.Join(logs, "fresh.log")
 	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--logto", logfile,
-		"--log-date", "%Y-%m-%d day %j", "--log-reopen")
+		"--log-date=%Y-%m-%d day %j", "--log-reopen") // log-date's value only after "=", as uWSGI's getopt reads it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,10 @@ func TestStrftime(t *testing.T) {
 }
 
 func TestFlagsReadAsUWSGI(t *testing.T) {
-	s, err := parseSettings([]string{"--logfile-chown", "cheshire", "--log-reopen", "--vacuum", "off", "--disable-logging", "1"})
+	// Flags take a value only after "=" on the command line (uWSGI's getopt
+	// refuses even that; a config file's "logfile-chown = cheshire" is the
+	// common case).
+	s, err := parseSettings([]string{"--logfile-chown=cheshire", "--log-reopen", "--vacuum=off", "--disable-logging=1"})
 	if err != nil || !s.life.logfileChown || !s.life.logReopen || s.life.vacuum || !s.life.disableLogging {
 		t.Errorf("flags: %v, %+v", err, &s.life)
 	}
@@ -411,12 +414,16 @@ func TestFlagsReadAsUWSGI(t *testing.T) {
 
 func TestLogDateReadsAsUWSGI(t *testing.T) {
 	for value, want := range map[string]string{"": "true", "true": "true", "1": "true", "%Y": "%Y", "false": "", "Off": ""} {
-		s, err := parseSettings([]string{"--log-date", value})
+		s, err := parseSettings([]string{"--log-date=" + value}) // an optional value: only after "="
 		if value == "" {
 			s, err = parseSettings([]string{"--log-date"})
 		}
-		if err != nil || s.life.logDate != want {
-			t.Errorf("log-date %q: %v, %q; want %q", value, err, s.life.logDate, want)
+		if err != nil {
+			t.Errorf("log-date %q: %v", value, err)
+			continue
+		}
+		if s.life.logDate != want {
+			t.Errorf("log-date %q: %q; want %q", value, s.life.logDate, want)
 		}
 	}
 }

@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseSettings reads the command line and every config file it names.
 func parseSettings(args []string) (*settings, error) {
-	l := &config.Loader{Env: config.Env{Version: Version}, Environ: emperorEnvOptions(os.Environ())}
+	l := &config.Loader{Env: config.Env{Version: Version}, Environ: emperorEnvOptions(os.Environ()), ArgKind: uwsgiArgKind}
 	c, err := l.Args(args)
 	if err != nil {
 		return nil, err
