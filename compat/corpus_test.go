@@ -45,16 +45,19 @@ type impl struct {
 
 // verdict is one config run under one implementation.
 type verdict struct {
-	started bool
-	line    string // the first error line of a refusal
-	err     error  // the host could not be built or watched
-	leaked  []int
+	started  bool
+	followed bool   // started: its daemon was running (it daemonized)
+	line     string // the first error line of a refusal
+	err      error  // the host could not be built or watched
+	leaked   []int
 }
 
 func (v verdict) String() string {
 	switch {
 	case v.err != nil:
 		return "host error"
+	case v.started && v.followed:
+		return "starts (daemon)"
 	case v.started:
 		return "starts"
 	}
@@ -101,6 +104,12 @@ func TestCorpus(t *testing.T) {
 		}
 	}
 
+	keep := os.Getenv("EMPEROR_CORPUS_LOGS")
+	if keep != "" {
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			t.Fatalf("EMPEROR_CORPUS_LOGS: %v", err)
+		}
+	}
 	start := time.Now()
 	queue := make(chan job)
 	var wg sync.WaitGroup
@@ -108,7 +117,7 @@ func TestCorpus(t *testing.T) {
 		wg.Go(func() {
 			for j := range queue {
 				dir := filepath.Join(root, fmt.Sprintf("%s-%s", corpusCases[j.c].number(), impls[j.i].name))
-				results[j.c][j.i] = runOne(t.Context(), dir, j.spec)
+				results[j.c][j.i] = runOne(t.Context(), dir, j.spec, keep)
 			}
 		})
 	}
@@ -119,7 +128,9 @@ func TestCorpus(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d runs in %s (settle %s, %d at a time)", len(jobs), time.Since(start).Round(time.Second), settle, parallel)
 
-	table := corpusTable(impls, results, only)
+	title := fmt.Sprintf("Emperor corpus: %s (%s) and ours (this checkout), settle %s, %s",
+		uwsgiVersion(t), uwsgiPath, settle, time.Now().UTC().Format(time.DateTime+" UTC"))
+	table := corpusTable(title, impls, results, only)
 	t.Log("\n" + table)
 	if path := os.Getenv("EMPEROR_CORPUS_REPORT"); path != "" {
 		if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
@@ -152,12 +163,20 @@ func TestCorpus(t *testing.T) {
 }
 
 // runOne runs one spec in a fresh host and turns what it saw into a verdict.
-func runOne(ctx context.Context, dir string, spec hostSpec) verdict {
+// With keep set, the run's output is also written to keep/<dir's name>.log.
+func runOne(ctx context.Context, dir string, spec hostSpec, keep string) verdict {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return verdict{err: err}
 	}
 	run, err := runInHost(ctx, dir, spec)
-	v := verdict{err: err, leaked: run.Leaked, started: run.Started}
+	if keep != "" {
+		text := fmt.Sprintf("argv: %q\nstarted: %v, followed a daemon: %v, %s\nhost error: %v\n--- output\n%s--- logs\n%s",
+			spec.Argv, run.Started, run.Followed, run.Status, err, run.Output, run.Logs)
+		if werr := os.WriteFile(filepath.Join(keep, filepath.Base(dir)+".log"), []byte(text), 0o644); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	v := verdict{err: err, leaked: run.Leaked, started: run.Started, followed: run.Followed}
 	if err == nil && !run.Started {
 		v.line = firstErrorLine(run.Output+run.Logs, run.Status)
 	}
@@ -244,6 +263,15 @@ func probeHost(t *testing.T, root string) {
 	if run.Started || run.Status != "exit status 0" {
 		t.Fatalf("/bin/true in a throwaway host: started=%v, %s; output %q", run.Started, run.Status, run.Output)
 	}
+}
+
+// uwsgiVersion is what the real uWSGI says its version is.
+func uwsgiVersion(t *testing.T) string {
+	out, err := exec.CommandContext(t.Context(), uwsgiPath, "--version").Output()
+	if err != nil {
+		return "uWSGI (version unknown: " + err.Error() + ")"
+	}
+	return "uWSGI " + strings.TrimSpace(string(out))
 }
 
 // buildOurs builds our emperor and vassal from this checkout.

@@ -198,7 +198,9 @@ func addUsers(root string, users []hostUser) error {
 		file string
 		line func(hostUser) string
 	}{
-		{"etc/passwd", func(u hostUser) string { return fmt.Sprintf("%s:x:%d:%d::/nonexistent:/usr/sbin/nologin", u.Name, u.ID, u.ID) }},
+		{"etc/passwd", func(u hostUser) string {
+			return fmt.Sprintf("%s:x:%d:%d::/nonexistent:/usr/sbin/nologin", u.Name, u.ID, u.ID)
+		}},
 		{"etc/group", func(u hostUser) string { return fmt.Sprintf("%s:x:%d:", u.Name, u.ID) }},
 	} {
 		path := filepath.Join(root, f.file)

@@ -1,6 +1,7 @@
 package compat_test
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"strings"
@@ -10,24 +11,30 @@ import (
 var errorWords = regexp.MustCompile(`(?i)error|unknown|unrecognized|invalid|refus|fail|cannot|can't|unable|` +
 	`no such|denied|fatal|panic|game over|not supported|not allowed|must |bad `)
 
+// notErrors mark warning and information lines, which may hold an error
+// word without being the reason of a refusal.
+var notErrors = regexp.MustCompile(`WARNING|level=(WARN|INFO|DEBUG)`)
+
 // firstErrorLine picks the line of a refusal's output that says why: the
-// first line with an error word (uWSGI's "*** WARNING" banners excluded),
-// else the last line; status (how it ended) is appended.
+// first fatal line (ours: "emperor: ..." or level=ERROR), else the first line
+// with an error word that is no warning, else the last line; status (how it
+// ended) is appended.
 func firstErrorLine(output, status string) string {
-	var pick, last string
+	var fatal, word, last string
 	for _, l := range strings.Split(output, "\n") {
 		l = strings.TrimSpace(l)
 		if l == "" {
 			continue
 		}
 		last = l
-		if pick == "" && errorWords.MatchString(l) && !strings.Contains(l, "WARNING") {
-			pick = l
+		if fatal == "" && (strings.HasPrefix(l, "emperor:") || strings.Contains(l, "level=ERROR")) {
+			fatal = l
+		}
+		if word == "" && errorWords.MatchString(l) && !notErrors.MatchString(l) {
+			word = l
 		}
 	}
-	if pick == "" {
-		pick = last
-	}
+	pick := cmp.Or(fatal, word, last)
 	if pick == "" {
 		pick = "(no output)"
 	}
@@ -42,8 +49,9 @@ func firstErrorLine(output, status string) string {
 }
 
 // corpusTable is the markdown table of every case's verdicts.
-func corpusTable(impls []impl, results [][]verdict, only func(corpusCase) bool) string {
+func corpusTable(title string, impls []impl, results [][]verdict, only func(corpusCase) bool) string {
 	var b strings.Builder
+	b.WriteString(title + "\n\n")
 	count := make([]int, len(impls))
 	run := 0
 	b.WriteString("| config | uWSGI 2.0 | ours | our first error line | uWSGI's first error line |\n|---|---|---|---|---|\n")
