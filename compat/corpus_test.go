@@ -47,6 +47,8 @@ type impl struct {
 type verdict struct {
 	started  bool
 	followed bool   // started: its daemon was running (it daemonized)
+	probed   bool   // the host held a probe vassal
+	vassalUp bool   // the probe vassal was spawned
 	line     string // the first error line of a refusal
 	err      error  // the host could not be built or watched
 	leaked   []int
@@ -155,6 +157,9 @@ func TestCorpus(t *testing.T) {
 			if uw.started && !ours.started && ours.err == nil {
 				t.Errorf("%s: uWSGI 2.0 starts it, ours refuses: %s", c.file, ours.line)
 			}
+			if uw.vassalUp && ours.started && !ours.vassalUp {
+				t.Errorf("%s: uWSGI 2.0 spawns the vassal %s, ours starts but does not spawn it", c.file, c.probe)
+			}
 		})
 	}
 	if mounts, err := mountsUnder(root); err != nil || len(mounts) > 0 {
@@ -176,7 +181,8 @@ func runOne(ctx context.Context, dir string, spec hostSpec, keep string) verdict
 			err = werr
 		}
 	}
-	v := verdict{err: err, leaked: run.Leaked, started: run.Started, followed: run.Followed}
+	v := verdict{err: err, leaked: run.Leaked, started: run.Started, followed: run.Followed,
+		probed: spec.Probe != "", vassalUp: run.VassalUp}
 	if err == nil && !run.Started {
 		v.line = firstErrorLine(run.Output+run.Logs, run.Status)
 	}

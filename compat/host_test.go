@@ -39,6 +39,9 @@ type hostSpec struct {
 	Cwd     string
 	Settle  int64    // nanoseconds the program must survive to count as started
 	Logs    []string // files inside the host whose text explains a refusal
+	// Probe is the socket a probe vassal binds (see probeVassal): its
+	// appearance means the Emperor found the vassal and spawned it.
+	Probe string `json:",omitempty"`
 }
 
 // hostUser is one account the configs name (uid = gid, same name).
@@ -54,11 +57,12 @@ type hostDir struct {
 	Mode     uint32 // permission bits, sticky bit included
 }
 
-// hostFile is a file to create with its contents.
+// hostFile is a file to create with its contents and owner.
 type hostFile struct {
-	Path string
-	Data string
-	Mode os.FileMode
+	Path     string
+	Data     string
+	Mode     os.FileMode
+	UID, GID int
 }
 
 // hostResult is what the host reports back on fd 4.
@@ -67,6 +71,7 @@ type hostResult struct {
 	Started    bool   // the program (or its daemon) outlived the settle time
 	Followed   bool   // the program exited 0 leaving a daemon that was followed
 	Status     string `json:",omitempty"` // how the last watched process ended
+	VassalUp   bool   // the probe vassal's socket appeared
 	Logs       string `json:",omitempty"` // the text of spec.Logs after a refusal
 }
 
@@ -245,6 +250,9 @@ func layOut(root string, spec hostSpec) error {
 			return err
 		}
 		if err := os.WriteFile(p, []byte(f.Data), f.Mode); err != nil {
+			return err
+		}
+		if err := os.Chown(p, f.UID, f.GID); err != nil {
 			return err
 		}
 	}

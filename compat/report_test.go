@@ -53,14 +53,15 @@ func corpusTable(title string, impls []impl, results [][]verdict, only func(corp
 	var b strings.Builder
 	b.WriteString(title + "\n\n")
 	count := make([]int, len(impls))
+	up := make([]int, len(impls))
 	run := 0
-	b.WriteString("| config | uWSGI 2.0 | ours | our first error line | uWSGI's first error line |\n|---|---|---|---|---|\n")
+	b.WriteString("| config | uWSGI 2.0 | ours | probe vassal up (uWSGI/ours) | our first error line | uWSGI's first error line |\n|---|---|---|---|---|---|\n")
 	for ci, c := range corpusCases {
 		if !only(c) {
 			continue
 		}
 		if c.leftOut != "" {
-			fmt.Fprintf(&b, "| %s | left out | left out | %s | |\n", c.file, c.leftOut)
+			fmt.Fprintf(&b, "| %s | left out | left out | | %s | |\n", c.file, c.leftOut)
 			continue
 		}
 		run++
@@ -69,11 +70,14 @@ func corpusTable(title string, impls []impl, results [][]verdict, only func(corp
 			if v.started {
 				count[ii]++
 			}
+			if v.vassalUp {
+				up[ii]++
+			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.file, uw, ours, cell(ours), cell(uw))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c.file, uw, ours, probeCell(uw, ours), cell(ours), cell(uw))
 	}
 	for ii, im := range impls {
-		fmt.Fprintf(&b, "\n%s starts %d of %d.", im.name, count[ii], run)
+		fmt.Fprintf(&b, "\n%s starts %d of %d, and spawns the probe vassal in %d.", im.name, count[ii], run, up[ii])
 	}
 	b.WriteString("\n")
 	return b.String()
@@ -85,4 +89,23 @@ func cell(v verdict) string {
 		s = v.err.Error()
 	}
 	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// probeCell says whether each implementation spawned the probe vassal.
+func probeCell(vs ...verdict) string {
+	if !vs[0].probed {
+		return "no probe"
+	}
+	var parts []string
+	for _, v := range vs {
+		switch {
+		case v.vassalUp:
+			parts = append(parts, "yes")
+		case v.started:
+			parts = append(parts, "no")
+		default:
+			parts = append(parts, "-")
+		}
+	}
+	return strings.Join(parts, "/")
 }

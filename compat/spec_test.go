@@ -75,6 +75,18 @@ func (c corpusCase) spec(corpus, program string) (hostSpec, error) {
 		}
 		spec.Files = append(spec.Files, hostFile{Path: c.at, Data: string(data), Mode: 0o644})
 	}
+	if c.probe != "" {
+		// Owned by an account, not root: a tyrant Emperor runs a vassal
+		// as its file's owner and refuses root's.
+		owner := 2901
+		if strings.HasPrefix(c.probe, "/home/cheshire/") {
+			owner = 2905
+		}
+		spec.Files = append(spec.Files,
+			hostFile{Path: c.probe, Data: probeVassal, Mode: 0o644, UID: owner, GID: owner},
+			hostFile{Path: probeWorker, Data: "#!/bin/sh\nexec sleep 3600\n", Mode: 0o755})
+		spec.Probe = probeSocket
+	}
 	spec.Argv = append([]string{program}, args...)
 	return spec, nil
 }

@@ -16,7 +16,8 @@ import (
 // The host is pid 1, so it reaps every process of its namespace and an
 // orphan comes to it. When a watched process exits with status 0 (the
 // parent half of daemonize), the processes it left re-parented to pid 1
-// are its daemon, and they are watched in its place.
+// are its daemon, and they are watched in its place. Meanwhile it looks
+// for the socket of the probe vassal, if the spec has one.
 func watch(spec hostSpec) hostResult {
 	if len(spec.Argv) == 0 {
 		return hostResult{SetupError: errNoProgram.Error()}
@@ -61,6 +62,11 @@ func watch(spec hostSpec) hostResult {
 						res.Followed = true
 					}
 				}
+			}
+		}
+		if spec.Probe != "" && !res.VassalUp {
+			if fi, err := os.Stat(spec.Probe); err == nil && fi.Mode()&os.ModeSocket != 0 {
+				res.VassalUp = true
 			}
 		}
 		if len(watched) == 0 {
