@@ -23,6 +23,11 @@ import (
 // side of catching slow refusals.
 const settle = 5 * time.Second
 
+// probeGrace is how much longer a started program has to spawn the probe
+// vassal: a condition waited for, so generous; only a run where the vassal
+// never comes waits it out.
+const probeGrace = 20 * time.Second
+
 // parallel is how many hosts run at once. They idle through most of their
 // settle time, so this keeps the whole test near a minute on 2 cores.
 const parallel = 8
@@ -155,10 +160,10 @@ func TestCorpus(t *testing.T) {
 				}
 			}
 			if uw.started && !ours.started && ours.err == nil {
-				t.Errorf("%s: uWSGI 2.0 starts it, ours refuses: %s", c.file, ours.line)
+				t.Errorf("%s: uWSGI 2.0 %s, ours refuses: %s", c.file, uw, ours.line)
 			}
 			if uw.vassalUp && ours.started && !ours.vassalUp {
-				t.Errorf("%s: uWSGI 2.0 spawns the vassal %s, ours starts but does not spawn it", c.file, c.probe)
+				t.Errorf("%s: uWSGI 2.0 spawns the vassal %s, ours starts but does not spawn it within %s", c.file, c.probe, settle+probeGrace)
 			}
 		})
 	}

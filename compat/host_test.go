@@ -41,7 +41,8 @@ type hostSpec struct {
 	Logs    []string // files inside the host whose text explains a refusal
 	// Probe is the socket a probe vassal binds (see probeVassal): its
 	// appearance means the Emperor found the vassal and spawned it.
-	Probe string `json:",omitempty"`
+	Probe      string `json:",omitempty"`
+	ProbeGrace int64  // nanoseconds to wait for it after the settle time
 }
 
 // hostUser is one account the configs name (uid = gid, same name).

@@ -85,7 +85,7 @@ func (c corpusCase) spec(corpus, program string) (hostSpec, error) {
 		spec.Files = append(spec.Files,
 			hostFile{Path: c.probe, Data: probeVassal, Mode: 0o644, UID: owner, GID: owner},
 			hostFile{Path: probeWorker, Data: "#!/bin/sh\nexec sleep 3600\n", Mode: 0o755})
-		spec.Probe = probeSocket
+		spec.Probe, spec.ProbeGrace = probeSocket, int64(probeGrace)
 	}
 	spec.Argv = append([]string{program}, args...)
 	return spec, nil

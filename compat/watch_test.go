@@ -17,7 +17,9 @@ import (
 // orphan comes to it. When a watched process exits with status 0 (the
 // parent half of daemonize), the processes it left re-parented to pid 1
 // are its daemon, and they are watched in its place. Meanwhile it looks
-// for the socket of the probe vassal, if the spec has one.
+// for the socket of the probe vassal, if the spec has one; once the program
+// counts as started, it waits up to ProbeGrace more for that socket, so a
+// slow spawn on a loaded box is not read as no spawn.
 func watch(spec hostSpec) hostResult {
 	if len(spec.Argv) == 0 {
 		return hostResult{SetupError: errNoProgram.Error()}
@@ -69,14 +71,24 @@ func watch(spec hostSpec) hostResult {
 				res.VassalUp = true
 			}
 		}
-		if len(watched) == 0 {
+		now := time.Now()
+		switch {
+		case res.Started:
+			// Started; only the probe vassal is awaited.
+			if res.VassalUp || !now.Before(deadline) {
+				res.Status = ""
+				return res
+			}
+		case len(watched) == 0:
 			res.Logs = readLogs(spec.Logs)
 			return res
-		}
-		if !time.Now().Before(deadline) {
+		case !now.Before(deadline):
 			res.Started = true
-			res.Status = ""
-			return res
+			if spec.Probe == "" || res.VassalUp {
+				res.Status = ""
+				return res
+			}
+			deadline = now.Add(time.Duration(spec.ProbeGrace))
 		}
 		<-tick.C
 	}
