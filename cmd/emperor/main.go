@@ -272,10 +272,10 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Binary:            binary,
 		ExtendedFrames:    !strings.HasPrefix(filepath.Base(binary), "uwsgi"),
 		VassalSet:         s.vassalSet,
-		IncludeBefore:     s.includeBefore,
-		Include:           s.include,
-		InheritBefore:     s.inheritBefore,
-		Inherit:           s.inherit,
+		IncludeBefore:     fromHere(s.includeBefore),
+		Include:           fromHere(s.include),
+		InheritBefore:     fromHere(s.inheritBefore),
+		Inherit:           fromHere(s.inherit),
 		ExtraExtensions:   s.extraExtensions,
 		GracefulShutdown:  s.graceful,
 		Namespaces:        ns,
@@ -308,6 +308,26 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		return err
 	}
 	return em.Run(ctx)
+}
+
+// fromHere makes the relative paths of vassals-include and friends
+// absolute, from the Emperor's working directory: vassals run in their
+// config's directory, where uWSGI's glob monitor starts them in the
+// Emperor's, so "vassals-include = common.ini" means the file beside the
+// Emperor's start, as it does for uWSGI (Subscribie's emperor.ini relies on
+// it). Scheme URLs (emperor://, http://) and empty values are kept.
+func fromHere(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = p
+		if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			out[i] = abs
+		}
+	}
+	return out
 }
 
 // vassalBinary resolves binary-path, defaulting to our vassal next to this
