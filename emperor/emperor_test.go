@@ -81,6 +81,16 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
+// writeFileAtomic writes path whole: a temporary file renamed into place.
+func writeFileAtomic(t *testing.T, path, text string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	writeFile(t, tmp, text)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func alive(pid int) bool {
 	return unix.Kill(pid, 0) == nil
 }
@@ -531,8 +541,10 @@ func TestPrometheusMetrics(t *testing.T) {
 	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) { o.Metrics = addr }})
-	writeFile(t, filepath.Join(dir, "ok.ini"), h.vassalConfig("name = ok\nsend = 1 5 17"))
-	writeFile(t, filepath.Join(dir, "crash.ini"), h.vassalConfig("name = crash"))
+	// Written whole (renamed into place): a file seen half-written and
+	// then complete is a changed config, whose reload would count again.
+	writeFileAtomic(t, filepath.Join(dir, "ok.ini"), h.vassalConfig("name = ok\nsend = 1 5 17"))
+	writeFileAtomic(t, filepath.Join(dir, "crash.ini"), h.vassalConfig("name = crash"))
 	h.WaitNote("ok accepting", emperortest.IsByte("ok.ini", 5))
 	// Killed once it is ready, so its readiness is counted before it dies.
 	crash := h.WaitNote("crash accepting", emperortest.IsByte("crash.ini", 5))
