@@ -177,9 +177,12 @@ func (e *Emperor) Run(ctx context.Context) error {
 		if srv.addr == "" {
 			continue
 		}
-		l, err := listen(srv.addr, srv.tcp)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", srv.what, srv.addr, err)
+		l, bound := e.opts.Listeners[srv.what]
+		if !bound {
+			var err error
+			if l, err = listen(srv.addr, srv.tcp); err != nil {
+				return fmt.Errorf("%s %s: %w", srv.what, srv.addr, err)
+			}
 		}
 		goServe(func() { e.serve(bg, srv.what, l, srv.handle) })
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"time"
@@ -41,6 +42,11 @@ type Options struct {
 	// of vassals-include-before, vassals-include, vassals-inherit-before and
 	// vassals-inherit.
 	IncludeBefore, Include, InheritBefore, Inherit []string
+	// Listeners are servers' sockets bound before the Emperor started, by
+	// role ("emperor-stats", "emperor-metrics", "emperor-command-socket"),
+	// used instead of binding their addresses (an Emperor that drops
+	// privileges binds them as root first, as uWSGI does).
+	Listeners map[string]net.Listener
 	// ExtraExtensions are emperor-extra-extension values.
 	ExtraExtensions []string
 

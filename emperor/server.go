@@ -24,6 +24,14 @@ const connDeadline = 4 * time.Second
 // abstract_linux.go); TCP when addr has a ':' (and tcp is allowed);
 // otherwise a unix socket with mode 0600, so only its owner may connect.
 func listen(addr string, tcp bool) (net.Listener, error) {
+	return Listen(addr, tcp)
+}
+
+// Listen opens a server's socket as the Emperor does (see listen), for a
+// caller that must bind it before the Emperor starts: cmd/emperor binds
+// its listeners as root, before it drops privileges, and hands them over
+// in Options.Listeners.
+func Listen(addr string, tcp bool) (net.Listener, error) {
 	if name, ok := abstractName(addr); ok {
 		return listenAbstract(name)
 	}

@@ -152,6 +152,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !dropped {
 		uid, gid := s.proc.ids()
 		err = s.life.beforeDrop(logger, s.hookTimeout, uid, gid)
+		if err == nil {
+			s.proc.listeners, err = bindEarly(s, uid, gid) // listeners.go
+		}
 	}
 	if err == nil {
 		var release func()
@@ -266,7 +269,12 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	emperorSigs, stopSigs := s.life.signals(sigs, freq, logger) // log-reopen, touch-reload (touchreload.go)
 	defer stopSigs()
 
+	listeners, err := inheritedListeners() // bound before the privilege drop (listeners.go)
+	if err != nil {
+		return err
+	}
 	opts := emperor.Options{
+		Listeners:         listeners,
 		Monitors:          mons,
 		Ready:             ready,
 		Binary:            binary,

@@ -174,12 +174,12 @@ func (p *processSettings) dropPrivileges(log *slog.Logger, held []*os.File, tyra
 		log.Info("group dropped", "gid", gid)
 		return nil
 	}
-	return reexecAs(uid, gid, groups, keep, held)
+	return reexecAs(uid, gid, groups, keep, held, p.listeners)
 }
 
 // reexecAs changes user on this locked thread, keeping caps, and
 // re-executes the Emperor; it returns only on failure.
-func reexecAs(uid, gid int, groups []int, keep capabilities.Set, held []*os.File) error {
+func reexecAs(uid, gid int, groups []int, keep capabilities.Set, held []*os.File, listeners []earlyListener) error {
 	runtime.LockOSThread() // never unlocked: the thread execs or the Emperor exits
 	if keep != 0 {
 		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
@@ -217,7 +217,11 @@ func reexecAs(uid, gid int, groups []int, keep capabilities.Set, held []*os.File
 		}
 		env = append(env, flockEnv+"="+strings.Join(fds, ","))
 	}
-	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	env, err := handOver(listeners, env) // listeners.go
+	if err != nil {
+		return err
+	}
+	err = syscall.Exec("/proc/self/exe", os.Args, env)
 	return fmt.Errorf("uid %d: re-executing the Emperor as the user: %w", uid, os.NewSyscallError("execve", err))
 }
 

@@ -29,6 +29,7 @@ type processSettings struct {
 	stats       []config.Option // stats, stats-server
 	monitorList bool
 	strict      bool
+	listeners   []earlyListener // bound before the drop (listeners.go)
 }
 
 // options are the Settings of p, with uWSGI's names.

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,5 +260,58 @@ func TestStatsServesTheEmperorsStats(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"status", sock}, &out, &errb); code != 0 || !strings.Contains(out.String(), "app.ini") {
 		t.Errorf("emperor status %s: exit %d\n%s%s", sock, code, out.String(), errb.String())
+	}
+}
+
+// An Emperor that drops to nobody binds its stats on a port below 1024 and
+// its command socket in a directory only root may enter before the drop,
+// as uWSGI binds its sockets, and serves on both as nobody.
+func TestListenersBoundBeforeTheDrop(t *testing.T) {
+	testenv.Root(t)
+	bin := openDir(t)
+	buildInto(t, bin)
+	dir := openDir(t)
+	os.WriteFile(filepath.Join(dir, "app.ini"), []byte("[uwsgi]\nworker-exec = sleep 600\n"), 0o644)
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(private, "command.sock")
+	port := 0
+	for p := 700; p < 1000; p++ { // a free privileged port
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			port = p
+			break
+		}
+	}
+	if port == 0 {
+		t.Fatal("no free port between 700 and 999")
+	}
+	stats := fmt.Sprintf("127.0.0.1:%d", port)
+	e := startEmperor(t, bin, "--dir", dir, "--uid", "nobody", "--gid", "65534",
+		"--emperor-stats", stats, "--emperor-command-socket", sock)
+	e.waitLine(`msg="privileges dropped" uid=65534`)
+	e.waitLine(`msg="vassal running"`)
+	if got := procStatus(t, e.cmd.Process.Pid, "CapEff"); got != "0000000000000000" {
+		t.Errorf("the Emperor kept capabilities %s; binding port %d needs none after the drop", got, port)
+	}
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(testkit.Deadline); ; time.Sleep(50 * time.Millisecond) {
+		out, err = exec.Command(filepath.Join(bin, "emperor"), "status", stats).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "app.ini") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("emperor status %s of nobody's Emperor: %v\n%s", stats, err, out)
+		}
+	}
+	out, err = exec.Command(filepath.Join(bin, "emperor"), "rescan", "--socket", sock).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rescanning") {
+		t.Errorf("command socket %s: %v\n%s", sock, err, out)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("the command socket should be nobody's: %v", err)
 	}
 }
