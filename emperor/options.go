@@ -125,6 +125,9 @@ type Options struct {
 	// Stats is the address of the stats server (emperor-stats): host:port
 	// for TCP, otherwise a unix socket path. Empty: none.
 	Stats string
+	// StatsHTTP answers stats clients as an HTTP server (stats-http):
+	// headers before the JSON, after the client's request.
+	StatsHTTP bool
 	// Metrics is the host:port serving Prometheus metrics at /metrics
 	// (emperor-metrics). Empty: none.
 	Metrics string

@@ -2,6 +2,7 @@ package emperor
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"encoding/json"
 	"errors"
@@ -262,8 +263,34 @@ func (e *Emperor) Snapshot(ctx context.Context) (*Stats, error) {
 
 // answerStats writes one JSON document of the current Stats.
 func (e *Emperor) answerStats(ctx context.Context, c net.Conn) {
-	if body, err := e.statsBody.get(ctx); err == nil {
-		c.Write(body)
+	if e.opts.StatsHTTP {
+		readRequest(c)
+	}
+	body, err := e.statsBody.get(ctx)
+	if err != nil {
+		return
+	}
+	if e.opts.StatsHTTP {
+		fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	}
+	c.Write(body)
+}
+
+// readRequest takes an HTTP client's request head (stats-http) before the
+// answer, so closing the connection does not reset it with the request
+// unread: up to 8 KiB, until the blank line, or a second of silence (a
+// client that sends nothing, such as nc, is answered then).
+func readRequest(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	var head []byte
+	buf := make([]byte, 1024)
+	for len(head) < 8<<10 && !bytes.Contains(head, []byte("\r\n\r\n")) && !bytes.Contains(head, []byte("\n\n")) {
+		n, err := c.Read(buf)
+		head = append(head, buf[:n]...)
+		if err != nil {
+			return
+		}
 	}
 }
 

@@ -300,6 +300,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		VassalsStartHook:  s.life.vassalsStartHook,
 		VassalsStopHook:   s.life.vassalsStopHook,
 		Stats:             s.stats,
+		StatsHTTP:         s.statsHTTP,
 		CommandSocket:     s.commandSocket,
 		Metrics:           s.metrics,
 		MaxStarting:       s.maxStarting,

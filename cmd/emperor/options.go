@@ -33,6 +33,7 @@ type settings struct {
 	graceful        bool
 	extraExtensions []string
 	stats           string
+	statsHTTP       bool
 	metrics         string
 	maxStarting     int
 	throttleBurst   int
@@ -120,6 +121,7 @@ func (s *settings) coreOptions() []config.Setting {
 		config.ListSetting("exec-as-vassal", "shell command run in the vassal's namespaces before its exec", &s.execAsVassal, ""),
 		config.DurationSetting("emperor-hook-timeout", "seconds each hook may run (default 30)", &s.hookTimeout, time.Second),
 		config.StringSetting("emperor-stats", "stats server: host:port (TCP) or a unix socket path", &s.stats),
+		uwsgiFlag("stats-http", "the stats server answers as an HTTP server (headers before the JSON), for curl and browsers", &s.statsHTTP),
 		config.StringSetting("emperor-command-socket", "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan", &s.commandSocket),
 		config.StringSetting("emperor-metrics", "host:port serving Prometheus metrics at /metrics", &s.metrics),
 		config.IntSetting("emperor-max-starting", "vassals starting at once (default 4 per CPU; -1: no bound)", &s.maxStarting),

@@ -113,7 +113,6 @@ var ignoredWhy = map[string]string{
 	"exit-on-reload":         "the Emperor has no reload of its own: SIGHUP reloads every vassal",
 	"log-maxsize":            "size-based log rotation is not built: rotate with logrotate and log-reopen",
 	"log-backupname":         "size-based log rotation is not built: rotate with logrotate and log-reopen",
-	"stats-http":             "the Emperor's stats server answers plain JSON only",
 	"early-emperor":          "there is no instance to start before: the Emperor starts first anyway",
 	"enable-metrics":         "the Emperor's own metrics are emperor-metrics (Prometheus)",
 	"py-autoreload":          "the Emperor runs no Python",
