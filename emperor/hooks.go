@@ -94,19 +94,7 @@ func (e *Emperor) hookFinished(r hookResult) {
 // runShell runs command with /bin/sh -c in a process group of its own,
 // killed whole at the timeout.
 func runShell(command string, env []string, stdout, stderr *os.File, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return errors.New("killed after the hook timeout " + timeout.String())
-	}
-	return err
+	return runBounded(timeout, env, stdout, stderr, "/bin/sh", "-c", command)
 }
 
 // vassalStartHook is vassals-start-hook as the vassal's init stage runs
@@ -166,9 +154,15 @@ func (e *Emperor) vassalStopHook(v *vassal) {
 // runProgram runs prog with one argument, as uWSGI's hooks exec it, in a
 // process group of its own killed whole at the timeout.
 func runProgram(prog, arg string, env []string, stdout, stderr *os.File, timeout time.Duration) error {
+	return runBounded(timeout, env, stdout, stderr, prog, arg)
+}
+
+// runBounded runs name with args in a process group of its own, killed
+// whole at the timeout.
+func runBounded(timeout time.Duration, env []string, stdout, stderr *os.File, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, arg)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

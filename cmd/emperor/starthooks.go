@@ -177,11 +177,7 @@ func runHookAction(log *slog.Logger, action, arg string, timeout time.Duration) 
 		if err != nil {
 			return err
 		}
-		_, err = fh.WriteString(t)
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return writeClose(fh, t)
 	}
 	switch action {
 	case "exec":
@@ -254,11 +250,7 @@ func runHookAction(log *slog.Logger, action, arg string, timeout time.Duration) 
 		if err != nil {
 			return err
 		}
-		_, err = fh.WriteString(t)
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return writeClose(fh, t)
 	case "unlink":
 		return os.Remove(arg)
 	case "print", "log":
@@ -289,4 +281,13 @@ func hookIDs(action, u, g string) (int, int, error) {
 	uid, _ := strconv.Atoi(pw.Uid)
 	gid, _ := strconv.Atoi(gr.Gid)
 	return uid, gid, nil
+}
+
+// writeClose writes t to fh and closes it, returning the first error.
+func writeClose(fh *os.File, t string) error {
+	_, err := fh.WriteString(t)
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
