@@ -209,22 +209,8 @@ func onlyCases(t *testing.T) func(corpusCase) bool {
 	return func(c corpusCase) bool { return re.MatchString(c.file) }
 }
 
-// corpusDir finds the corpus: $EMPEROR_CORPUS, or ../shared beside the checkout.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("EMPEROR_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "corpus", "emperor-configs")
-	}
-	abs, err := filepath.Abs(dir)
-	if err == nil {
-		_, err = os.Stat(filepath.Join(abs, "SOURCES.md"))
-	}
-	if err != nil {
-		testenv.Missing(t, "the Emperor config corpus (third-party data, read from ../shared or $EMPEROR_CORPUS): "+err.Error())
-	}
-	return abs
-}
+// corpusDir finds the corpus (testenv.Corpus).
+func corpusDir(t *testing.T) string { return testenv.Corpus(t) }
 
 // checkCovered fails when a corpus file is neither a case nor a case's config:
 // a config added to the corpus must get its host here, not be skipped.

@@ -7,11 +7,8 @@ import (
 	"testing"
 
 	"github.com/emperor-dev/emperor/config"
+	"github.com/emperor-dev/emperor/internal/testenv"
 )
-
-// corpusDir holds real Emperor configs (third-party data, read in place,
-// never copied into the repository).
-const corpusDir = "../../shared/corpus/emperor-configs"
 
 // TestCorpusParses: every real Emperor config of the corpus, ini file or
 // command line (one argument per line, argv[0] first), reads without a
@@ -19,12 +16,10 @@ const corpusDir = "../../shared/corpus/emperor-configs"
 // Other files they name (/etc/uwsgi/local.ini, ...) are stood in for by
 // a section with one option.
 func TestCorpusParses(t *testing.T) {
+	corpusDir := testenv.Corpus(t) // real Emperor configs (third-party data, read in place)
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*"))
 	if len(files) == 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no corpus at %s", corpusDir)
-		}
-		t.Skipf("no corpus at %s (it lives in the shared directory beside the repository)", corpusDir)
+		t.Fatalf("an empty corpus at %s", corpusDir)
 	}
 	n := 0
 	for _, f := range files {
@@ -34,7 +29,7 @@ func TestCorpusParses(t *testing.T) {
 			n++
 			t.Run(name, func(t *testing.T) {
 				l, _ := newLoader()
-				l.ReadFile = stubOutside
+				l.ReadFile = stubOutside(corpusDir)
 				if _, err := l.Load(config.INI, f); err != nil {
 					t.Error(err)
 				}
@@ -48,7 +43,7 @@ func TestCorpusParses(t *testing.T) {
 				}
 				argv := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 				l, _ := newLoader()
-				l.ReadFile = stubOutside
+				l.ReadFile = stubOutside(corpusDir)
 				c, err := l.Args(argv[1:])
 				if err != nil {
 					t.Fatal(err)
@@ -64,9 +59,13 @@ func TestCorpusParses(t *testing.T) {
 	}
 }
 
-// stubOutside reads the corpus's own files and gives any other config a
-// section with one option, in its format.
-func stubOutside(path string) ([]byte, error) {
+// stubOutside reads the files of the corpus in corpusDir and gives any
+// other config a section with one option, in its format.
+func stubOutside(corpusDir string) func(path string) ([]byte, error) {
+	return func(path string) ([]byte, error) { return stubbed(corpusDir, path) }
+}
+
+func stubbed(corpusDir, path string) ([]byte, error) {
 	if strings.HasPrefix(path, corpusDir) {
 		return os.ReadFile(path)
 	}
