@@ -3,9 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strings"
 )
 
 // isRegular reports whether path is a regular file, following symlinks
@@ -33,47 +31,7 @@ func compileRegexp(pattern string) (*regexp.Regexp, error) {
 }
 
 // globMark expands pattern as glob(3) with GLOB_MARK | GLOB_NOCHECK does
-// for uWSGI's for-glob: the sorted matches, each directory with a trailing
-// '/', or the pattern itself when nothing matches. As in glob(3), a
-// wildcard does not match a leading '.', and "[!...]" negates a class.
-// At most limit names are returned.
+// for uWSGI's for-glob (see glob in glob.go).
 func globMark(pattern string, limit int) ([]string, error) {
-	goPattern := strings.ReplaceAll(pattern, "[!", "[^")
-	matches, err := filepath.Glob(goPattern)
-	if err != nil {
-		return nil, fmt.Errorf("bad glob pattern %q: %w", pattern, err)
-	}
-	out := make([]string, 0, len(matches))
-	for _, m := range matches {
-		if hiddenMatch(goPattern, m) {
-			continue
-		}
-		if isDir(m) {
-			m += "/"
-		}
-		out = append(out, m)
-		if len(out) >= limit {
-			break
-		}
-	}
-	if len(out) == 0 {
-		return []string{pattern}, nil
-	}
-	return out, nil
-}
-
-// hiddenMatch reports whether match has a component starting with '.' that
-// the pattern's component only matched through a wildcard.
-func hiddenMatch(pattern, match string) bool {
-	pp := strings.Split(filepath.Clean(pattern), "/")
-	mp := strings.Split(filepath.Clean(match), "/")
-	if len(pp) != len(mp) {
-		return false
-	}
-	for i := range mp {
-		if strings.HasPrefix(mp[i], ".") && !strings.HasPrefix(pp[i], ".") {
-			return true
-		}
-	}
-	return false
+	return glob(pattern, limit)
 }
