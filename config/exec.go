@@ -70,7 +70,7 @@ func (r *run) runConfigCommand(command string, limit int64) ([]byte, error) {
 	cmd.Cancel = func() error {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // it and whatever it started
 	}
-	cmd.WaitDelay = time.Second // a grandchild holding the pipes does not hold us
+	cmd.WaitDelay = time.Second                       // a grandchild holding the pipes does not hold us
 	out := &limitedBuffer{limit: limit, over: cancel} // too much: kill it now, not at the timeout
 	errTail := &tailBuffer{max: 512}
 	cmd.Stdout, cmd.Stderr = out, errTail
