@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -133,7 +134,7 @@ func lookBinary(name, dir, path string, who *runner) (string, error) {
 	if first != nil {
 		return "", first
 	}
-	return "", fmt.Errorf("not found in PATH %s", path)
+	return "", errors.New("not found in PATH")
 }
 
 // canRun checks that p is a regular file who may execute (nil: the
@@ -167,7 +168,7 @@ func canRun(p string, who *runner) error {
 // user: the owner's bits for the owner, the group's for a member, the
 // others' else.
 func permits(fi os.FileInfo, who *runner, bit os.FileMode) bool {
-	st, ok := fi.Sys().(*unix.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return false
 	}
