@@ -14,6 +14,9 @@ const (
 	XML
 	YAML
 	JSON
+	// Detect is the format of --config FILE: FILE's suffix when it names
+	// one, otherwise what its text looks like (see detectFormat).
+	Detect
 )
 
 // String returns "ini", "xml", "yaml" or "json".
@@ -27,6 +30,8 @@ func (f Format) String() string {
 		return "yaml"
 	case JSON:
 		return "json"
+	case Detect:
+		return "detect"
 	}
 	return "Format(" + strconv.Itoa(int(f)) + ")"
 }
@@ -54,9 +59,10 @@ func FormatOf(name string) (f Format, ok bool) {
 }
 
 // FormatFlag maps an option name that loads a config file to its format:
-// "ini", "xml" or "xmlconfig", "yaml" or "yml", "json" or "js", with or
-// without a leading "--". ok is false for anything else (including
-// "include", whose format comes from the file name).
+// "ini", "xml" or "xmlconfig", "yaml" or "yml", "json" or "js", and
+// "config" (Detect), with or without a leading "--". ok is false for
+// anything else (including "include", whose format comes from the file
+// name).
 func FormatFlag(flag string) (f Format, ok bool) {
 	switch strings.TrimPrefix(flag, "--") {
 	case "ini":
@@ -67,6 +73,8 @@ func FormatFlag(flag string) (f Format, ok bool) {
 		return YAML, true
 	case "json", "js":
 		return JSON, true
+	case "config":
+		return Detect, true
 	}
 	return 0, false
 }

@@ -44,6 +44,8 @@ func fuzzLoader() *config.Loader {
 		return nil, os.ErrNotExist
 	}
 	l.Emperor = func(string) ([]byte, error) { return []byte("[uwsgi]\nfrom = emperor\n"), nil }
+	// Never run what the fuzzer writes after exec://.
+	l.Exec = func(string) ([]byte, error) { return []byte("uwsgi:\n  from: exec\n"), nil }
 	return l
 }
 
@@ -223,6 +225,7 @@ func FuzzArgs(f *testing.F) {
 	f.Add("--if-env\nHOME\n--set\nh=%(_)\n--endif\n--for=a b\n-s\n/run/%(_).sock\n--endfor", "UWSGI_EMPEROR=/x")
 	f.Add("-Sk=v\n-C\n-C664\n--\n-x\n[skip", "UWSGI_INI=inc.ini")
 	f.Add("--ini\nemperor://app.ini\n--if-not-opt\nk=v\n-p\n2\n--end", "UWSGI_RELOADS=1\nUWSGI_IF_EXISTS=inc.ini")
+	f.Add("--config\nexec://gen.sh a b\n--config\ninc.ini\n--ini\nexec://x:zerg", "UWSGI_CONFIG=inc.ini")
 	f.Fuzz(func(t *testing.T, argv, environ string) {
 		if strings.Contains(argv, "for-glob") || strings.Contains(environ, "FOR_GLOB") {
 			t.Skip("for-glob reads the real file system; TestLogicLoops covers it")

@@ -41,6 +41,11 @@ type Loader struct {
 	// Emperor fetches the text of "emperor://NAME" from the Emperor's config
 	// channel. When nil, such names are refused.
 	Emperor func(name string) ([]byte, error)
+	// Exec, when set, produces the text of "exec://COMMAND" instead of
+	// running COMMAND (see exec.go); ExecTimeout bounds a COMMAND that is
+	// run, default 30 s.
+	Exec        func(command string) ([]byte, error)
+	ExecTimeout time.Duration
 	// MaxBytes bounds the config text one call may read and produce, after
 	// magic expansion, counting every included file and option, and the size
 	// of the values Resolve produces; default 16 MiB.
@@ -139,7 +144,7 @@ func blame(from *Option, file string, err error, hint string) *Error {
 // whose variables the uppercase magic variables freeze; from is the option
 // that asked for it (nil at the top).
 func (r *run) loadName(format Format, name string, depth int, main bool, from *Option) ([]Option, error) {
-	if !format.valid() {
+	if !format.valid() && format != Detect {
 		return nil, blame(from, name, fmt.Errorf("unknown config format %v", format), "use ini, xml, yaml or json")
 	}
 	if depth > r.maxDepth {
@@ -170,6 +175,14 @@ func (r *run) loadName(format Format, name string, depth int, main bool, from *O
 			return nil, blame(from, file, fmt.Errorf("cannot read %s: %w", file, err), "")
 		}
 		fv = &fileVars{o: name}
+	case "exec":
+		command := strings.TrimPrefix(file, "exec://")
+		text, err = r.runConfigCommand(command, r.budget)
+		if err != nil {
+			return nil, blame(from, file, fmt.Errorf("exec://%s: %w", command, err),
+				"exec:// runs the command and reads the config from its standard output")
+		}
+		fv = &fileVars{o: name}
 	case "":
 		text, err = r.read(file)
 		if err != nil {
@@ -177,10 +190,13 @@ func (r *run) loadName(format Format, name string, depth int, main bool, from *O
 		}
 		fv = newFileVars(name, file, sect, r.env.Cwd)
 	default:
-		return nil, blame(from, file, fmt.Errorf("cannot read %s: scheme %s:// is not supported", file, sch), "use a file or emperor://")
+		return nil, blame(from, file, fmt.Errorf("cannot read %s: scheme %s:// is not supported", file, sch), "use a file, emperor:// or exec://")
 	}
 	if main && r.frozen == nil {
 		r.frozen = fv
+	}
+	if format == Detect {
+		format = detectFormat(file, text)
 	}
 	return r.parse(format, file, sect, fv, text, depth)
 }

@@ -28,6 +28,16 @@ type Options struct {
 	// Binary is argv[0] of every vassal (binary-path): our vassal by
 	// default, /usr/bin/uwsgi for real uWSGI vassals.
 	Binary string
+	// Wrapper, when set, replaces Binary (emperor-wrapper). Each spawn
+	// runs the first of WrapperOverride, Wrapper (or Binary),
+	// WrapperFallback that exists and the vassal's user may execute,
+	// looked up in the vassal's PATH when it has no '/' (wrapper.go).
+	Wrapper                          string
+	WrapperOverride, WrapperFallback []string
+	// MagicExec: a config file the vassal's user may read and execute is
+	// run, and its output is the config: the vassal gets exec://PATH
+	// instead of the file (emperor-magic-exec, magicexec.go).
+	MagicExec bool
 	// TyrantNoFollow (emperor-tyrant-nofollow, or emperor-nofollow): in
 	// tyrant mode a symlinked config runs as the symlink's owner, who must
 	// own the file it points to (tyrantfile.go).
@@ -183,7 +193,7 @@ func (o *Options) setDefaults() error {
 		}
 		seen[m.ID()] = true
 	}
-	if o.Binary == "" {
+	if o.Binary == "" && o.Wrapper == "" {
 		return errors.New("no vassal binary (binary-path)")
 	}
 	def := func(d *time.Duration, v time.Duration) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/emperor-dev/emperor/protocol"
@@ -229,6 +230,11 @@ func (e *Emperor) launch(v *vassal) {
 		Namespaces: e.opts.Namespaces,
 		HostUID:    os.Getuid(),
 		HostGID:    os.Getgid(),
+		Binaries:   e.opts.binaries(),
+		NameAt:     nameIndex(&e.opts),
+	}
+	if e.opts.MagicExec && v.ev.Config == nil && v.ev.Path != "" {
+		spec.MagicExec, spec.ExecPath = true, v.ev.Path // the spawner decides (magicexec.go)
 	}
 	v.owner = v.ev.Owner
 	if n := len(v.ev.Config); n > e.configLimit() {
@@ -325,7 +331,14 @@ func (e *Emperor) spawnDone(res spawnResult) {
 	if res.spec.Config != nil {
 		e.pushConfig(v)
 	}
-	e.transition(v, Running, None, fmt.Sprintf("spawned pid %d", p.pid))
+	reason := fmt.Sprintf("spawned pid %d", p.pid)
+	if e.opts.wrapped() {
+		reason += ", running " + res.spec.Ran.String() // which wrapper ran (wrapper.go)
+	}
+	if n := res.spec.NameAt; res.spec.MagicExec && n < len(res.spec.Argv) && strings.HasPrefix(res.spec.Argv[n], "exec://") {
+		reason += ", its config from " + res.spec.Argv[n] + " (emperor-magic-exec)"
+	}
+	e.transition(v, Running, None, reason)
 	e.startHooks(v, p) // exec-as-emperor, off the loop (hooks.go)
 	switch {
 	case e.ragnarok:

@@ -86,6 +86,16 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 		}
 	}
 	resolveSpec(spec, o.Logger)
+	if spec.MagicExec && !spec.OpenOnce {
+		spec.magicExec() // openOnce did it for tyrant mode
+	}
+	if len(spec.Binaries) > 0 {
+		b, path, err := spec.pickBinary(baseEnv)
+		if err != nil {
+			return nil, err
+		}
+		spec.Ran, spec.Argv[0] = b, path
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}

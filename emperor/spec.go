@@ -1,6 +1,7 @@
 package emperor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -25,6 +26,17 @@ import (
 type Spec struct {
 	Key  monitor.Key
 	Argv []string
+	// Binaries are the programs the vassal may run, in the order they are
+	// tried (wrapper.go); the spawner puts the first that can run in
+	// Argv[0] and says which in Ran. Empty: Argv[0] as it is.
+	Binaries []binary
+	Ran      binary
+	// NameAt is the index in Argv of the config's name (NAME in uWSGI's
+	// "FLAG NAME"). With MagicExec the spawner makes it exec://PATH when
+	// the config file at ExecPath is executable (magicexec.go).
+	NameAt    int
+	MagicExec bool
+	ExecPath  string
 	// Dir is the vassal's working directory: its config's directory, so the
 	// Emperor itself never changes directory (uWSGI's bug B16).
 	Dir string
@@ -133,7 +145,7 @@ func (s *Spec) runAs(cred *syscall.Credential) {
 // (the vassal starts in its directory) or emperor://NAME for inline configs.
 func vassalArgv(o *Options, ev *monitor.Event, inline bool) []string {
 	argv := make([]string, 0, 3+2*(len(o.InheritBefore)+len(o.IncludeBefore)+len(o.VassalSet)+len(o.Inherit)+len(o.Include)))
-	argv = append(argv, o.Binary)
+	argv = append(argv, cmp.Or(o.Wrapper, o.Binary))
 	for _, t := range o.InheritBefore {
 		argv = append(argv, "--inherit", t)
 	}
@@ -147,7 +159,7 @@ func vassalArgv(o *Options, ev *monitor.Event, inline bool) []string {
 	if inline {
 		name = protocol.EmperorScheme + ev.Key.Name
 	}
-	argv = append(argv, monitor.ConfigFlag(ev.Key.Name, o.ExtraExtensions), name)
+	argv = append(argv, monitor.ConfigFlag(ev.Key.Name, o.ExtraExtensions), name) // at nameIndex(o)
 	for _, t := range o.Inherit {
 		argv = append(argv, "--inherit", t)
 	}
@@ -155,6 +167,11 @@ func vassalArgv(o *Options, ev *monitor.Event, inline bool) []string {
 		argv = append(argv, "--include", t)
 	}
 	return argv
+}
+
+// nameIndex is where vassalArgv puts the config's name.
+func nameIndex(o *Options) int {
+	return 2 + 2*(len(o.InheritBefore)+len(o.IncludeBefore)+len(o.VassalSet))
 }
 
 // Validate runs the checks a Spec must pass before any fork, in order;

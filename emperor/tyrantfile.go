@@ -43,6 +43,9 @@ type tyrantConfig struct {
 	text  []byte
 	dir   string // the directory the file really is in
 	owner monitor.Owner
+	path  string // where it really is
+	// runnable: its owner may read and execute it (emperor-magic-exec).
+	runnable bool
 }
 
 // openTyrantConfig opens path once and returns its text, its directory and
@@ -87,7 +90,10 @@ func openTyrantConfig(name, path string, noFollow bool, limit int) (tyrantConfig
 	if err != nil {
 		return refuse("%s: where is it: %v", path, err)
 	}
-	return tyrantConfig{text: text, dir: filepath.Dir(real), owner: owner}, nil
+	who := &runner{uid: owner.UID, gid: owner.GID}
+	perm := os.FileMode(st.Mode) & os.ModePerm
+	runnable := modePermits(perm, st.Uid, st.Gid, who, 0o4) && modePermits(perm, st.Uid, st.Gid, who, 0o1)
+	return tyrantConfig{text: text, dir: filepath.Dir(real), owner: owner, path: real, runnable: runnable}, nil
 }
 
 // openOnce fills a tyrant-mode Spec from its config file, opened once
@@ -104,6 +110,12 @@ func (s *Spec) openOnce() error {
 	}
 	s.Config, s.Dir, s.Owner = tc.text, tc.dir, &tc.owner
 	s.runAs(cred)
+	if s.MagicExec && tc.runnable && s.NameAt > 0 && s.NameAt < len(s.Argv) {
+		// Its owner's program, run by the vassal as its owner
+		// (magicexec.go): no text to pass.
+		s.Config = nil
+		s.Argv[s.NameAt] = "exec://" + quoteIfNeeded(tc.path)
+	}
 	return nil
 }
 
@@ -145,6 +157,11 @@ func (e *Emperor) configReread(r configRead) {
 	case !sameOwner(&r.cfg.owner, v.owner):
 		v.stopCause = "owner_changed"
 		e.stop(v, Restart, "tyrant: the config's owner changed")
+	case e.opts.MagicExec && r.cfg.runnable != (v.proc.cfg < 0):
+		// Its command line says emperor:// or exec://: only a new one
+		// changes that.
+		v.stopCause = "config_changed"
+		e.stop(v, Restart, "emperor-magic-exec: the config's executable bit changed")
 	default:
 		v.proc.config = r.cfg.text
 		e.reload(v, "config changed ("+v.ev.Reason+")")

@@ -3,7 +3,10 @@
 //
 // The vassal reads a uWSGI-style config (see ParseSettings for the options
 // it uses; option names follow uWSGI, unknown options are warned about, or
-// refused under strict), binds the sockets itself, and runs worker processes
+// refused under strict; --config FILE reads FILE by its suffix or, for any
+// other suffix such as an emperor-extra-extension's, by its detected
+// format; a config named exec://COMMAND is COMMAND's output, as with an
+// Emperor's emperor-magic-exec), binds the sockets itself, and runs worker processes
 // that receive the sockets with the systemd convention: fds from 3 in config
 // order, LISTEN_FDS, LISTEN_PID (the worker's own pid, see ListenExec) and
 // LISTEN_FDNAMES, where each socket is named after its option, http-socket

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -233,7 +234,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 	if len(s.emperors) == 0 {
 		return errors.New("no monitor: give --dir DIR, --glob PATTERN or --emperor VALUE (see --help)")
 	}
-	binary, err := vassalBinary(s.binary)
+	binary, err := s.vassalBinaries()
 	if err != nil {
 		return err
 	}
@@ -274,11 +275,17 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		return err
 	}
 	opts := emperor.Options{
-		Listeners:         listeners,
-		Monitors:          mons,
-		Ready:             ready,
-		Binary:            binary,
-		ExtendedFrames:    !strings.HasPrefix(filepath.Base(binary), "uwsgi"),
+		Listeners:       listeners,
+		Monitors:        mons,
+		Ready:           ready,
+		Binary:          binary,
+		Wrapper:         s.wrapper,
+		WrapperOverride: s.wrapperOverride,
+		WrapperFallback: s.wrapperFallback,
+		MagicExec:       s.magicExec,
+		// A wrapper may run anything: only frames uWSGI reads.
+		ExtendedFrames: !strings.HasPrefix(filepath.Base(binary), "uwsgi") && s.wrapper == "" &&
+			len(s.wrapperOverride) == 0 && len(s.wrapperFallback) == 0,
 		VassalSet:         s.vassalSet,
 		IncludeBefore:     fromHere(s.includeBefore),
 		Include:           fromHere(s.include),
@@ -337,6 +344,21 @@ func fromHere(paths []string) []string {
 		}
 	}
 	return out
+}
+
+// vassalBinaries resolves binary-path when it is what vassals run. With
+// emperor-wrapper it is not, and with overrides or fallbacks a missing one
+// is no reason to refuse to start: each spawn picks the first that can run
+// (package emperor's wrapper.go), so binary-path is then passed unresolved.
+func (s *settings) vassalBinaries() (string, error) {
+	if s.wrapper != "" {
+		return s.binary, nil
+	}
+	binary, err := vassalBinary(s.binary)
+	if err != nil && (len(s.wrapperOverride) > 0 || len(s.wrapperFallback) > 0) {
+		return cmp.Or(s.binary, "vassal"), nil
+	}
+	return binary, err
 }
 
 // vassalBinary resolves binary-path, defaulting to our vassal next to this

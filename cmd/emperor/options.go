@@ -32,6 +32,12 @@ type settings struct {
 	noFollow        bool
 	graceful        bool
 	extraExtensions []string
+	// Which program each vassal runs, and executable configs (wrapper.go
+	// and magicexec.go of package emperor).
+	wrapper         string
+	wrapperOverride []string
+	wrapperFallback []string
+	magicExec       bool
 	stats           string
 	statsHTTP       bool
 	metrics         string
@@ -107,6 +113,10 @@ func (s *settings) coreOptions() []config.Setting {
 		uwsgiFlag("emperor-nofollow", "do not follow symlinks to configs", &s.noFollow),
 		uwsgiFlag("emperor-graceful-shutdown", "stop vassals with byte 2 (graceful) instead of 0", &s.graceful),
 		config.ListSetting("emperor-extra-extension", "another config extension (loaded with --config)", &s.extraExtensions, ""),
+		config.StringSetting("emperor-wrapper", "the vassal binary, in place of binary-path", &s.wrapper),
+		config.ListSetting("emperor-wrapper-override", "vassal binary tried before emperor-wrapper (repeatable; the first that can run runs)", &s.wrapperOverride, ""),
+		config.ListSetting("emperor-wrapper-fallback", "vassal binary tried after emperor-wrapper (repeatable)", &s.wrapperFallback, ""),
+		uwsgiFlag("emperor-magic-exec", "run an executable vassal config and read the config from its output (exec://)", &s.magicExec),
 		config.StringSetting("emperor-use-clone", "namespaces for every vassal: fs,net,ipc,pid,uts,user,cgroup", &s.useClone),
 		uwsgiFlag("emperor-tyrant", "run each vassal as the owner of its config (never root)", &s.tyrant),
 		config.StringSetting("emperor-cap", "capabilities every vassal keeps, uWSGI names or numbers: setuid,net_bind_service", &s.caps),

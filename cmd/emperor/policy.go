@@ -69,10 +69,6 @@ var notBuilt = map[string]string{
 	"emperor-collect-attribute":       "collecting [emperor] attributes by name (a uWSGI 2.1 option) is not built",
 	"emperor-wrapper-attr":            "per-vassal wrappers from attributes (a uWSGI 2.1 option) are not built",
 	"emperor-chdir-attr":              "per-vassal directories from attributes (a uWSGI 2.1 option) are not built",
-	"emperor-wrapper":                 "emperor-wrapper is not built yet: every vassal runs binary-path",
-	"emperor-wrapper-override":        "emperor-wrapper-override is not built yet: every vassal runs binary-path",
-	"emperor-wrapper-fallback":        "emperor-wrapper-fallback is not built yet: every vassal runs binary-path",
-	"emperor-magic-exec":              "emperor-magic-exec is not built yet: an executable config is read as a config, not run",
 	"emperor-subreaper":               "not needed: the Emperor waits for its own vassals, and their cgroups catch what they leave (a uWSGI 2.1 option)",
 }
 

@@ -3,6 +3,8 @@
 //
 //	vassal --ini app.ini
 //	vassal --ini emperor://app.ini     (config text from the Emperor)
+//	vassal --ini exec:///srv/app.ini   (the config is what the program prints)
+//	vassal --config app.conf           (any suffix: the format is detected)
 //	vassal --set http-socket=:8080 --set "worker-exec=./server"
 //
 // See package vassal for the options it reads and the protocol it speaks.
@@ -24,13 +26,14 @@ import (
 	"github.com/emperor-dev/emperor/vassal"
 )
 
-const usage = `usage: vassal --ini app.ini | --xml F | --yaml F | --json F | --set key=value ...
+const usage = `usage: vassal --ini app.ini | --xml F | --yaml F | --json F | --config F | --set key=value ...
 
 Runs worker-exec in processes workers on the sockets the config names
 (http-socket, socket, uwsgi-socket, shared-socket, fd://N, fd 0), passing
 them with LISTEN_FDS. Under an Emperor (UWSGI_EMPEROR_FD set) it speaks the
 Emperor protocol; a config may then be emperor://NAME, read from
-UWSGI_EMPEROR_FD_CONFIG. See the documentation of package vassal for every
+UWSGI_EMPEROR_FD_CONFIG. A config may be exec://COMMAND: COMMAND's output
+(at most 30 s). --config F reads F by its suffix, or its detected format. See the documentation of package vassal for every
 option (go doc github.com/emperor-dev/emperor/vassal).
 SIGHUP reloads; SIGTERM stops (reloads with die-on-term = false).
 `
