@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -119,6 +120,27 @@ type Group struct {
 	V1 map[string]string
 	// Limits as applied.
 	Limits Limits
+
+	usage atomic.Pointer[sampledUsage] // the last Usage read, for RecentUsage
+}
+
+// sampledUsage is a Usage and when it was read.
+type sampledUsage struct {
+	u  Usage
+	at time.Time
+}
+
+// RecentUsage is Usage read at most maxAge ago: the stats and metrics of
+// thousands of vassals would otherwise read seven files per vassal for
+// every answer (10,000 vassals: about a second). Safe for concurrent use.
+func (g *Group) RecentUsage(maxAge time.Duration) Usage {
+	now := time.Now()
+	if c := g.usage.Load(); c != nil && now.Sub(c.at) < maxAge {
+		return c.u
+	}
+	u := g.Usage()
+	g.usage.Store(&sampledUsage{u: u, at: now})
+	return u
 }
 
 // LimitedInV1 reports whether one of the group's limits lives in a v1

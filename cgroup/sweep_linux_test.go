@@ -119,3 +119,34 @@ func TestUsageCountsForksRefusedByThePidsLimit(t *testing.T) {
 		t.Errorf("8 forks under a limit of 4: usage %+v, want pids <= 4 and some refused", u)
 	}
 }
+
+// RecentUsage reads the files again only once its last reading is older
+// than asked: a process that joins meanwhile shows in a fresh read, not in
+// a recent one.
+func TestRecentUsageRereadsOnlyWhenOld(t *testing.T) {
+	testenv.Root(t)
+	h, err := Open()
+	if err != nil {
+		testenv.Missing(t, "cgroups: "+err.Error())
+	}
+	g, err := h.Create("recent-usage-test", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Remove(context.Background())
+	before := g.RecentUsage(time.Hour)
+	cmd := exec.Command("sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := g.Join(cmd.Process.Pid, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.RecentUsage(time.Hour); got.Pids != before.Pids {
+		t.Errorf("a reading an hour fresh was taken again: pids %d, then %d", before.Pids, got.Pids)
+	}
+	if got := g.RecentUsage(0); got.Pids != before.Pids+1 {
+		t.Errorf("a fresh reading shows %d tasks, want %d", got.Pids, before.Pids+1)
+	}
+}

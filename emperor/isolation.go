@@ -214,12 +214,17 @@ func (e *Emperor) endTree(v *vassal, p *process, st *exitStatus) {
 	}()
 }
 
+// usageMaxAge is how old the cgroup usage in a stats or metrics answer may
+// be: clients asking several times a second share one read of each
+// vassal's cgroup files.
+const usageMaxAge = time.Second
+
 // readCgroups fills in the cgroup usage of each vassal in a snapshot; it
 // runs in the stats or metrics client's goroutine, never on the loop.
 func readCgroups(s *Stats) {
 	for i := range s.Vassals {
 		if g := s.Vassals[i].cg; g != nil {
-			u := g.Usage()
+			u := g.RecentUsage(usageMaxAge)
 			s.Vassals[i].Cgroup = &u
 		}
 	}
