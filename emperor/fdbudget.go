@@ -61,9 +61,11 @@ func readBudget() (fdBudget, error) {
 	return b, err
 }
 
-// vassals is how many vassals of one fd each the budget allows.
+// vassals is how many vassals of one fd each the budget allows: check
+// passes while both ends of a new control socketpair fall below the
+// reserve.
 func (b *fdBudget) vassals() int {
-	return max(0, b.limit-b.fixed-b.reserve)
+	return max(0, b.limit-b.fixed-b.reserve-1)
 }
 
 // check refuses a new fd numbered in the reserve: fewer than reserve fds

@@ -75,6 +75,7 @@ func (e *Emperor) reapChildren() {
 			return // children, none exited
 		}
 		if _, ours := e.children[st.Pid]; !ours {
+			e.log.Debug("reaper: the next zombie is not a vassal's; checking each vassal's pid", "pid", st.Pid)
 			e.scanChildren()
 			return
 		}
