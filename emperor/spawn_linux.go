@@ -82,7 +82,9 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 // and stderr inherited, the vassal's ends at fds 3 and 4, its own process
 // group, SIGKILL when the Emperor dies, and the isolation the Spec asks
 // for: a cgroup it is cloned into, and the init stage when it needs
-// more than SysProcAttr can do (see needsInit).
+// more than SysProcAttr can do (see needsInit). It fails with EMFILE when
+// the control channel leaves less than the fd budget's reserve free
+// (fdbudget.go).
 func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator, budget *fdBudget) (_ *process, retErr error) {
 	if spec.OpenOnce {
 		if err := spec.openOnce(); err != nil { // tyrantfile.go
