@@ -24,6 +24,7 @@ import (
 	"github.com/emperor-dev/emperor/internal/emperortest"
 	"github.com/emperor-dev/emperor/internal/testkit"
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/monitor/monitortest"
 )
 
 // countFds counts this process's open fds.
@@ -294,5 +295,29 @@ func TestFdShortageWaitsAndRecovers(t *testing.T) {
 	}
 	if s.Fds.Waiting != 0 || s.Fds.Bursts != 1 {
 		t.Errorf("stats fds %+v after recovery: want none waiting, one burst", s.Fds)
+	}
+}
+
+// A vassal with an inline config costs the Emperor two fds: the config
+// channel stays open for the config requests (byte 2) after a reload.
+func TestInlineConfigVassalHoldsTwoFds(t *testing.T) {
+	const n = 10
+	fake := monitortest.New("db")
+	h := startEmperor(t, setup{monitors: []monitor.Monitor{fake}})
+	if _, err := h.Snapshot(context.Background()); err != nil { // the loop runs: Run's own fds are open
+		t.Fatal(err)
+	}
+	before := countFds(t)
+	for i := range n {
+		name := fmt.Sprintf("db%02d.ini", i)
+		fake.Events <- monitor.Event{Op: monitor.Touch, Key: monitor.Key{Name: name}, Config: []byte(h.vassalConfig("name = " + name)), Version: monitor.Version{Hash: "1"}}
+	}
+	for i := range n {
+		h.WaitBytes(5, fmt.Sprintf("db%02d.ini", i))
+	}
+	after := countFds(t)
+	t.Logf("%d fds before, %d with %d inline-config vassals: %.2f per vassal", before, after, n, float64(after-before)/n)
+	if after-before > 2*n {
+		t.Errorf("%d inline-config vassals cost the Emperor %d fds, want at most two each", n, after-before)
 	}
 }
