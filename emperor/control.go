@@ -41,9 +41,11 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 		p.ctl = -1
 		// Usually the process is already dead: then this is its exit,
 		// not a curse.
-		if st, exited, err := reap(p); err == nil && exited {
-			e.exited(v, st)
-			return
+		if _, tracked := e.children[p.pid]; tracked {
+			e.checkChild(p.pid) // reaper_linux.go
+		}
+		if v.proc != p {
+			return // that was its exit
 		}
 		if v.state == Running {
 			e.curse(v, reason)

@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/emperor-dev/emperor/internal/logburst"
 	"github.com/emperor-dev/emperor/monitor"
@@ -40,6 +43,14 @@ type Emperor struct {
 	ragnarok     bool
 	buried       bool // the mercy expired and the killed vassals had their chance to be reaped
 	live         int  // vassals with a process (uWSGI's "governing N vassals")
+	// children are the processes the reaper waits for, by pid; checkPids
+	// those tracked during the current event (reaper_linux.go).
+	children  map[int]child
+	checkPids []int
+	// budget is the fd limit (read-only once Run starts spawning); fdw the
+	// vassals waiting for an fd (fdbudget.go).
+	budget fdBudget
+	fdw    fdWaits
 
 	// systemd notify state.
 	notify        *notifier
@@ -56,19 +67,19 @@ type Emperor struct {
 	wrapPoll func(fdRegistry) fdRegistry
 
 	// Channels into the loop.
-	events        chan monitor.Event
-	polled        chan []uint64
-	spawned       chan spawnResult
-	ticks         chan tick          // Emperor-wide timers (timers.go)
-	timers        chan vassalTimer   // per-vassal timers (timers.go)
-	unwatchedExit chan unwatchedExit // exits of processes the poller lost (fds.go)
-	rereads       chan configRead    // tyrant-mode configs read again (tyrantfile.go)
-	queries       chan chan *Stats
-	commands      chan command
-	hookDone      chan hookResult // exec-as-emperor outcomes (hooks.go)
-	done          chan struct{}   // closed when the loop exits
-	cgroups       sync.WaitGroup  // cgroups being emptied and removed (isolation.go)
-	stopHooks     sync.WaitGroup  // vassals-stop-hook runs under way (hooks.go)
+	events    chan monitor.Event
+	polled    chan []uint64
+	spawned   chan spawnResult
+	ticks     chan tick        // Emperor-wide timers (timers.go)
+	timers    chan vassalTimer // per-vassal timers (timers.go)
+	sigchld   chan os.Signal   // SIGCHLD: a child exited (reaper_linux.go)
+	rereads   chan configRead  // tyrant-mode configs read again (tyrantfile.go)
+	queries   chan chan *Stats
+	commands  chan command
+	hookDone  chan hookResult // exec-as-emperor outcomes (hooks.go)
+	done      chan struct{}   // closed when the loop exits
+	cgroups   sync.WaitGroup  // cgroups being emptied and removed (isolation.go)
+	stopHooks sync.WaitGroup  // vassals-stop-hook runs under way (hooks.go)
 	// statsBody and metricsBody render the answers of the stats and
 	// metrics servers, shared among clients asking together (render.go).
 	statsBody, metricsBody *renderer
@@ -85,25 +96,26 @@ func New(opts Options) (*Emperor, error) {
 		return nil, fmt.Errorf("emperor: getwd: %w", err)
 	}
 	e := &Emperor{
-		opts:          opts,
-		log:           burstLimited(opts.Logger),
-		vassals:       map[monitor.Key]*vassal{},
-		fds:           map[uint64]fdRef{},
-		monitorNames:  map[string]string{},
-		cwd:           cwd,
-		baseEnv:       vassalEnv(opts.Env),
-		events:        make(chan monitor.Event, 1024),
-		polled:        make(chan []uint64, 16),
-		spawned:       make(chan spawnResult, 64),
-		ticks:         make(chan tick, 16),
-		timers:        make(chan vassalTimer, 256),
-		unwatchedExit: make(chan unwatchedExit, 16),
-		rereads:       make(chan configRead, 16),
-		queries:       make(chan chan *Stats),
-		commands:      make(chan command),
-		hookDone:      make(chan hookResult, 64),
-		done:          make(chan struct{}),
-		counters:      newCounters(),
+		opts:         opts,
+		log:          burstLimited(opts.Logger),
+		vassals:      map[monitor.Key]*vassal{},
+		fds:          map[uint64]fdRef{},
+		monitorNames: map[string]string{},
+		cwd:          cwd,
+		baseEnv:      vassalEnv(opts.Env),
+		events:       make(chan monitor.Event, 1024),
+		polled:       make(chan []uint64, 16),
+		spawned:      make(chan spawnResult, 64),
+		ticks:        make(chan tick, 16),
+		timers:       make(chan vassalTimer, 256),
+		sigchld:      make(chan os.Signal, 1),
+		children:     map[int]child{},
+		rereads:      make(chan configRead, 16),
+		queries:      make(chan chan *Stats),
+		commands:     make(chan command),
+		hookDone:     make(chan hookResult, 64),
+		done:         make(chan struct{}),
+		counters:     newCounters(),
 	}
 	for _, m := range opts.Monitors {
 		e.monitorNames[m.ID()] = m.String()
@@ -133,6 +145,8 @@ func (e *Emperor) Run(ctx context.Context) error {
 		return fmt.Errorf("emperor: %w", err)
 	}
 	defer devnull.Close()
+	signal.Notify(e.sigchld, unix.SIGCHLD) // exits (reaper_linux.go)
+	defer signal.Stop(e.sigchld)
 
 	var wg sync.WaitGroup
 	bg, cancelBG := context.WithCancel(context.Background())
@@ -155,7 +169,7 @@ func (e *Emperor) Run(ctx context.Context) error {
 		defer e.stopGuardian(&iso)
 	}
 	reqs := make(chan spawnRequest)
-	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv, &iso)
+	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv, &iso, &e.budget)
 	defer close(reqs)
 
 	goServe := func(serve func()) {
@@ -204,6 +218,10 @@ func (e *Emperor) Run(ctx context.Context) error {
 	if e.opts.WatchdogEvery > 0 {
 		e.afterTick(e.opts.WatchdogEvery, watchdogTick)
 	}
+	if e.budget, err = readBudget(); err != nil { // fdbudget.go
+		e.log.Warn("cannot read the fd limit: spawns are not checked against it", "err", err)
+	}
+	e.logBudget()
 	e.log.Info("the Emperor is ruling", "monitors", len(e.opts.Monitors), "binary", e.opts.Binary, "pid", os.Getpid())
 	err = e.loop(ctx, reqs, cancelMonitors)
 	e.cgroups.Wait()   // every vassal's cgroup is gone before the Emperor is
@@ -273,8 +291,8 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			e.tickFired(t)
 		case t := <-e.timers:
 			e.timerFired(t)
-		case u := <-e.unwatchedExit:
-			e.collectUnwatched(u)
+		case <-e.sigchld:
+			e.reapChildren()
 		case r := <-e.rereads:
 			e.configReread(r)
 		case reply := <-e.queries:
@@ -283,6 +301,9 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			c.reply <- e.command(c.args)
 		case r := <-e.hookDone:
 			e.hookFinished(r)
+		}
+		if len(e.checkPids) > 0 {
+			e.checkTracked() // reaper_linux.go
 		}
 		if e.admitDue {
 			e.admitDue = false

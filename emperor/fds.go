@@ -4,14 +4,13 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/emperor-dev/emperor/monitor"
 )
 
-// The Emperor's fds of each process (its control channel, its config
-// channel and its pidfd) are listed here and nowhere else: registered with
-// the poller under a token by watch, reported ready through fdReady,
-// released by closeProcess.
+// The Emperor's fds of each process (its control channel and, with an
+// inline config, its config channel) are listed here and nowhere else:
+// registered with the poller under a token by watch, reported ready
+// through fdReady, released by closeProcess. A process has no pidfd: its
+// exit comes from the SIGCHLD reaper (reaper_linux.go).
 
 // fdRegistry is the part of the poller the loop uses: registering an fd
 // under a token, and re-arming it after a report.
@@ -25,7 +24,6 @@ type fdKind uint8
 
 const (
 	ctlFd fdKind = iota // readable: bytes from the vassal (control.go)
-	pidFd               // readable: the process exited
 	cfgFd               // writable: room for the rest of a config frame (config.go)
 )
 
@@ -37,20 +35,13 @@ type fdRef struct {
 	kind fdKind
 }
 
-// watch registers a new process's control channel and pidfd with the
-// poller.
+// watch registers a new process's control channel with the poller.
 func (e *Emperor) watch(v *vassal, p *process) error {
 	e.nextTok++
 	v.ctlTok = e.nextTok
 	e.fds[v.ctlTok] = fdRef{v: v, p: p, kind: ctlFd}
-	e.nextTok++
-	v.pidTok = e.nextTok
-	e.fds[v.pidTok] = fdRef{v: v, p: p, kind: pidFd}
 	if err := e.poll.add(p.ctl, v.ctlTok); err != nil {
 		return fmt.Errorf("control channel: %w", err)
-	}
-	if err := e.poll.add(p.pidfd, v.pidTok); err != nil {
-		return fmt.Errorf("pidfd: %w", err)
 	}
 	return nil
 }
@@ -65,24 +56,8 @@ func (e *Emperor) fdReady(tok uint64) {
 	switch ref.kind {
 	case ctlFd:
 		e.readControl(v, p, tok)
-	case pidFd:
-		e.pidfdReady(v, p, tok)
 	case cfgFd:
 		e.flushConfig(v, p)
-	}
-}
-
-// pidfdReady collects an exit, or re-arms the pidfd when it was a false
-// alarm.
-func (e *Emperor) pidfdReady(v *vassal, p *process, tok uint64) {
-	st, exited, err := reap(p)
-	switch {
-	case err != nil:
-		e.log.Error("waitid failed", e.attrs(v, "err", err)...)
-	case exited:
-		e.exited(v, st)
-	default:
-		e.rearm(v, p, p.pidfd, tok)
 	}
 }
 
@@ -99,9 +74,7 @@ func (e *Emperor) rearm(v *vassal, p *process, fd int, tok uint64) {
 }
 
 // unwatched kills a process the poller cannot watch, counting it as a
-// failed spawn, and collects its exit through a waiter of its own: one
-// goroutine that blocks in poll(2) on a duplicate of the pidfd, which costs a
-// thread only in this rare case.
+// failed spawn. Its exit comes from the reaper, as any other's.
 func (e *Emperor) unwatched(v *vassal, p *process, err error) {
 	e.log.Error("cannot watch the vassal's fds: SIGKILL, counted as a failed spawn", e.attrs(v, "err", err)...)
 	p.killedFor, p.killCause = "cannot watch its fds: "+err.Error(), "spawn_failed"
@@ -111,49 +84,11 @@ func (e *Emperor) unwatched(v *vassal, p *process, err error) {
 	if err := killTree(p); err != nil {
 		e.log.Error("kill failed", e.attrs(v, "err", err)...)
 	}
-	dup, derr := unix.FcntlInt(uintptr(p.pidfd), unix.F_DUPFD_CLOEXEC, 0)
-	if derr != nil {
-		e.log.Error("cannot wait for the unwatched vassal; it stays a zombie until the Emperor exits", e.attrs(v, "err", derr)...)
-		return
-	}
-	key := v.key
-	go func() {
-		defer unix.Close(dup)
-		fds := []unix.PollFd{{Fd: int32(dup), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
-				break
-			}
-		}
-		select {
-		case e.unwatchedExit <- unwatchedExit{key: key, p: p}:
-		case <-e.done:
-		}
-	}()
-}
-
-// unwatchedExit reports that an unwatched process's pidfd became readable.
-type unwatchedExit struct {
-	key monitor.Key
-	p   *process
-}
-
-// collectUnwatched reaps an unwatched process whose exit its waiter saw.
-func (e *Emperor) collectUnwatched(u unwatchedExit) {
-	v := e.vassals[u.key]
-	if v == nil || v.proc != u.p || u.p.pidfd < 0 {
-		return // already collected another way
-	}
-	st, exited, err := reap(u.p)
-	if err != nil || !exited {
-		e.log.Error("waitid failed on an unwatched vassal", e.attrs(v, "err", err, "exited", exited)...)
-		return
-	}
-	e.exited(v, st)
 }
 
 // closeProcess releases the Emperor's fds of a process and forgets its
-// poller tokens (closing an fd also removes it from the epoll set).
+// poller tokens (closing an fd also removes it from the epoll set); a
+// vassal waiting for an fd may try again.
 func (e *Emperor) closeProcess(p *process, toks ...uint64) {
 	for _, tok := range append(toks, p.out.tok) {
 		if ref, ok := e.fds[tok]; ok && ref.p == p {
@@ -172,6 +107,5 @@ func (e *Emperor) closeProcess(p *process, toks ...uint64) {
 		unix.Close(p.cfg)
 		p.cfg = -1
 	}
-	unix.Close(p.pidfd)
-	p.pidfd = -1
+	e.fdsFreed() // fdbudget.go
 }

@@ -107,7 +107,7 @@ func (e *Emperor) destroyed(v *vassal, ev monitor.Event) {
 // which its EOF and its exit arrived (uWSGI's race, bug B4).
 func (e *Emperor) exited(v *vassal, st exitStatus) {
 	p := v.proc
-	e.closeProcess(p, v.ctlTok, v.pidTok)
+	e.closeProcess(p, v.ctlTok)
 	v.proc = nil
 	e.live--
 	e.doneStarting(v)

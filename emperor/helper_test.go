@@ -59,6 +59,7 @@ func TestMain(m *testing.M) {
 	emperortest.Register(roleVassal, testVassal)
 	emperortest.Register(roleIsolation, isolationVassal)
 	emperortest.Register(roleTyrantEmperor, isolationEmperor)
+	emperortest.Register(roleFdLimitedEmperor, fdLimitedEmperor)
 	emperortest.RunRole()
 	os.Exit(m.Run())
 }
@@ -68,6 +69,8 @@ const (
 	roleVassal        = "vassal"         // testVassal
 	roleIsolation     = "isolation"      // isolationVassal
 	roleTyrantEmperor = "tyrant-emperor" // isolationEmperor
+	// fdLimitedEmperor (fdbudget_test.go)
+	roleFdLimitedEmperor = "fd-limited-emperor"
 )
 
 // report is what a test vassal tells the test.

@@ -177,6 +177,8 @@ func writeMetrics(w io.Writer, s *Stats) {
 		v := &s.Vassals[i]
 		fmt.Fprintf(w, "emperor_vassal_rate_limited_total{vassal=%s,monitor=%s} %d\n", quoteLabel(v.ID), quoteLabel(v.MonitorURI), v.RateLimited)
 	}
+	family("emperor_fd_exhausted_total", "counter", "Vassal spawns that failed for lack of file descriptors (the vassal waits for one).")
+	fmt.Fprintf(w, "emperor_fd_exhausted_total %d\n", s.Fds.Exhausted)
 	family("emperor_control_floods_total", "counter", "Vassal processes killed for flooding their control channel.")
 	fmt.Fprintf(w, "emperor_control_floods_total %d\n", s.Counters.Floods)
 	family("emperor_push_journal_pending", "gauge", "Changes a push monitor holds until its journal has them on disk.")

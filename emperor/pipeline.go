@@ -59,7 +59,7 @@ func (e *Emperor) spawn(v *vassal) {
 		return
 	}
 	switch v.sub {
-	case Throttle, Slot:
+	case Throttle, Slot, Fds:
 		return
 	case Penalty:
 		if v.timer != nil {
@@ -280,6 +280,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 		if res.proc != nil {
 			killTree(res.proc)
 			e.closeProcess(res.proc)
+			e.track(nil, res.proc) // reaped, then dropped (reaper_linux.go)
 		}
 		return
 	}
@@ -296,6 +297,9 @@ func (e *Emperor) spawnDone(res spawnResult) {
 			v.version = v.spawnVersion // refused as it is: only a change retries
 			e.transition(v, Disabled, Refused, refused.Error())
 		}
+		return
+	}
+	if e.fdShortage(v, res.err) { // no fd free: waits for one, unpenalised (fdbudget.go)
 		return
 	}
 	if res.err != nil {
@@ -318,6 +322,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 		v.owner = res.spec.Owner // who the opened file says it runs as
 	}
 	v.proc = p
+	e.track(v, p) // its exit comes from the SIGCHLD reaper (reaper_linux.go)
 	e.live++
 	e.counters.Spawns++
 	v.version = v.spawnVersion
@@ -340,6 +345,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 	}
 	e.transition(v, Running, None, reason)
 	e.startHooks(v, p) // exec-as-emperor, off the loop (hooks.go)
+	e.fdSpawned()      // vassals waiting for an fd may try again (fdbudget.go)
 	switch {
 	case e.ragnarok:
 		e.stop(v, Restart, "Ragnarok")

@@ -6,8 +6,8 @@ import (
 )
 
 // startRagnarok stops every vassal in parallel. Those still alive after
-// ReloadMercy are SIGKILLed through their pidfds: only our own processes,
-// never kill(-1) (uWSGI's bug B3).
+// ReloadMercy are SIGKILLed by pid, each not yet reaped and so still ours:
+// only our own processes, never kill(-1) (uWSGI's bug B3).
 func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc) {
 	if e.ragnarok {
 		e.log.Warn("Ragnarok already evoked", "reason", reason, "left", len(e.vassals))
@@ -44,7 +44,7 @@ func (e *Emperor) startRagnarok(reason string, cancelMonitors context.CancelFunc
 func (e *Emperor) noMercy() {
 	e.log.Warn("Ragnarok: no mercy, SIGKILL to every vassal left", "left", len(e.vassals))
 	for _, v := range e.vassals {
-		if v.proc != nil && v.proc.pidfd >= 0 {
+		if v.proc != nil && !v.proc.reaped {
 			if err := killTree(v.proc); err != nil {
 				e.log.Error("kill failed", e.attrs(v, "err", err)...)
 			}

@@ -21,11 +21,15 @@ import (
 
 // process is a started vassal as the Emperor's loop holds it. Every fd is
 // close-on-exec and owned by the loop.
+//
+// It holds no pidfd: the Emperor is its parent and the SIGCHLD reaper
+// (reaper_linux.go) the only one to wait for it, so its pid stays its own
+// until reaped is set, and signals go to the pid until then, never after.
 type process struct {
 	pid     int
-	pidfd   int // non-blocking; waits and signals go through it (never a bare pid)
-	ctl     int // the Emperor's end of the control channel
-	cfg     int // the Emperor's end of the config channel, or -1
+	reaped  bool // waited for: the pid may belong to anyone now
+	ctl     int  // the Emperor's end of the control channel
+	cfg     int  // the Emperor's end of the config channel, or -1
 	started time.Time
 	// cg is the vassal's cgroup, nil without one; the loop hands it to
 	// endTree when the process is reaped.
@@ -57,7 +61,7 @@ type spawnResult struct {
 // if that thread ever exited, every vassal would be SIGKILLed with it
 // (STYLE rule 6). The goroutine returns only when reqs is closed, at the end
 // of Run, when no vassal is left.
-func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.File, o *Options, baseEnv []string, iso *isolator) {
+func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.File, o *Options, baseEnv []string, iso *isolator, budget *fdBudget) {
 	runtime.LockOSThread()
 	// Never UnlockOSThread: when this goroutine returns, its thread dies
 	// with it, which is what Pdeathsig expects.
@@ -68,7 +72,7 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 	// its vassals: clear them on this thread (its effective set keeps them).
 	capabilities.Ambient(0)
 	for req := range reqs {
-		proc, err := startProcess(&req.spec, devnull, o, baseEnv, iso)
+		proc, err := startProcess(&req.spec, devnull, o, baseEnv, iso, budget)
 		results <- spawnResult{spec: req.spec, gen: req.gen, proc: proc, err: err}
 	}
 }
@@ -76,10 +80,12 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 // startProcess turns a Spec into a running process: a control socketpair
 // (plus a config socketpair for inline configs), fd 0 on /dev/null, stdout
 // and stderr inherited, the vassal's ends at fds 3 and 4, its own process
-// group, SIGKILL when the Emperor dies, a pidfd, and the isolation the Spec
-// asks for: a cgroup it is cloned into, and the init stage when it needs
-// more than SysProcAttr can do (see needsInit).
-func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator) (_ *process, retErr error) {
+// group, SIGKILL when the Emperor dies, and the isolation the Spec asks
+// for: a cgroup it is cloned into, and the init stage when it needs
+// more than SysProcAttr can do (see needsInit). It fails with EMFILE when
+// the control channel leaves less than the fd budget's reserve free
+// (fdbudget.go).
+func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator, budget *fdBudget) (_ *process, retErr error) {
 	if spec.OpenOnce {
 		if err := spec.openOnce(); err != nil { // tyrantfile.go
 			return nil, err
@@ -109,6 +115,9 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 			unix.Close(ctl.Emperor)
 		}
 	}()
+	if err := budget.check(max(ctl.Emperor, int(ctl.Vassal.Fd()))); err != nil { // fdbudget.go
+		return nil, fmt.Errorf("control channel: %w", err)
+	}
 	files := []*os.File{devnull, o.Stdout, o.Stderr, ctl.Vassal}
 	env := append(baseEnv[:len(baseEnv):len(baseEnv)], protocol.EnvFD+"=3")
 	cfgFd := -1
@@ -150,13 +159,11 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 	useInit := needsInit(spec) || (g != nil && g.LimitedInV1())
 	root := os.Geteuid() == 0 // the init stage may change user itself
 
-	pidfd := -1
-	attr := &os.ProcAttr{
+	attr := &syscall.ProcAttr{
 		Dir: spec.Dir,
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: syscall.SIGKILL,
-			PidFD:     &pidfd,
 		},
 	}
 	path, argv := spec.Argv[0], spec.Argv
@@ -176,7 +183,10 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 	} else {
 		attr.Sys.Credential = spec.Credential
 	}
-	attr.Env, attr.Files = env, files
+	attr.Env = env
+	for _, f := range files {
+		attr.Files = append(attr.Files, f.Fd())
+	}
 	spec.Namespaces.Apply(attr.Sys, spec.HostUID, spec.HostGID)
 
 	cgfd := -1
@@ -195,29 +205,29 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, cgfd
 		inV2 = true
 	}
-	p, err := os.StartProcess(path, argv, attr)
+	// syscall.StartProcess, not os.StartProcess: os would keep a pidfd
+	// for the process, one more fd per vassal than the reaper needs.
+	pid, err := start(path, argv, attr)
 	if err != nil && inV2 && cloneIntoRefused(err) {
 		// Kernels without clone3 or CLONE_INTO_CGROUP: start it, then move
 		// it (the init stage, when used, holds it until then).
 		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD, inV2 = false, 0, false
-		p, err = os.StartProcess(path, argv, attr)
+		pid, err = start(path, argv, attr)
 	}
+	runtime.KeepAlive(files) // their fds were passed as numbers
 	if stage != nil {
 		stage.CloseChildEnds()
 	}
 	if err != nil {
 		return nil, err
 	}
-	pid := p.Pid
 	// abort undoes a start that failed after the clone: the process (the
-	// init stage, holding the vassal back) is killed and reaped, our pidfd
-	// closed; the deferred cleanups close the channels and remove the cgroup.
+	// init stage, holding the vassal back) is killed and reaped here, on
+	// the spawner thread (the loop's reaper does not know its pid yet); the
+	// deferred cleanups close the channels and remove the cgroup.
 	abort := func(err error) (*process, error) {
-		p.Kill()
-		p.Wait()
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
+		unix.Kill(pid, unix.SIGKILL)
+		procwait.Wait(unix.P_PID, pid, unix.WEXITED)
 		return nil, err
 	}
 	if g != nil {
@@ -231,20 +241,16 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 			return abort(err)
 		}
 	}
-	p.Release() // we keep our own pidfd; os keeps a duplicate we do not need
-	if pidfd < 0 {
-		// Kernels without CLONE_PIDFD: open one now. The child cannot have
-		// been reaped (only we wait for it), so the pid is still ours.
-		pidfd, err = unix.PidfdOpen(pid, 0)
-		if err != nil {
-			return nil, os.NewSyscallError("pidfd_open", err)
-		}
+	return &process{pid: pid, ctl: ctl.Emperor, cfg: cfgFd, started: time.Now(), cg: g}, nil
+}
+
+// start forks and execs, failing as os.StartProcess does.
+func start(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	pid, _, err := syscall.StartProcess(path, argv, attr)
+	if err != nil {
+		return 0, &os.PathError{Op: "fork/exec", Path: path, Err: err}
 	}
-	if err := unix.SetNonblock(pidfd, true); err != nil {
-		unix.Close(pidfd)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
-	return &process{pid: pid, pidfd: pidfd, ctl: ctl.Emperor, cfg: cfgFd, started: time.Now(), cg: g}, nil
+	return pid, nil
 }
 
 // initConfig is what the init stage does for spec, its fds from keepFds
@@ -306,9 +312,13 @@ type exitStatus struct {
 	signal   unix.Signal // terminating signal, when signaled
 	signaled bool
 	oom      string // set by endTree when its cgroup saw an OOM kill
+	lost     bool   // another waiter reaped it: nothing known (reaper_linux.go)
 }
 
 func (s exitStatus) String() string {
+	if s.lost {
+		return "exit status unknown (reaped by another waiter)"
+	}
 	out := "exit status " + strconv.Itoa(s.code)
 	if s.signaled {
 		out = "killed by " + unix.SignalName(s.signal)
@@ -319,51 +329,55 @@ func (s exitStatus) String() string {
 	return out
 }
 
-// reap collects an exited process through its pidfd without blocking. ok is
-// false when the process is still running (EAGAIN on a non-blocking pidfd).
+// reap collects an exited process: only the reaper calls it (on the loop,
+// reaper_linux.go), and only once waitid with WNOWAIT saw it a zombie.
 //
 // Before the process is reaped, what is left of its process group is
 // SIGKILLed: until the reap, the zombie holds its pid, so the group id it
 // gave its group cannot have been reused and the group signalled is still
 // the vassal's own. This ends a vassal's workers on every stop, graceful or
 // not, with or without a cgroup (which endTree then empties and removes).
-func reap(p *process) (st exitStatus, ok bool, err error) {
-	ws, err := procwait.Wait(unix.P_PIDFD, p.pidfd, unix.WEXITED|unix.WNOWAIT)
-	if errors.Is(err, unix.EAGAIN) {
-		return st, false, nil
-	}
-	if err != nil || ws.Pid == 0 {
-		return st, false, err
-	}
+func reap(p *process) (st exitStatus, err error) {
 	unix.Kill(-p.pid, unix.SIGKILL) // ESRCH: nothing left in the group
-	if ws, err = procwait.Wait(unix.P_PIDFD, p.pidfd, unix.WEXITED); err != nil {
-		return st, false, err
+	ws, err := procwait.Wait(unix.P_PID, p.pid, unix.WEXITED|unix.WNOHANG)
+	if err == nil && ws.Pid == 0 {
+		err = fmt.Errorf("waitid %d: no exit to collect", p.pid)
 	}
+	if err != nil {
+		return st, err
+	}
+	p.reaped = true
 	st.code, st.signal, st.signaled = ws.Exit, ws.Signal, ws.Signaled()
-	return st, true, nil
+	return st, nil
 }
 
-// kill signals a process through its pidfd: a pid can be recycled, a pidfd
-// cannot.
-func kill(pidfd int, sig unix.Signal) error {
-	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil && err != unix.ESRCH {
-		return os.NewSyscallError("pidfd_send_signal", err)
+// kill signals a process by its pid, which is still its own: only the
+// loop reaps, and it never signals a process it has reaped.
+func kill(p *process, sig unix.Signal) error {
+	if p.reaped {
+		return nil
+	}
+	if err := unix.Kill(p.pid, sig); err != nil && err != unix.ESRCH {
+		return os.NewSyscallError("kill", err)
 	}
 	return nil
 }
 
 // killTree SIGKILLs a vassal and the process group it leads (each vassal
 // gets its own, Setpgid), so a frozen or stuck uWSGI worker does not outlive
-// its master holding the vassal's sockets. It must only be called before the
+// its master holding the vassal's sockets. Like kill it acts only before the
 // vassal is reaped: until then its pid, and so its group id, cannot be
 // reused, so the group signalled is the vassal's own. With a cgroup, every
 // process in it dies too, including those that left the group.
 func killTree(p *process) error {
-	err := kill(p.pidfd, unix.SIGKILL)
+	err := kill(p, unix.SIGKILL)
 	if p.cg != nil {
 		if cerr := p.cg.Kill(); cerr != nil && err == nil {
 			err = cerr
 		}
+	}
+	if p.reaped {
+		return err
 	}
 	if gerr := unix.Kill(-p.pid, unix.SIGKILL); gerr != nil && gerr != unix.ESRCH && err == nil {
 		err = os.NewSyscallError("kill", gerr)

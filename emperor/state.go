@@ -86,10 +86,14 @@ const (
 	// Refused: Disabled because its spawn was refused (tyrant, an inline
 	// config too large); a config change retries.
 	Refused
+
+	// Fds: Waiting for a free file descriptor, after a spawn failed for
+	// lack of one (fdbudget.go).
+	Fds
 	numSubs
 )
 
-var subNames = [numSubs]string{"", "penalty", "throttle", "slot", "restart", "hold", "resign", "held", "voluntary", "exiled", "refused"}
+var subNames = [numSubs]string{"", "penalty", "throttle", "slot", "restart", "hold", "resign", "held", "voluntary", "exiled", "refused", "fds"}
 
 func (s Sub) String() string {
 	if s < numSubs {
@@ -114,7 +118,7 @@ var allowed = [numStates][]State{
 // subsOf lists the sub-states each state may carry; a state not listed
 // carries None only.
 var subsOf = [numStates][]Sub{
-	Waiting:  {None, Penalty, Throttle, Slot},
+	Waiting:  {None, Penalty, Throttle, Slot, Fds},
 	Stopping: {Restart, Hold, Resign},
 	Disabled: {Held, Voluntary, Exiled, Refused},
 }

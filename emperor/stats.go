@@ -52,6 +52,8 @@ type Stats struct {
 	Throttled  int   `json:"throttled"`
 	// Ours: cumulative counts.
 	Counters Counters `json:"counters"`
+	// Ours: the fd budget, and the spawns that found no fd (fdbudget.go).
+	Fds FdStats `json:"fds"`
 }
 
 // VassalStats is one vassal in Stats: uWSGI's fields in uWSGI's order,
@@ -164,6 +166,7 @@ func (e *Emperor) stats() *Stats {
 	}
 	s.Starting, s.MaxStarting = e.starting, e.opts.MaxStarting
 	s.Counters = e.counters.clone()
+	s.Fds = e.fdStats()
 	for _, t := range e.admission {
 		if e.valid(t, Slot) {
 			s.Queued++
@@ -254,7 +257,8 @@ func (e *Emperor) Snapshot(ctx context.Context) (*Stats, error) {
 	}
 	select {
 	case s := <-reply:
-		readCgroups(s) // isolation.go
+		readCgroups(s)             // isolation.go
+		s.Fds.InUse, _ = openFds() // fdbudget.go
 		return s, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -19,6 +19,7 @@ const (
 	throttleTick             // open the throttle's next wave (pipeline.go)
 	mercyTick                // Ragnarok's mercy is over: SIGKILL the rest
 	buryTick                 // the SIGKILLed had their time to be reaped
+	fdTick                   // retry a vassal waiting for an fd (fdbudget.go)
 )
 
 // vassalTimer is one vassal's timer. Each kind says which field makes a
@@ -80,6 +81,8 @@ func (e *Emperor) tickFired(t tick) {
 		e.noMercy()
 	case buryTick:
 		e.buried = true
+	case fdTick:
+		e.fdRetry()
 	}
 }
 

@@ -39,10 +39,10 @@ type vassal struct {
 	// owner is the config owner the current process was spawned for.
 	owner *monitor.Owner
 
-	// proc is the current process (Running, Stopping, Cursed), with its
-	// poller tokens (fds.go).
-	proc           *process
-	ctlTok, pidTok uint64
+	// proc is the current process (Running, Stopping, Cursed), with the
+	// poller token of its control channel (fds.go).
+	proc   *process
+	ctlTok uint64
 	// said is what the current process said over the protocol.
 	said protoState
 	// slot is its start slot, from the spawn request to its first byte
