@@ -77,6 +77,8 @@ func run() int {
 	// The flood section (bench/flood.go).
 	floodRows := flag.Bool("flood", true, "add the flood table: stats, new file and touch latency while one vassal floods its control channel")
 	floodOnly := flag.Bool("flood-only", false, "run only the flood section")
+	var scf scaleFlags // the scale section (bench/scale*.go)
+	scf.register()
 	flag.Parse()
 	// The Emperors run in their own directories: make paths absolute.
 	for _, p := range []*string{&s.emperor, &s.uwsgi, &vs.vassal, &vs.hello, &vs.helloPy} {
@@ -153,6 +155,9 @@ func run() int {
 	header := s.header()
 	fmt.Print(header.text())
 	fmt.Printf("logs: %s\n\n", s.logDir)
+	if scf.only {
+		return scaleOnly(&s, &scf, work, header, began)
+	}
 	if *floodOnly {
 		ft := runFloodSection(&s, work)
 		fmt.Println()
@@ -217,6 +222,7 @@ func run() int {
 	if ps := pgSettingsFrom(&s, *pgConn, quick, work); ps != nil && s.emperor != "" {
 		pgt = runPGSection(ps)
 	}
+	st := scaleSection(&s, &scf, work)
 	elapsed := time.Since(began)
 
 	fmt.Println()
@@ -225,7 +231,7 @@ func run() int {
 		fmt.Println()
 		fmt.Print(vt.text())
 	}
-	for _, extra := range []*table{ft, pt, pgt} {
+	for _, extra := range []*table{ft, pt, pgt, st} {
 		if extra != nil {
 			fmt.Println()
 			fmt.Print(extra.text())
@@ -237,7 +243,7 @@ func run() int {
 		if vt != nil {
 			md += "\n" + vt.markdown()
 		}
-		for _, extra := range []*table{ft, pt, pgt} {
+		for _, extra := range []*table{ft, pt, pgt, st} {
 			if extra != nil {
 				md += "\n" + extra.markdown()
 			}
