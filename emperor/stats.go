@@ -12,6 +12,7 @@ import (
 
 	"github.com/emperor-dev/emperor/cgroup"
 	"github.com/emperor-dev/emperor/monitor"
+	"github.com/emperor-dev/emperor/protocol"
 )
 
 // Stats is the Emperor's state as its stats server serves it: uWSGI 2.0's
@@ -107,6 +108,13 @@ type VassalStats struct {
 	// without one. Read off the loop, in Snapshot.
 	Cgroup *cgroup.Usage `json:"cgroup,omitempty"`
 	cg     *cgroup.Group
+	recv   []byteCount // the counts behind Bytes, copied on the loop
+}
+
+// byteCount is how many times a vassal sent one protocol byte.
+type byteCount struct {
+	b protocol.Byte
+	n uint64
 }
 
 // MonitorStats is one monitor's own figures (see monitor.Reporter).
@@ -191,6 +199,7 @@ func (e *Emperor) stats() *Stats {
 		}
 		return 0
 	}
+	recv := make([]byteCount, 0, 3*len(e.vassals))
 	for _, v := range e.vassals {
 		uri := e.monitorNames[v.key.Monitor]
 		vs := VassalStats{
@@ -201,10 +210,13 @@ func (e *Emperor) stats() *Stats {
 			MonitorURI: uri, State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: v.restarts,
 			RateLimited: v.rateLimited, LastExit: v.lastExit, Reason: v.reason,
 		}
-		vs.Bytes = make(map[string]uint64, len(v.received))
+		// The counts go into one slice shared by every vassal: a map each
+		// is built off the loop, in Snapshot (completeStats).
+		lo := len(recv)
 		for b, n := range v.received {
-			vs.Bytes[b.FromVassal()] = n
+			recv = append(recv, byteCount{b, n})
 		}
+		vs.recv = recv[lo:len(recv):len(recv)]
 		if v.ev.Owner != nil {
 			vs.UID, vs.GID = int(v.ev.Owner.UID), int(v.ev.Owner.GID)
 		}
@@ -253,11 +265,26 @@ func (e *Emperor) Snapshot(ctx context.Context) (*Stats, error) {
 	}
 	select {
 	case s := <-reply:
-		readCgroups(s) // isolation.go
+		completeStats(s)
 		return s, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// completeStats fills in, off the loop, what the loop's snapshot leaves
+// out to stay short at 10,000 vassals: each vassal's byte counts by
+// meaning, and its cgroup's usage.
+func completeStats(s *Stats) {
+	for i := range s.Vassals {
+		vs := &s.Vassals[i]
+		vs.Bytes = make(map[string]uint64, len(vs.recv))
+		for _, c := range vs.recv {
+			vs.Bytes[c.b.FromVassal()] = c.n
+		}
+		vs.recv = nil
+	}
+	readCgroups(s) // isolation.go
 }
 
 // answerStats writes one JSON document of the current Stats.
