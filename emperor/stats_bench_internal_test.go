@@ -70,6 +70,6 @@ func BenchmarkMetricsRender10000(b *testing.B) {
 		scratch.Reset()
 		s := e.stats()
 		completeStats(s)
-		writeMetrics(&scratch, s)
+		writeMetrics(&scratch, s, true)
 	}
 }

@@ -302,6 +302,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		Stats:             s.stats,
 		CommandSocket:     s.commandSocket,
 		Metrics:           s.metrics,
+		MetricsStatesOnly: s.metricsStates,
 		MaxStarting:       s.maxStarting,
 		ThrottleBurst:     s.throttleBurst,
 		NotifySocket:      os.Getenv("NOTIFY_SOCKET"),
