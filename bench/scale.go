@@ -104,6 +104,10 @@ func scaleSide(sc *scaleSettings, k *emperorKind, n int, work, vassal string) *r
 	return rows
 }
 
+// maxTimeouts ends a latency row early: an Emperor that cannot spawn (out
+// of fds, say) would otherwise cost a full eventTimeout per repetition.
+const maxTimeouts = 2
+
 func scaleName(prefix string, i int) string { return fmt.Sprintf("%s-%05d", prefix, i) }
 
 // scaleTouch touches reps different vassals' configs, spread over the
@@ -111,6 +115,10 @@ func scaleName(prefix string, i int) string { return fmt.Sprintf("%s-%05d", pref
 func scaleTouch(sc *scaleSettings, r *running, marks *markLog, n int, rows *rowSet) {
 	at := newPhases(sc.reps)
 	for i := range sc.reps {
+		if countInf(rows.samples["touch"]) >= maxTimeouts {
+			rows.note("touch", "stopped after %d timeouts", maxTimeouts)
+			break
+		}
 		name := scaleName("v", i*n/sc.reps)
 		at.wait()
 		t0 := time.Now()
@@ -136,6 +144,10 @@ func scaleNewDelete(sc *scaleSettings, r *running, marks *markLog, rows *rowSet)
 	newAt, delAt := newPhases(sc.reps), newPhases(sc.reps)
 	var made []string
 	for i := range sc.reps {
+		if countInf(rows.samples["spawn"]) >= maxTimeouts {
+			rows.note("spawn", "stopped after %d timeouts", maxTimeouts)
+			break
+		}
 		name := scaleName("new", i)
 		newAt.wait()
 		t0, err := writeScaleConfig(r.dir, name)
@@ -156,6 +168,10 @@ func scaleNewDelete(sc *scaleSettings, r *running, marks *markLog, rows *rowSet)
 	}
 	time.Sleep(settle)
 	for _, name := range made {
+		if countInf(rows.samples["stop"]) >= maxTimeouts {
+			rows.note("stop", "stopped after %d timeouts", maxTimeouts)
+			break
+		}
 		delAt.wait()
 		t0 := time.Now()
 		if err := os.Remove(filepath.Join(r.dir, name+".ini")); err != nil {
