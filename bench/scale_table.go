@@ -131,6 +131,11 @@ func scaleOnly(s *settings, f *scaleFlags, work string, h header, began time.Tim
 		fmt.Fprintln(os.Stderr, "emperor-bench:", err)
 		return 2
 	}
+	for i := range h { // the settings that shaped this section
+		if h[i][0] == "settings" {
+			h[i][1] = fmt.Sprintf("-scale-only -scale-n %s -scale-reps %d -scale-flood %d -idle %v -only %s", f.sizes, f.reps, f.flood, s.idle, s.only)
+		}
+	}
 	t := runScaleSection(sc, work)
 	took := time.Since(began).Round(time.Second)
 	fmt.Println()
