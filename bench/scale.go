@@ -97,7 +97,8 @@ func scaleSide(sc *scaleSettings, k *emperorKind, n int, work, vassal string) *r
 
 	steady(r, n, sc.idle, rows)
 	scaleTouch(sc, r, marks, n, rows)
-	scaleNewDelete(sc, r, marks, rows)
+	scaleNew(sc, r, marks, rows)
+	scaleDelete(sc, r, marks, n, rows)
 	scaleFlood(sc, r, marks, rows)
 	done = true
 	ragnarok(r, syscall.SIGTERM, rows)
@@ -137,19 +138,17 @@ func scaleTouch(sc *scaleSettings, r *running, marks *markLog, n int, rows *rowS
 	progress(r.kind.name, "scale: touch → byte 1: %s", summary(rows.samples["touch"]))
 }
 
-// scaleNewDelete writes reps new configs one at a time, timing each until
-// its vassal starts, then deletes them one at a time, timing each until
-// its vassal receives byte 0.
-func scaleNewDelete(sc *scaleSettings, r *running, marks *markLog, rows *rowSet) {
-	newAt, delAt := newPhases(sc.reps), newPhases(sc.reps)
-	var made []string
+// scaleNew writes reps new configs one at a time, timing each until its
+// vassal starts.
+func scaleNew(sc *scaleSettings, r *running, marks *markLog, rows *rowSet) {
+	at := newPhases(sc.reps)
 	for i := range sc.reps {
 		if countInf(rows.samples["spawn"]) >= maxTimeouts {
 			rows.note("spawn", "stopped after %d timeouts", maxTimeouts)
 			break
 		}
 		name := scaleName("new", i)
-		newAt.wait()
+		at.wait()
 		t0, err := writeScaleConfig(r.dir, name)
 		if err != nil {
 			rows.note("spawn", "%v", err)
@@ -162,17 +161,27 @@ func scaleNewDelete(sc *scaleSettings, r *running, marks *markLog, rows *rowSet)
 			continue
 		}
 		rows.add("spawn", ms(got.Sub(t0)))
-		if _, err := marks.waitMark(name, "up", t0, t0.Add(eventTimeout)); err == nil {
-			made = append(made, name)
-		}
 	}
+	progress(r.kind.name, "scale: new → spawned %s", summary(rows.samples["spawn"]))
+}
+
+// scaleDelete deletes the configs of reps vassals of the cold start (not
+// the touched ones), one at a time, timing each until its vassal receives
+// byte 0. A vassal that never came up is skipped.
+func scaleDelete(sc *scaleSettings, r *running, marks *markLog, n int, rows *rowSet) {
 	time.Sleep(settle)
-	for _, name := range made {
+	at := newPhases(sc.reps)
+	for i := range sc.reps {
 		if countInf(rows.samples["stop"]) >= maxTimeouts {
 			rows.note("stop", "stopped after %d timeouts", maxTimeouts)
 			break
 		}
-		delAt.wait()
+		name := scaleName("v", i*n/sc.reps+1)
+		if _, err := marks.waitMark(name, "up", time.Time{}, time.Now()); err != nil {
+			rows.note("stop", "%s never came up: skipped", name)
+			continue
+		}
+		at.wait()
 		t0 := time.Now()
 		if err := os.Remove(filepath.Join(r.dir, name+".ini")); err != nil {
 			rows.note("stop", "%v", err)
@@ -186,8 +195,7 @@ func scaleNewDelete(sc *scaleSettings, r *running, marks *markLog, rows *rowSet)
 		}
 		rows.add("stop", ms(got.Sub(t0)))
 	}
-	progress(r.kind.name, "scale: new → spawned %s; delete → byte 0 %s",
-		summary(rows.samples["spawn"]), summary(rows.samples["stop"]))
+	progress(r.kind.name, "scale: delete → byte 0 %s", summary(rows.samples["stop"]))
 }
 
 // scaleFlood writes sc.flood new configs at once and times until every one

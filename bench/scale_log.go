@@ -100,16 +100,28 @@ func (l *markLog) count(event string) (int, time.Time) {
 	return l.counts[event], l.latest[event]
 }
 
+// stallLimit ends a wait for many vassals that no longer makes progress:
+// no new mark for this long (an Emperor out of fds, say).
+const stallLimit = 30 * time.Second
+
 // waitCount waits until n distinct vassals have marked event and returns
-// the latest mark; on timeout it returns the count reached.
+// the latest mark; on timeout, or when no vassal marked it for stallLimit,
+// it returns the count reached.
 func (l *markLog) waitCount(event string, n int, deadline time.Time) (time.Time, int, error) {
+	last, progress := -1, time.Now()
 	for {
 		c, at := l.count(event)
 		if c >= n {
 			return at, c, nil
 		}
+		if c != last {
+			last, progress = c, time.Now()
+		}
 		if time.Now().After(deadline) {
 			return time.Time{}, c, fmt.Errorf("%d of %d vassals marked %q: %w", c, n, event, errTimeout)
+		}
+		if time.Since(progress) > stallLimit {
+			return time.Time{}, c, fmt.Errorf("%d of %d vassals marked %q, none for %v: %w", c, n, event, stallLimit, errTimeout)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
