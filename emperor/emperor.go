@@ -74,7 +74,7 @@ type Emperor struct {
 	timers    chan vassalTimer // per-vassal timers (timers.go)
 	sigchld   chan os.Signal   // SIGCHLD: a child exited (reaper_linux.go)
 	rereads   chan configRead  // tyrant-mode configs read again (tyrantfile.go)
-	queries   chan chan *Stats
+	queries   chan statsQuery
 	commands  chan command
 	hookDone  chan hookResult // exec-as-emperor outcomes (hooks.go)
 	done      chan struct{}   // closed when the loop exits
@@ -84,6 +84,7 @@ type Emperor struct {
 	// metrics servers, shared among clients asking together (render.go).
 	statsBody, metricsBody *renderer
 	statsSize              atomic.Int64 // the last stats answer's size, to size the next
+	statsCount             atomic.Int64 // vassals in the last snapshot, to size the next
 }
 
 // New checks the options and prepares an Emperor.
@@ -111,7 +112,7 @@ func New(opts Options) (*Emperor, error) {
 		sigchld:      make(chan os.Signal, 1),
 		children:     map[int]child{},
 		rereads:      make(chan configRead, 16),
-		queries:      make(chan chan *Stats),
+		queries:      make(chan statsQuery),
 		commands:     make(chan command),
 		hookDone:     make(chan hookResult, 64),
 		done:         make(chan struct{}),
@@ -295,8 +296,8 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 			e.reapChildren()
 		case r := <-e.rereads:
 			e.configReread(r)
-		case reply := <-e.queries:
-			reply <- e.stats()
+		case q := <-e.queries:
+			q.reply <- e.stats(q.vassals)
 		case c := <-e.commands:
 			c.reply <- e.command(c.args)
 		case r := <-e.hookDone:

@@ -129,7 +129,7 @@ func TestMetricsTextEscapesLabels(t *testing.T) {
 	s.Counters.ConfigToReady.observe(0.03)
 	s.Counters.Restarts["died"] = 2
 	var b strings.Builder
-	writeMetrics(&b, s)
+	writeMetrics(&b, s, true)
 	out := b.String()
 	for _, want := range []string{
 		`emperor_vassal_up{vassal="we\"ird\\na\nme.ini",monitor="dir:///v"} 1`,
@@ -168,26 +168,42 @@ func TestMetricsOfHostileNamesPassPromtool(t *testing.T) {
 		s.Vassals = append(s.Vassals, VassalStats{ID: n, MonitorURI: "dir:///v\xc3", State: "running", Pid: 7 + i})
 	}
 	s.Monitors = []MonitorStats{{Monitor: "zmq://tcp://127.0.0.1:5252", Status: map[string]any{"journal_pending": 1, "journal_errors": uint64(3)}}}
-	var b strings.Builder
-	writeMetrics(&b, s)
-	for _, want := range []string{`emperor_push_journal_pending{monitor="zmq://tcp://127.0.0.1:5252"} 1`, `emperor_push_journal_errors_total{monitor="zmq://tcp://127.0.0.1:5252"} 3`} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("metrics lack %s", want)
+	check := func(perVassal bool) string {
+		var b strings.Builder
+		writeMetrics(&b, s, perVassal)
+		for _, want := range []string{`emperor_push_journal_pending{monitor="zmq://tcp://127.0.0.1:5252"} 1`, `emperor_push_journal_errors_total{monitor="zmq://tcp://127.0.0.1:5252"} 3`} {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("metrics (per vassal %t) lack %s", perVassal, want)
+			}
 		}
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(b.String())
+		out, err := cmd.CombinedOutput()
+		// promtool check metrics exits 3 for lint warnings (counter naming,
+		// issue 19), 1 for a scrape it cannot parse.
+		if err != nil && (cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 3) || strings.Contains(string(out), "error while linting") {
+			t.Fatalf("promtool (per vassal %t): %v\n%s\nmetrics:\n%s", perVassal, err, out, b.String())
+		}
+		return b.String()
 	}
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(b.String())
-	out, err := cmd.CombinedOutput()
-	// promtool check metrics exits 3 for lint warnings (counter naming,
-	// issue 19), 1 for a scrape it cannot parse.
-	if err != nil && (cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 3) || strings.Contains(string(out), "error while linting") {
-		t.Fatalf("promtool: %v\n%s\nmetrics:\n%s", err, out, b.String())
-	}
-	if n := strings.Count(b.String(), "emperor_vassal_up{"); n != len(names) {
+	text := check(true)
+	if n := strings.Count(text, "emperor_vassal_up{"); n != len(names) {
 		t.Errorf("%d emperor_vassal_up series for %d vassals", n, len(names))
 	}
-	if !strings.Contains(b.String(), `emperor_vassal_up{vassal="caf\\xe9.ini",monitor="dir:///v\\xc3"} 1`) {
-		t.Errorf("an invalid byte is not written as \\xNN:\n%s", b.String())
+	if !strings.Contains(text, `emperor_vassal_up{vassal="caf\\xe9.ini",monitor="dir:///v\\xc3"} 1`) {
+		t.Errorf("an invalid byte is not written as \\xNN:\n%s", text)
+	}
+
+	// emperor-metrics-per-vassal = false: no series names a vassal, and
+	// the counts by state add up to the vassals.
+	text = check(false)
+	if strings.Contains(text, "vassal=") {
+		t.Errorf("per-state metrics name a vassal:\n%s", text)
+	}
+	for _, want := range []string{`emperor_vassals{state="running"} 4`, `emperor_vassals_up{state="running"} 4`, `emperor_vassals_up{state="waiting"} 0`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("per-state metrics lack %s:\n%s", want, text)
+		}
 	}
 }
 

@@ -107,12 +107,15 @@ func quoteLabel(s string) string {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// writeMetrics writes one Stats snapshot in the Prometheus text format.
-func writeMetrics(w io.Writer, s *Stats) {
+// writeMetrics writes one Stats snapshot in the Prometheus text format:
+// with perVassal, a series per vassal of each emperor_vassal_* family (6
+// to 12 a vassal: see the README's Metrics section); without, only counts
+// and sums by state (metrics_states.go).
+func writeMetrics(w io.Writer, s *Stats, perVassal bool) {
 	family := func(name, typ, help string) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
-	perVassal := []struct {
+	vassalFamilies := []struct {
 		name, help string
 		value      func(v *VassalStats) (float64, bool)
 	}{
@@ -145,7 +148,10 @@ func writeMetrics(w io.Writer, s *Stats) {
 			return cgroupValue(v, func(u *cgroup.Usage) int64 { return u.PidsRefused })
 		}},
 	}
-	for _, m := range perVassal {
+	for _, m := range vassalFamilies {
+		if !perVassal {
+			break
+		}
 		family(m.name, "gauge", m.help)
 		for i := range s.Vassals {
 			v := &s.Vassals[i]
@@ -172,10 +178,14 @@ func writeMetrics(w io.Writer, s *Stats) {
 	fmt.Fprintf(w, "emperor_throttle_level_seconds %s\n", num(float64(s.ThrottleMS)/1000))
 	family("emperor_spawns_total", "counter", "Vassal processes started.")
 	fmt.Fprintf(w, "emperor_spawns_total %d\n", s.Counters.Spawns)
-	family("emperor_vassal_rate_limited_total", "counter", "Times the vassal sent more than its control-channel byte budget.")
-	for i := range s.Vassals {
-		v := &s.Vassals[i]
-		fmt.Fprintf(w, "emperor_vassal_rate_limited_total{vassal=%s,monitor=%s} %d\n", quoteLabel(v.ID), quoteLabel(v.MonitorURI), v.RateLimited)
+	if perVassal {
+		family("emperor_vassal_rate_limited_total", "counter", "Times the vassal sent more than its control-channel byte budget.")
+		for i := range s.Vassals {
+			v := &s.Vassals[i]
+			fmt.Fprintf(w, "emperor_vassal_rate_limited_total{vassal=%s,monitor=%s} %d\n", quoteLabel(v.ID), quoteLabel(v.MonitorURI), v.RateLimited)
+		}
+	} else {
+		writeStateSums(w, s, family)
 	}
 	family("emperor_fd_exhausted_total", "counter", "Vassal spawns that failed for lack of file descriptors (the vassal waits for one).")
 	fmt.Fprintf(w, "emperor_fd_exhausted_total %d\n", s.Fds.Exhausted)
@@ -249,6 +259,6 @@ func (e *Emperor) renderMetrics(ctx context.Context, scratch *bytes.Buffer) ([]b
 	if err != nil {
 		return nil, err
 	}
-	writeMetrics(scratch, s)
+	writeMetrics(scratch, s, !e.opts.MetricsStatesOnly)
 	return bytes.Clone(scratch.Bytes()), nil
 }

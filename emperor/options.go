@@ -141,6 +141,10 @@ type Options struct {
 	// Metrics is the host:port serving Prometheus metrics at /metrics
 	// (emperor-metrics). Empty: none.
 	Metrics string
+	// MetricsStatesOnly serves vassals in metrics only as counts by state,
+	// without a series per vassal (emperor-metrics-per-vassal = false):
+	// for fleets whose per-vassal series are too many to scrape.
+	MetricsStatesOnly bool
 	// CommandSocket is the path of the command socket
 	// (emperor-command-socket), mode 0600. Empty: none.
 	CommandSocket string

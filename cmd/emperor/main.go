@@ -310,6 +310,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger) error {
 		StatsHTTP:         s.statsHTTP,
 		CommandSocket:     s.commandSocket,
 		Metrics:           s.metrics,
+		MetricsStatesOnly: s.metricsStates,
 		MaxStarting:       s.maxStarting,
 		ThrottleBurst:     s.throttleBurst,
 		NotifySocket:      os.Getenv("NOTIFY_SOCKET"),

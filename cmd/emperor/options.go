@@ -41,6 +41,7 @@ type settings struct {
 	stats           string
 	statsHTTP       bool
 	metrics         string
+	metricsStates   bool // emperor-metrics-per-vassal = false
 	maxStarting     int
 	throttleBurst   int
 	commandSocket   string
@@ -134,6 +135,7 @@ func (s *settings) coreOptions() []config.Setting {
 		uwsgiFlag("stats-http", "the stats server answers as an HTTP server (headers before the JSON), for curl and browsers", &s.statsHTTP),
 		config.StringSetting("emperor-command-socket", "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan", &s.commandSocket),
 		config.StringSetting("emperor-metrics", "host:port serving Prometheus metrics at /metrics", &s.metrics),
+		{Name: "emperor-metrics-per-vassal", Help: "true (default): a series per vassal in metrics; false: counts by state only, for large fleets", Set: func(v string) error { b, err := config.ParseBool(v); s.metricsStates = err == nil && !b; return err }},
 		config.IntSetting("emperor-max-starting", "vassals starting at once (default 4 per CPU; -1: no bound)", &s.maxStarting),
 		config.StringSetting("log-format", "text (default) or json", &s.logFormat),
 		config.StringSetting("log-level", "debug, info (default), warn or error", &s.logLevel),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,28 +17,55 @@ import (
 	"github.com/emperor-dev/emperor/emperor"
 )
 
-// status is `emperor status ADDR [--json]`: it reads the stats server at
-// ADDR (host:port or a unix socket path, the emperor-stats value) and prints
-// one line per vassal, or the raw JSON for scripts.
+// statusUsage is the synopsis of `emperor status`.
+const statusUsage = "usage: emperor status ADDR [NAME-GLOB] [--state STATE] [--problems] [--json]   (ADDR: the emperor-stats address)"
+
+// status is `emperor status ADDR [NAME-GLOB] [--state STATE] [--problems]
+// [--json]`: it reads the stats server at ADDR (host:port or a unix socket
+// path, the emperor-stats value) and prints a summary line and one line per
+// vassal, only those the filters keep, or the raw JSON for scripts.
 func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var addr string
+	var f statusFilter
 	asJSON := false
-	for _, a := range args {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		switch {
 		case a == "--json" || a == "-json":
 			asJSON = true
+		case a == "--problems" || a == "-problems":
+			f.problems = true
+		case a == "--state" || a == "-state":
+			if i+1 == len(args) {
+				fmt.Fprintf(stderr, "emperor status: --state needs a state\n%s\n", statusUsage)
+				return 2
+			}
+			i++
+			f.state = args[i]
+		case strings.HasPrefix(a, "--state="):
+			f.state = strings.TrimPrefix(a, "--state=")
 		case strings.HasPrefix(a, "-"):
-			fmt.Fprintf(stderr, "emperor status: unknown flag %s\nusage: emperor status ADDR [--json]\n", a)
+			fmt.Fprintf(stderr, "emperor status: unknown flag %s\n%s\n", a, statusUsage)
 			return 2
 		case addr == "":
 			addr = a
+		case f.glob == "":
+			f.glob = a
 		default:
-			fmt.Fprintln(stderr, "usage: emperor status ADDR [--json]")
+			fmt.Fprintln(stderr, statusUsage)
 			return 2
 		}
 	}
+	if err := f.check(); err != nil {
+		fmt.Fprintf(stderr, "emperor status: %v\n", err)
+		return 2
+	}
+	if asJSON && f.active() {
+		fmt.Fprintln(stderr, "emperor status: --json prints the stats as they are: no filters")
+		return 2
+	}
 	if addr == "" {
-		fmt.Fprintln(stderr, "usage: emperor status ADDR [--json]   (ADDR: the emperor-stats address)")
+		fmt.Fprintln(stderr, statusUsage)
 		return 2
 	}
 	c, err := dialStats(ctx, addr)
@@ -61,7 +89,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "emperor status: %s did not answer with emperor stats: %v\n", addr, err)
 		return 1
 	}
-	printStatus(stdout, &s)
+	printStatus(stdout, &s, &f)
 	return 0
 }
 
@@ -88,16 +116,24 @@ func dialStats(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "unix", addr)
 }
 
-// printStatus prints s as a table, one line per vassal. Every text field
+// printStatus prints s as a title, a summary line and a table, one line
+// per vassal that f keeps (a line says how many it left out). Every text field
 // goes through shown: names, states and reasons come from file names and
 // tenants' configs, and must not move the cursor, colour the terminal or
 // start a line of their own.
-func printStatus(w io.Writer, s *emperor.Stats) {
+func printStatus(w io.Writer, s *emperor.Stats, f *statusFilter) {
 	monitors := make([]string, len(s.Emperor))
 	for i, m := range s.Emperor {
 		monitors[i] = shown(m)
 	}
 	fmt.Fprintf(w, "Emperor pid %d governing %d vassals (%s)\n", s.Pid, len(s.Vassals), strings.Join(monitors, ", "))
+	penalised := penalisedSet(s)
+	printSummary(w, s, penalised)
+	all := len(s.Vassals)
+	s.Vassals = slices.DeleteFunc(s.Vassals, func(v emperor.VassalStats) bool { return !f.keep(&v, penalised) })
+	if f.active() {
+		fmt.Fprintf(w, "%d of %d vassals match\n", len(s.Vassals), all)
+	}
 	sort.Slice(s.Vassals, func(i, j int) bool {
 		if s.Vassals[i].Monitor != s.Vassals[j].Monitor {
 			return s.Vassals[i].Monitor < s.Vassals[j].Monitor

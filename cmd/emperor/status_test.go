@@ -52,8 +52,8 @@ func serveStats(t *testing.T, stats []byte) string {
 func checkTable(t *testing.T, out string, wantShown []string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(lines) != 2+len(wantShown) {
-		t.Errorf("%d lines, want a title, a header and %d vassals:\n%s", len(lines), len(wantShown), out)
+	if len(lines) != 3+len(wantShown) {
+		t.Errorf("%d lines, want a title, a summary, a header and %d vassals:\n%s", len(lines), len(wantShown), out)
 	}
 	for _, b := range []byte(strings.ReplaceAll(out, "\n", "")) {
 		if b < 0x20 || b == 0x7f {
@@ -105,7 +105,7 @@ func TestStatus_HostileNames(t *testing.T) {
 
 	// Invalid bytes that reach the table some other way are escaped too.
 	out.Reset()
-	printStatus(&out, &emperor.Stats{Vassals: []emperor.VassalStats{{ID: "bad\xffutf8.ini", State: "running\x1b[2J"}}})
+	printStatus(&out, &emperor.Stats{Vassals: []emperor.VassalStats{{ID: "bad\xffutf8.ini", State: "running\x1b[2J"}}}, &statusFilter{})
 	checkTable(t, out.String(), []string{`"bad\xffutf8.ini"`})
 	if !strings.Contains(out.String(), `"running\x1b[2J"`) {
 		t.Errorf("state not shown escaped:\n%s", out.String())
