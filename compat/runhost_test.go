@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/emperor-dev/emperor/internal/testkit"
 )
 
 // hostRun is one program run in one throwaway host, as the test saw it.
@@ -83,7 +85,9 @@ func runInHost(ctx context.Context, dir string, spec hostSpec) (hostRun, error) 
 	decErr := json.NewDecoder(resR).Decode(&run.hostResult)
 	waitErr := cmd.Wait()
 	if pidns != "" {
-		run.Leaked = inPidNamespace(pidns)
+		// The kernel kills the rest of the namespace when its pid 1 dies;
+		// on a loaded machine they take a moment to go.
+		run.Leaked = testkit.WaitGone(inPidNamespace(pidns))
 	}
 	if data, err := os.ReadFile(outPath); err == nil {
 		run.Output = string(data)
