@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -80,6 +81,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "emperor status: reading %s: %v\n", addr, err)
 		return 1
 	}
+	raw = withoutHTTPHead(raw)
 	if asJSON {
 		stdout.Write(raw)
 		return 0
@@ -91,6 +93,18 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	printStatus(stdout, &s, &f)
 	return 0
+}
+
+// withoutHTTPHead drops the status line and headers of a stats server
+// with stats-http (it answers a client that sends nothing after a second).
+func withoutHTTPHead(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("HTTP/")) {
+		return raw
+	}
+	if _, body, ok := bytes.Cut(raw, []byte("\r\n\r\n")); ok {
+		return body
+	}
+	return raw
 }
 
 // dialStats connects to a stats server: an abstract unix socket for "@name"

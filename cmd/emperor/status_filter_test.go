@@ -120,3 +120,16 @@ func TestStatusSummaryAndFilters(t *testing.T) {
 		}
 	}
 }
+
+// A stats server with stats-http answers with an HTTP head; status reads
+// the stats after it.
+func TestStatusReadsPastAnHTTPHead(t *testing.T) {
+	body := []byte(`{"version":"x"}`)
+	raw := append([]byte("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n"), body...)
+	if got := withoutHTTPHead(raw); string(got) != string(body) {
+		t.Errorf("withoutHTTPHead = %q, want %q", got, body)
+	}
+	if got := withoutHTTPHead(body); string(got) != string(body) {
+		t.Errorf("plain JSON changed: %q", got)
+	}
+}
