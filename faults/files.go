@@ -191,7 +191,8 @@ func f1HostileFiles(ctx context.Context, env *Env) (Result, error) {
 		}
 		return true
 	})
-	// emperor status: one line per vassal, plus its two header lines.
+	// emperor status: one line per vassal, plus its three header lines (the
+	// Emperor, the summary by state, the column names).
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	out, cerr := exec.CommandContext(sctx, env.Emperor, "status", sock).Output()
 	cancel()
@@ -199,7 +200,7 @@ func f1HostileFiles(ctx context.Context, env *Env) (Result, error) {
 	statusLines := strings.Count(string(out), "\n")
 	statusWant := -1
 	if serr2 == nil {
-		statusWant = len(st2.Vassals) + 2
+		statusWant = len(st2.Vassals) + 3
 	}
 	statusValid := utf8.Valid(out)
 
@@ -253,7 +254,7 @@ func f1HostileFiles(ctx context.Context, env *Env) (Result, error) {
 	} else {
 		fmt.Fprintf(&b, ", stats did NOT answer: %v", serr)
 	}
-	fmt.Fprintf(&b, "; emperor status: %d lines for %d (%d vassals + 2 headers)", statusLines, statusWant, statusWant-2)
+	fmt.Fprintf(&b, "; emperor status: %d lines for %d (%d vassals + 3 headers)", statusLines, statusWant, statusWant-3)
 	if cerr != nil {
 		fmt.Fprintf(&b, " (failed: %v)", cerr)
 	}

@@ -277,18 +277,17 @@ func TestListenersBoundBeforeTheDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(private, "command.sock")
-	port := 0
-	for p := 700; p < 1000; p++ { // a free privileged port
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			l.Close()
-			port = p
-			break
-		}
+	// A privileged port on a loopback address of this test process's own
+	// (all of 127.0.0.0/8 is loopback): a second test run beside this one
+	// picks another address, so the two never collide.
+	const port = 700
+	pid := os.Getpid()
+	stats := fmt.Sprintf("127.77.%d.%d:%d", (pid>>8)&255, pid&255, port)
+	if l, err := net.Listen("tcp", stats); err != nil {
+		t.Fatalf("%s is taken: %v", stats, err)
+	} else {
+		l.Close()
 	}
-	if port == 0 {
-		t.Fatal("no free port between 700 and 999")
-	}
-	stats := fmt.Sprintf("127.0.0.1:%d", port)
 	e := startEmperor(t, bin, "--dir", dir, "--uid", "nobody", "--gid", "65534",
 		"--emperor-stats", stats, "--emperor-command-socket", sock)
 	e.waitLine(`msg="privileges dropped" uid=65534`)
