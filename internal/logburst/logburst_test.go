@@ -1,6 +1,7 @@
 package logburst
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -53,5 +54,25 @@ func TestSilentKindIsSummarised(t *testing.T) {
 	log.Info("something else")
 	if capture.Find("cannot send config", "vassal=a.ini", "repeated=5", "burst=ended") == "" {
 		t.Errorf("no summary of the held-back lines; log:\n%s", capture)
+	}
+}
+
+// Many kinds within one window (10,000 vassals starting: three lines
+// each) cost a walk of the kinds each time their number doubles, not one
+// per line.
+func TestManyKindsInOneWindowAreNotWalkedPerLine(t *testing.T) {
+	capture, log, _ := newLogger()
+	h := log.Handler().(*Handler)
+	const vassals = 10_000
+	for i := range vassals {
+		for _, msg := range []string{"vassal waiting", "vassal spawning", "vassal running"} {
+			log.Info(msg, "vassal", fmt.Sprintf("v%d.ini", i))
+		}
+	}
+	if n := capture.Count("vassal running"); n != vassals {
+		t.Errorf("%d lines of vassal running, want %d: each kind is new", n, vassals)
+	}
+	if h.st.walks > 10 {
+		t.Errorf("%d walks of the kinds for %d lines in one window; want a few (one each time the kinds double)", h.st.walks, 3*vassals)
 	}
 }
