@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,20 +33,7 @@ func TestMetricsPerVassalFalse(t *testing.T) {
 	ini := filepath.Join(t.TempDir(), "emperor.ini")
 	os.WriteFile(ini, []byte(fmt.Sprintf("[uwsgi]\nemperor = %s\nbinary-path = %s\nemperor-cgroup = false\nemperor-metrics = %s\nemperor-metrics-per-vassal = false\n",
 		dir, filepath.Join(bin, "vassal"), addr)), 0o644)
-	cmd := exec.Command(filepath.Join(bin, "emperor"), "--ini", ini)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // Ragnarok
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("Emperor output:\n%s", log.String())
-		}
-	})
+	runEmperor(t, bin, "--ini", ini)
 	const want = `emperor_vassals_loyal{state="running"} 2`
 	var text string
 	for deadline := time.Now().Add(testkit.Deadline); !strings.Contains(text, want); {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,21 +20,7 @@ import (
 // (Go's spelling: "@name", or "@name\x00" for uWSGI's) with stats.
 func serveAbstract(t *testing.T, addr string, stats []byte) {
 	t.Helper()
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write(stats)
-			c.Close()
-		}
-	}()
+	serveOn(t, addr, stats)
 }
 
 // `emperor status @name` reads stats from an abstract socket bound either

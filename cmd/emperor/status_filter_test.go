@@ -54,21 +54,8 @@ func TestStatusSummaryAndFilters(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "crash.ini"), []byte("[uwsgi]\nchdir = /nonexistent/dir\nworker-exec = sleep 600\n"), 0o644)
 	sock := filepath.Join(t.TempDir(), "stats.sock")
-	cmd := exec.Command(filepath.Join(bin, "emperor"), "--dir", dir, "--emperor-stats", sock,
+	runEmperor(t, bin, "--dir", dir, "--emperor-stats", sock,
 		"--binary-path", filepath.Join(bin, "vassal"), "--emperor-cgroup", "false")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // Ragnarok
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("Emperor output:\n%s", log.String())
-		}
-	})
 
 	// The summary, once the healthy three are loyal and crash.ini is
 	// penalised.
@@ -132,4 +119,26 @@ func TestStatusReadsPastAnHTTPHead(t *testing.T) {
 	if got := withoutHTTPHead(body); string(got) != string(body) {
 		t.Errorf("plain JSON changed: %q", got)
 	}
+}
+
+// runEmperor starts the built Emperor in bin with args for the test; it
+// ends with Ragnarok (SIGTERM) at cleanup, and its output is logged when
+// the test failed.
+func runEmperor(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "emperor"), args...)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM) // Ragnarok
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("Emperor output:\n%s", log.String())
+		}
+	})
+	return cmd
 }

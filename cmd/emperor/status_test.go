@@ -28,7 +28,15 @@ var hostile = []string{
 func serveStats(t *testing.T, stats []byte) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "stats.sock")
-	ln, err := net.Listen("unix", sock)
+	serveOn(t, sock, stats)
+	return sock
+}
+
+// serveOn answers every connection to the unix socket addr (a path, or an
+// abstract "@name") with stats.
+func serveOn(t *testing.T, addr string, stats []byte) {
+	t.Helper()
+	ln, err := net.Listen("unix", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +51,6 @@ func serveStats(t *testing.T, stats []byte) string {
 			c.Close()
 		}
 	}()
-	return sock
 }
 
 // checkTable fails unless out is the header lines plus one line per
