@@ -314,3 +314,32 @@ func TestListenersBoundBeforeTheDrop(t *testing.T) {
 		t.Errorf("the command socket should be nobody's: %v", err)
 	}
 }
+
+// logfile-chown hands the log file to the user the Emperor drops to, so
+// the dropped Emperor (and log-reopen) can still write it.
+func TestLogfileChownHandsTheLogToTheUser(t *testing.T) {
+	testenv.Root(t)
+	bin := openDir(t)
+	buildInto(t, bin)
+	dir := openDir(t)
+	os.WriteFile(filepath.Join(dir, "app.ini"), []byte("[uwsgi]\nworker-exec = sleep 600\n"), 0o644)
+	logfile := filepath.Join(openDir(t), "emperor.log")
+	e := startEmperor(t, bin, "--dir", dir, "--uid", "nobody", "--gid", "65534",
+		"--logto", logfile, "--logfile-chown")
+	for deadline := time.Now().Add(testkit.Deadline); ; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(logfile)
+		if strings.Contains(string(b), `msg="vassal running"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dropped Emperor never logged a running vassal to %s:\n%s\n%s", logfile, b, e.log)
+		}
+	}
+	fi, err := os.Stat(logfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("%s is owned by %d:%d, want nobody's 65534:65534", logfile, st.Uid, st.Gid)
+	}
+}
