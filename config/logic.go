@@ -296,7 +296,7 @@ func (r *run) loopItems(b *logicBlock) ([]string, error) {
 		}
 	case forGlob:
 		var err error
-		if items, err = globMark(arg, maxLoopItems+1); err != nil {
+		if items, err = glob(arg, maxLoopItems+1); err != nil {
 			return nil, &Error{File: b.at.File, Line: b.at.Line, Key: b.at.Key, Err: err}
 		}
 	case forReadline:

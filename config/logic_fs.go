@@ -29,9 +29,3 @@ func compileRegexp(pattern string) (*regexp.Regexp, error) {
 	}
 	return re, nil
 }
-
-// globMark expands pattern as glob(3) with GLOB_MARK | GLOB_NOCHECK does
-// for uWSGI's for-glob (see glob in glob.go).
-func globMark(pattern string, limit int) ([]string, error) {
-	return glob(pattern, limit)
-}
