@@ -395,6 +395,7 @@ func steady(r *running, n int, idle time.Duration, rows *rowSet) {
 	clk1, err4 := cpuClock(r.pid)
 	wall := time.Since(t0)
 	rss, err5 := statusKiB(r.pid, "VmRSS")
+	anon, err6 := statusKiB(r.pid, "RssAnon") // heap, stacks: RSS without the program's file pages
 	if err := errors.Join(err1, err3); err != nil {
 		rows.note("cpu", "%v", err)
 	} else {
@@ -410,6 +411,9 @@ func steady(r *running, n int, idle time.Duration, rows *rowSet) {
 		rows.note("rss", "%v", err5)
 	} else {
 		rows.add("rss", float64(rss)/1024)
+	}
+	if err6 == nil {
+		rows.add("rssanon", float64(anon)/1024)
 	}
 	if m := len(r.masters()); m != n {
 		rows.note("cpu", "%d of %d vassals running at the end of the window", m, n)

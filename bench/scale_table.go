@@ -62,6 +62,7 @@ func scaleDefs(sc *scaleSettings, n int) []rowDef {
 		{"cold", fmt.Sprintf("N=%d: cold start, all up (sent 1, 5, 17)", n), unitMS, false, ratioAtLeast(2, "≤ half of uWSGI")},
 		{"cpuns", fmt.Sprintf("N=%d: idle CPU per 30 s (CPU-time clock)", n), unitCPU, false, under1pc},
 		{"rss", fmt.Sprintf("N=%d: emperor RSS, idle", n), unitMiB, false, ratioAtLeast(0.5, "≤ 2× uWSGI")},
+		{"rssanon", fmt.Sprintf("N=%d: emperor anonymous RSS (heap, stacks), idle", n), unitMiB, false, nil},
 		{"touch", fmt.Sprintf("N=%d: touch → byte 1 received", n), unitMS, true, under50},
 		{"spawn", fmt.Sprintf("N=%d: new config → vassal started", n), unitMS, true, under50},
 		{"stop", fmt.Sprintf("N=%d: delete → byte 0 received", n), unitMS, true, under50},

@@ -82,10 +82,10 @@ func (e *Emperor) command(args []string) string {
 	switch verb {
 	case "reload":
 		if v.state != Running {
-			return fmt.Sprintf("error: %s is %s, not running", v.key.Name, v.state)
+			return fmt.Sprintf("error: %s is %s, not running", v.ev.Key.Name, v.state)
 		}
 		e.reload(v, "command")
-		return "ok: reloading " + v.key.Name
+		return "ok: reloading " + v.ev.Key.Name
 	case "stop":
 		switch v.state {
 		case Running:
@@ -93,19 +93,19 @@ func (e *Emperor) command(args []string) string {
 		case Waiting:
 			e.transition(v, Disabled, Held, "stopped by command")
 		default:
-			return fmt.Sprintf("error: %s is %s", v.key.Name, v.state)
+			return fmt.Sprintf("error: %s is %s", v.ev.Key.Name, v.state)
 		}
-		return "ok: stopping " + v.key.Name
+		return "ok: stopping " + v.ev.Key.Name
 	case "start":
 		if v.state != Disabled {
-			return fmt.Sprintf("error: %s is %s, not stopped", v.key.Name, v.state)
+			return fmt.Sprintf("error: %s is %s, not stopped", v.ev.Key.Name, v.state)
 		}
 		e.transition(v, Waiting, None, "started by command")
 		e.spawn(v)
-		return "ok: starting " + v.key.Name
+		return "ok: starting " + v.ev.Key.Name
 	default: // blacklist-clear NAME
 		e.clearPenalties(v)
-		return "ok: cleared " + v.key.Name
+		return "ok: cleared " + v.ev.Key.Name
 	}
 }
 
@@ -130,7 +130,7 @@ func (e *Emperor) find(args []string) (*vassal, error) {
 	}
 	var mons []string
 	for _, v := range found {
-		mons = append(mons, e.monitorNames[v.key.Monitor])
+		mons = append(mons, e.monitorNames[v.ev.Key.Monitor])
 	}
 	return nil, fmt.Errorf("%q is in several monitors (%s): name one", args[0], strings.Join(mons, ", "))
 }

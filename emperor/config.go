@@ -12,10 +12,10 @@ import (
 // way is answered, with the config current then, once it is through.
 type cfgOut struct {
 	frame []byte // what is left to write
-	again bool   // another request came meanwhile
 	tok   uint64 // the poller token of the writable report, 0 before the first
-	added bool   // the config fd is registered with the poller
 	fails int    // write errors, logged once
+	again bool   // another request came meanwhile
+	added bool   // the config fd is registered with the poller
 }
 
 // pushConfig sends the vassal its current config text, once after spawn and

@@ -15,7 +15,7 @@ import (
 // vassal's budget (ratelimit.go) wait; a vassal over it for floodAfter is
 // misbehaving and is killed.
 func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
-	now := time.Now()
+	now := stampNow()
 	allow := p.in.budget.allow(now)
 	if allow == 0 {
 		e.rateLimited(v, p, tok, now)
@@ -28,7 +28,7 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 	}
 	switch {
 	case err == unix.EAGAIN:
-		p.in.limitedSince = time.Time{}
+		p.in.limitedSince = 0
 		e.rearm(v, p, p.ctl, tok)
 		return
 	case err != nil || n == 0:
@@ -54,7 +54,7 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 	}
 	p.in.budget.spend(n)
 	if n < allow {
-		p.in.limitedSince = time.Time{} // drained: not over its budget
+		p.in.limitedSince = 0 // drained: not over its budget
 	}
 	for _, b := range buf[:n] {
 		e.vassalByte(v, protocol.Byte(b))
@@ -69,13 +69,13 @@ func (e *Emperor) readControl(v *vassal, p *process, tok uint64) {
 // channel is re-armed when the budget allows a full read again. One that
 // stays over budget for floodAfter is misbehaving: it is killed, its
 // exit penalised, and its channel never read again.
-func (e *Emperor) rateLimited(v *vassal, p *process, tok uint64, now time.Time) {
+func (e *Emperor) rateLimited(v *vassal, p *process, tok uint64, now stamp) {
 	v.rateLimited++
 	if p.in.limitedSince.IsZero() {
 		p.in.limitedSince = now
 		e.log.Warn("vassal sends more than the protocol needs: reading it slower", e.attrs(v, "rate", ctlRate, "burst", ctlBurst)...)
 	}
-	if over := now.Sub(p.in.limitedSince); over >= floodAfter {
+	if over := time.Duration(now - p.in.limitedSince); over >= floodAfter {
 		e.log.Warn("vassal flooded its control channel: SIGKILL", e.attrs(v, "over_budget_for", over.Round(time.Millisecond))...)
 		e.counters.Floods++
 		p.killedFor, p.killCause = fmt.Sprintf("flooded its control channel for %s", over.Round(time.Second)), "flood"
@@ -87,7 +87,7 @@ func (e *Emperor) rateLimited(v *vassal, p *process, tok uint64, now time.Time) 
 		}
 		return
 	}
-	p.in.resume = e.after(p.in.budget.until(now, ctlRead), vassalTimer{key: v.key, kind: readTimer, proc: p, tok: tok})
+	p.in.resume = e.after(p.in.budget.until(now, ctlRead), vassalTimer{key: v.ev.Key, kind: readTimer, proc: p, tok: tok})
 }
 
 // resumeRead re-arms a rate-limited vassal's channel.
@@ -101,8 +101,8 @@ func (e *Emperor) resumeRead(v *vassal, t vassalTimer) {
 
 // vassalByte records one protocol byte from a vassal and acts on it.
 func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
-	v.received[b]++
-	now := time.Now()
+	v.countByte(b)
+	now := stampNow()
 	if b == protocol.Spawned || b == protocol.Accepting || b == protocol.Loyal {
 		e.doneStarting(v)
 	}
@@ -114,8 +114,8 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 	case protocol.Accepting:
 		v.said.accepting, v.said.lastAccepting = true, now
 		if !v.changedAt.IsZero() {
-			e.counters.ConfigToReady.observe(now.Sub(v.changedAt).Seconds())
-			v.changedAt = time.Time{}
+			e.counters.ConfigToReady.observe(time.Duration(now - v.changedAt).Seconds())
+			v.changedAt = 0
 		}
 	case protocol.Loyal:
 		if !v.said.loyal {
@@ -142,7 +142,7 @@ func (e *Emperor) vassalByte(v *vassal, b protocol.Byte) {
 		e.log.Debug("vassal byte", e.attrs(v, "byte", int(b), "meaning", b.FromVassal())...)
 	}
 	if e.opts.Notify != nil {
-		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Byte: byte(b), IsByte: true, Pid: v.proc.pid, Reason: b.FromVassal(), Time: now})
+		e.opts.Notify(Note{Key: v.ev.Key, From: v.state, To: v.state, Byte: byte(b), IsByte: true, Pid: v.proc.pid, Reason: b.FromVassal(), Time: now.Time()})
 	}
 }
 
@@ -157,11 +157,11 @@ func (e *Emperor) reload(v *vassal, reason string) {
 	}
 	v.version = v.ev.Version
 	v.reloads++
-	v.lastReload = time.Now()
+	v.lastReload = stampNow()
 	v.said.ready, v.said.accepting = false, false
 	e.log.Info("vassal reload", e.attrs(v, "reason", reason)...)
 	if e.opts.Notify != nil {
-		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: v.proc.pid, Reason: "reload: " + reason, Time: time.Now()})
+		e.opts.Notify(Note{Key: v.ev.Key, From: v.state, To: v.state, Pid: v.proc.pid, Reason: "reload: " + reason, Time: time.Now()})
 	}
 }
 
@@ -193,21 +193,21 @@ func (e *Emperor) armKill(v *vassal) {
 	if e.ragnarok {
 		return
 	}
-	v.timer = e.after(e.opts.CurseTolerance, vassalTimer{key: v.key, gen: v.gen, kind: killTimer})
+	v.timer = e.after(e.opts.CurseTolerance, vassalTimer{key: v.ev.Key, gen: v.gen, kind: killTimer})
 }
 
 // armHeartbeat checks the vassal's heartbeat after d. The timer is not reset
 // on every beat: when it fires it compares the last beat with the deadline
 // and re-arms for what is left.
 func (e *Emperor) armHeartbeat(v *vassal, d time.Duration) {
-	v.said.hbTimer = e.after(d, vassalTimer{key: v.key, gen: v.gen, kind: heartbeatTimer, proc: v.proc})
+	v.said.hbTimer = e.after(d, vassalTimer{key: v.ev.Key, gen: v.gen, kind: heartbeatTimer, proc: v.proc})
 }
 
 // heartbeatDue kills a running vassal whose heartbeats stopped for
 // emperor-required-heartbeat: uWSGI does the same (with SIGKILL); the exit
 // that follows respawns it, with the reason recorded.
 func (e *Emperor) heartbeatDue(v *vassal) {
-	late := time.Since(v.said.lastHeartbeat)
+	late := v.said.lastHeartbeat.Since()
 	if left := e.opts.RequiredHeartbeat - late; left > 0 {
 		e.armHeartbeat(v, left)
 		return

@@ -52,6 +52,11 @@ type Emperor struct {
 	budget fdBudget
 	fdw    fdWaits
 
+	// release gives a burst's memory back once the spawn pipeline is
+	// quiet (memory.go); nil unless Options.ReleaseMemory.
+	release      *time.Timer
+	releaseStage atomic.Int32 // releases since the pipeline was last busy
+
 	// systemd notify state.
 	notify        *notifier
 	counters      Counters
@@ -169,6 +174,7 @@ func (e *Emperor) Run(ctx context.Context) error {
 		}
 		defer e.stopGuardian(&iso)
 	}
+	defer e.startRelease()()
 	reqs := make(chan spawnRequest)
 	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv, &iso, &e.budget)
 	defer close(reqs)
@@ -280,8 +286,7 @@ func (e *Emperor) loop(ctx context.Context, reqs chan<- spawnRequest, cancelMoni
 				e.initialScanDone()
 			}
 		case send <- head:
-			e.pending[0] = spawnRequest{}
-			e.pending = e.pending[1:]
+			e.pending = dropFirst(e.pending)
 		case res := <-e.spawned:
 			e.spawnDone(res)
 		case batch := <-e.polled:
@@ -330,6 +335,7 @@ func (e *Emperor) initialScanDone() {
 		return
 	}
 	e.readySent = true
+	e.quietSoon()
 	e.statusSent = e.live
 	e.notify.send("READY=1\n" + statusLine(e.live))
 }

@@ -49,7 +49,7 @@ func (e *Emperor) watch(v *vassal, p *process) error {
 // fdReady handles one readiness report from the poller.
 func (e *Emperor) fdReady(tok uint64) {
 	ref, ok := e.fds[tok]
-	if !ok || e.vassals[ref.v.key] != ref.v || ref.v.proc != ref.p {
+	if !ok || e.vassals[ref.v.ev.Key] != ref.v || ref.v.proc != ref.p {
 		return // stale: the fd belongs to a process we already let go
 	}
 	v, p := ref.v, ref.p

@@ -2,7 +2,6 @@ package emperor
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/protocol"
@@ -29,7 +28,7 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 	v := e.vassals[ev.Key]
 	switch {
 	case ev.Op == monitor.Touch && v == nil:
-		v = &vassal{key: ev.Key, ev: ev, want: true, received: map[protocol.Byte]uint64{}, firstRun: time.Now(), changedAt: time.Now()}
+		v = &vassal{ev: ev, want: true, firstRun: stampNow(), changedAt: stampNow()}
 		e.vassals[ev.Key] = v
 		e.transition(v, Waiting, None, "new config ("+ev.Reason+")")
 		e.spawn(v)
@@ -44,7 +43,7 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 func (e *Emperor) touched(v *vassal, ev monitor.Event) {
 	changed := ev.Version != v.ev.Version
 	if changed {
-		v.changedAt = time.Now()
+		v.changedAt = stampNow()
 	}
 	v.ev = ev
 	readded := !v.want
@@ -147,18 +146,18 @@ func (e *Emperor) exited(v *vassal, st exitStatus) {
 			e.transition(v, Disabled, Exiled, reason+" (exiled); stays down until its config changes")
 			break
 		}
-		if time.Since(p.started) >= e.opts.StableRun {
+		if p.started.Since() >= e.opts.StableRun {
 			v.unloyalDeaths = 0 // it ran long enough: not a crash loop
 		}
 		switch {
 		case p.killCause == "flood":
 			// A flooder is penalised at once, loyal or not: its respawn
 			// waits at least one throttle step.
-			v.diedUnloyal(max(v.unloyalDeaths+1, 2), time.Now())
+			v.diedUnloyal(max(v.unloyalDeaths+1, 2), stampNow())
 			e.spawnFailed()
 		case !v.said.loyal:
-			v.diedUnloyal(v.unloyalDeaths+1, time.Now())
-			if time.Since(p.started) < e.opts.StableRun {
+			v.diedUnloyal(v.unloyalDeaths+1, stampNow())
+			if p.started.Since() < e.opts.StableRun {
 				e.spawnFailed() // it died before it became loyal
 			}
 		}

@@ -37,7 +37,7 @@ func (e *Emperor) startHooks(v *vassal, p *process) {
 		return
 	}
 	uid, gid := e.runsAs(v)
-	config := v.key.Name
+	config := v.ev.Key.Name
 	if v.ev.Path != "" {
 		config = v.ev.Path
 	}
@@ -46,7 +46,7 @@ func (e *Emperor) startHooks(v *vassal, p *process) {
 		"UWSGI_VASSAL_PID="+strconv.Itoa(p.pid),
 		"UWSGI_VASSAL_UID="+strconv.Itoa(uid),
 		"UWSGI_VASSAL_GID="+strconv.Itoa(gid))
-	key, gen, timeout := v.key, v.gen, e.opts.HookTimeout
+	key, gen, timeout := v.ev.Key, v.gen, e.opts.HookTimeout
 	commands := e.opts.ExecAsEmperor
 	go func() {
 		for _, c := range commands {
@@ -87,7 +87,7 @@ func (e *Emperor) hookFinished(r hookResult) {
 		e.log.Info(reason, e.attrs(v, "took", r.took)...)
 	}
 	if e.opts.Notify != nil {
-		e.opts.Notify(Note{Key: v.key, From: v.state, To: v.state, Pid: r.pid, Reason: reason, Time: time.Now()})
+		e.opts.Notify(Note{Key: v.ev.Key, From: v.state, To: v.state, Pid: r.pid, Reason: reason, Time: time.Now()})
 	}
 }
 
@@ -113,11 +113,11 @@ func (e *Emperor) vassalStartHook(v *vassal) []string {
 	if prog == "" {
 		return nil
 	}
-	cmd := shellQuote(prog) + " " + shellQuote(v.key.Name)
+	cmd := shellQuote(prog) + " " + shellQuote(v.ev.Key.Name)
 	if v.ev.Path != "" {
 		cmd = "UWSGI_VASSALS_DIR=" + shellQuote(filepath.Dir(v.ev.Path)) + " " + cmd
 	}
-	return []string{cmd + " || printf '[emperor] %s start-hook returned %s\\n' " + shellQuote(v.key.Name) + ` "$?" >&2`}
+	return []string{cmd + " || printf '[emperor] %s start-hook returned %s\\n' " + shellQuote(v.ev.Key.Name) + ` "$?" >&2`}
 }
 
 // vassalStopHook runs vassals-stop-hook after a vassal's process died, in
@@ -136,7 +136,7 @@ func (e *Emperor) vassalStopHook(v *vassal) {
 		env = append(env, "UWSGI_VASSALS_DIR="+filepath.Dir(v.ev.Path))
 	}
 	attrs := e.attrs(v, "hook", prog)
-	name, timeout := v.key.Name, e.opts.HookTimeout
+	name, timeout := v.ev.Key.Name, e.opts.HookTimeout
 	e.stopHooks.Add(1)
 	go func() {
 		defer e.stopHooks.Done()

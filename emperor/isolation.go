@@ -29,7 +29,7 @@ func (e *Emperor) isolate(spec *Spec, v *vassal) {
 	o := &e.opts
 	spec.LimitCaps, spec.Caps = o.LimitCaps, o.Caps
 	if spec.Namespaces.Has(unix.CLONE_NEWUTS) {
-		spec.Hostname = hostname(v.key.Name)
+		spec.Hostname = hostname(v.ev.Key.Name)
 	}
 	spec.InitGroups = o.TyrantInitgroups && (spec.Credential != nil || spec.OpenOnce)
 	spec.Hooks, spec.HookTimeout = append(e.vassalStartHook(v), o.ExecAsVassal...), o.HookTimeout // hooks.go

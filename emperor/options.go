@@ -42,6 +42,13 @@ type Options struct {
 	// tyrant mode a symlinked config runs as the symlink's owner, who must
 	// own the file it points to (tyrantfile.go).
 	TyrantNoFollow bool
+	// ReleaseMemory: a second after the spawn pipeline falls quiet (the
+	// initial scan done, a cold start or a flood of configs spawned) the
+	// Emperor collects garbage, returns the free heap to the system and,
+	// the first time, drops the start-up pages of its program text
+	// (memory.go). For a program whose only job is the Emperor: it acts on
+	// the whole process.
+	ReleaseMemory bool
 	// ExtendedFrames lets config frames exceed uWSGI's 64 KiB limit. Only
 	// our own vassal reads them; leave it false for uWSGI vassals.
 	ExtendedFrames bool

@@ -40,7 +40,7 @@ import (
 func (e *Emperor) wait(v *vassal, reason string) {
 	d := time.Duration(0)
 	if !e.opts.NoBlacklist {
-		d = respawnDelay(v.unloyalDeaths, e.opts.Throttle, e.opts.MaxThrottle, false)
+		d = respawnDelay(int(v.unloyalDeaths), e.opts.Throttle, e.opts.MaxThrottle, false)
 	}
 	if d == 0 {
 		e.transition(v, Waiting, None, reason)
@@ -48,7 +48,7 @@ func (e *Emperor) wait(v *vassal, reason string) {
 		return
 	}
 	e.transition(v, Waiting, Penalty, fmt.Sprintf("%s; respawn in %s", reason, d))
-	v.timer = e.after(d, vassalTimer{key: v.key, gen: v.gen, kind: penaltyTimer})
+	v.timer = e.after(d, vassalTimer{key: v.ev.Key, gen: v.gen, kind: penaltyTimer})
 }
 
 // spawn moves a Waiting vassal through the gates: the throttle once the
@@ -84,7 +84,7 @@ type ticket struct {
 
 // valid reports whether the ticket's vassal still waits in sub.
 func (e *Emperor) valid(t ticket, sub Sub) bool {
-	return e.vassals[t.v.key] == t.v && t.v.gen == t.gen && t.v.state == Waiting && t.v.sub == sub
+	return e.vassals[t.v.ev.Key] == t.v && t.v.gen == t.gen && t.v.state == Waiting && t.v.sub == sub
 }
 
 // throttling reports whether spawns go through the throttle: after the
@@ -114,8 +114,7 @@ func (e *Emperor) pumpThrottle() {
 	for len(e.throttled) > 0 {
 		t := e.throttled[0]
 		if !e.valid(t, Throttle) {
-			e.throttled[0] = ticket{}
-			e.throttled = e.throttled[1:]
+			e.throttled = dropFirst(e.throttled)
 			continue // removed, spawned or moved on meanwhile
 		}
 		now := time.Now()
@@ -130,8 +129,7 @@ func (e *Emperor) pumpThrottle() {
 			return
 		}
 		e.thr = e.thr.take(now, e.opts.ThrottleBurst)
-		e.throttled[0] = ticket{}
-		e.throttled = e.throttled[1:]
+		e.throttled = dropFirst(e.throttled)
 		t.v.sub = None
 		e.slotGate(t.v)
 	}
@@ -160,6 +158,18 @@ func (e *Emperor) slotGate(v *vassal) {
 	e.launch(v)
 }
 
+// dropFirst removes a queue's head. An emptied queue lets its array go:
+// the empty slice left by q[1:] would keep the whole array of a queue
+// that once held 10,000 spawns.
+func dropFirst[T any](q []T) []T {
+	var zero T
+	q[0] = zero
+	if len(q) == 1 {
+		return nil
+	}
+	return q[1:]
+}
+
 // admit launches queued vassals while start slots are free.
 func (e *Emperor) admit() {
 	if e.ragnarok {
@@ -168,8 +178,7 @@ func (e *Emperor) admit() {
 	}
 	for len(e.admission) > 0 && (e.opts.MaxStarting <= 0 || e.starting < e.opts.MaxStarting) {
 		t := e.admission[0]
-		e.admission[0] = ticket{}
-		e.admission = e.admission[1:]
+		e.admission = dropFirst(e.admission)
 		if !e.valid(t, Slot) {
 			continue // removed or moved on meanwhile
 		}
@@ -193,7 +202,7 @@ func (e *Emperor) beginStarting(v *vassal) {
 	v.slot.held = true
 	e.starting++
 	v.slot.seq++
-	v.slot.timer = e.after(e.opts.StartWindow, vassalTimer{key: v.key, kind: startWindowTimer, seq: v.slot.seq})
+	v.slot.timer = e.after(e.opts.StartWindow, vassalTimer{key: v.ev.Key, kind: startWindowTimer, seq: v.slot.seq})
 }
 
 // doneStarting gives v's start slot back and admits the next in line.
@@ -223,7 +232,7 @@ func (e *Emperor) launch(v *vassal) {
 	// passes its text (tyrantfile.go).
 	openOnce := e.opts.Tyrant && v.ev.Config == nil && v.ev.Path != ""
 	spec := Spec{
-		Key:        v.key,
+		Key:        v.ev.Key,
 		Argv:       vassalArgv(&e.opts, &v.ev, v.ev.Config != nil || openOnce),
 		Dir:        dir,
 		Config:     v.ev.Config,
@@ -248,7 +257,7 @@ func (e *Emperor) launch(v *vassal) {
 		spec.OpenOnce, spec.ConfigPath = true, v.ev.Path
 		spec.NoFollow, spec.ConfigLimit = e.opts.TyrantNoFollow, e.configLimit()
 	case e.opts.Tyrant:
-		cred, err := tyrant.Credential(v.key.Name, v.ev.Owner)
+		cred, err := tyrant.Credential(v.ev.Key.Name, v.ev.Owner)
 		if err != nil {
 			v.version = v.ev.Version // refused as it is: only a change retries
 			e.transition(v, Disabled, Refused, err.Error())
@@ -273,6 +282,7 @@ func (e *Emperor) configLimit() int {
 
 // spawnDone handles the spawner's answer.
 func (e *Emperor) spawnDone(res spawnResult) {
+	e.quietSoon()
 	v := e.vassals[res.spec.Key]
 	if v == nil || v.gen != res.gen || v.state != Spawning {
 		// Cannot happen: Spawning is only left through here. Never leak.
@@ -310,7 +320,7 @@ func (e *Emperor) spawnDone(res spawnResult) {
 			e.remove(v, "spawn failed")
 			return
 		}
-		v.diedUnloyal(v.unloyalDeaths+1, time.Now())
+		v.diedUnloyal(v.unloyalDeaths+1, stampNow())
 		e.spawnFailed()
 		e.counters.Restarts["spawn_failed"]++
 		e.wait(v, "spawn failed: "+res.err.Error())

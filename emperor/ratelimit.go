@@ -20,22 +20,22 @@ const (
 // ctlBurst: a pure value of the time it is asked at.
 type byteBudget struct {
 	tokens float64
-	at     time.Time // when tokens was last refilled; zero: a full bucket
+	at     stamp // when tokens was last refilled; zero: a full bucket
 }
 
-func (b *byteBudget) refill(now time.Time) {
+func (b *byteBudget) refill(now stamp) {
 	if b.at.IsZero() {
 		b.tokens, b.at = ctlBurst, now
 		return
 	}
-	if d := now.Sub(b.at); d > 0 {
+	if d := time.Duration(now - b.at); d > 0 {
 		b.tokens = min(ctlBurst, b.tokens+d.Seconds()*ctlRate)
 		b.at = now
 	}
 }
 
 // allow returns how many bytes may be read at now: at most ctlRead.
-func (b *byteBudget) allow(now time.Time) int {
+func (b *byteBudget) allow(now stamp) int {
 	b.refill(now)
 	return min(ctlRead, int(b.tokens))
 }
@@ -44,7 +44,7 @@ func (b *byteBudget) allow(now time.Time) int {
 func (b *byteBudget) spend(n int) { b.tokens -= float64(n) }
 
 // until returns how long after now the budget allows n bytes.
-func (b *byteBudget) until(now time.Time, n int) time.Duration {
+func (b *byteBudget) until(now stamp, n int) time.Duration {
 	b.refill(now)
 	missing := float64(n) - b.tokens
 	if missing <= 0 {
@@ -58,6 +58,6 @@ type ctlIn struct {
 	budget byteBudget
 	// limitedSince is when the process first found its budget spent
 	// without draining its channel since; zero when it is within budget.
-	limitedSince time.Time
+	limitedSince stamp
 	resume       *time.Timer // re-arms the channel of a rate-limited process
 }

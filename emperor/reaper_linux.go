@@ -135,7 +135,7 @@ func (e *Emperor) lost(pid int, err error) {
 // vassal's current process.
 func (e *Emperor) deliver(c child, st exitStatus) {
 	v := c.v
-	if v == nil || e.vassals[v.key] != v || v.proc != c.p {
+	if v == nil || e.vassals[v.ev.Key] != v || v.proc != c.p {
 		e.log.Debug("reaped a process no vassal holds", "pid", c.p.pid, "status", st.String())
 		return
 	}

@@ -38,7 +38,7 @@ func (e *Emperor) signal(sig os.Signal, cancelMonitors context.CancelFunc) {
 func (e *Emperor) logStatus() {
 	e.log.Info("status", "vassals", len(e.vassals))
 	for _, v := range e.vassals {
-		e.log.Info("vassal status", e.attrs(v, "state", v.state.String(), "since", v.since.Format(time.RFC3339),
+		e.log.Info("vassal status", e.attrs(v, "state", v.state.String(), "since", v.since.Time().Format(time.RFC3339),
 			"sub", v.sub.String(), "ready", v.said.ready, "accepting", v.said.accepting, "loyal", v.said.loyal,
 			"reloads", v.reloads, "restarts", v.restarts, "last_exit", v.lastExit)...)
 	}

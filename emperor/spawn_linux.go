@@ -30,7 +30,7 @@ type process struct {
 	reaped  bool // waited for: the pid may belong to anyone now
 	ctl     int  // the Emperor's end of the control channel
 	cfg     int  // the Emperor's end of the config channel, or -1
-	started time.Time
+	started stamp
 	// cg is the vassal's cgroup, nil without one; the loop hands it to
 	// endTree when the process is reaped.
 	cg *cgroup.Group
@@ -241,7 +241,7 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 			return abort(err)
 		}
 	}
-	return &process{pid: pid, ctl: ctl.Emperor, cfg: cfgFd, started: time.Now(), cg: g}, nil
+	return &process{pid: pid, ctl: ctl.Emperor, cfg: cfgFd, started: stampNow(), cg: g}, nil
 }
 
 // start forks and execs, failing as os.StartProcess does.

@@ -45,6 +45,15 @@ const (
 
 var stateNames = [numStates]string{"absent", "waiting", "spawning", "running", "stopping", "cursed", "disabled"}
 
+// stateLines are the log messages of transitions ("vassal running"), made
+// once: the log's burst limiter keeps a message per kind.
+var stateLines = func() (l [numStates]string) {
+	for s, name := range stateNames {
+		l[s] = "vassal " + name
+	}
+	return l
+}()
+
 func (s State) String() string {
 	if s < numStates {
 		return stateNames[s]

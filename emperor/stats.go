@@ -200,12 +200,7 @@ func (e *Emperor) stats(vassals []VassalStats) *Stats {
 	if e.opts.Tyrant {
 		s.EmperorTyrant = 1
 	}
-	unix := func(t time.Time) int64 {
-		if t.IsZero() {
-			return 0
-		}
-		return t.Unix()
-	}
+	unix := stamp.Unix
 	b := func(x bool) int {
 		if x {
 			return 1
@@ -214,21 +209,19 @@ func (e *Emperor) stats(vassals []VassalStats) *Stats {
 	}
 	recv := make([]byteCount, 0, 3*len(e.vassals))
 	for _, v := range e.vassals {
-		uri := e.monitorNames[v.key.Monitor]
+		uri := e.monitorNames[v.ev.Key.Monitor]
 		vs := VassalStats{
-			ID: v.key.Name, Pid: -1, Born: v.ev.Version.ModTime / 1e9, LastMod: v.version.ModTime / 1e9,
+			ID: v.ev.Key.Name, Pid: -1, Born: v.ev.Version.ModTime / 1e9, LastMod: v.version.ModTime / 1e9,
 			LastHeartbeat: unix(v.said.lastHeartbeat), Loyal: b(v.said.loyal), Ready: b(v.said.ready), Accepting: b(v.said.accepting),
 			LastLoyal: unix(v.said.lastLoyal), LastReady: unix(v.said.lastReady), LastAccepting: unix(v.said.lastAccepting),
-			FirstRun: unix(v.firstRun), LastRun: unix(latest(v.firstRun, v.lastReload)), Monitor: scannerArg(uri), Respawns: v.reloads,
-			MonitorURI: uri, State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: v.restarts,
-			RateLimited: v.rateLimited, LastExit: v.lastExit, Reason: v.reason,
+			FirstRun: unix(v.firstRun), LastRun: unix(latest(v.firstRun, v.lastReload)), Monitor: scannerArg(uri), Respawns: int(v.reloads),
+			MonitorURI: uri, State: v.state.String(), Sub: v.sub.String(), Since: unix(v.since), Restarts: int(v.restarts),
+			RateLimited: uint64(v.rateLimited), LastExit: v.lastExit, Reason: v.reason,
 		}
 		// The counts go into one slice shared by every vassal: a map each
 		// is built off the loop, in Snapshot (completeStats).
 		lo := len(recv)
-		for b, n := range v.received {
-			recv = append(recv, byteCount{b, n})
-		}
+		recv = append(recv, v.received...)
 		vs.recv = recv[lo:len(recv):len(recv)]
 		if v.ev.Owner != nil {
 			vs.UID, vs.GID = int(v.ev.Owner.UID), int(v.ev.Owner.GID)
@@ -238,19 +231,19 @@ func (e *Emperor) stats(vassals []VassalStats) *Stats {
 		}
 		if v.proc != nil {
 			vs.Pid = v.proc.pid
-			vs.Uptime = now.Sub(v.proc.started).Seconds()
+			vs.Uptime = now.Sub(v.proc.started.Time()).Seconds()
 			vs.LastRun = unix(latest(v.proc.started, v.lastReload))
 			vs.cg = v.proc.cg // usage read in Snapshot, off the loop
 		}
 		if !v.said.lastHeartbeat.IsZero() {
-			vs.HeartbeatAge = now.Sub(v.said.lastHeartbeat).Seconds()
+			vs.HeartbeatAge = now.Sub(v.said.lastHeartbeat.Time()).Seconds()
 		}
 		if !e.opts.NoBlacklist && v.unloyalDeaths > 0 {
-			vs.Penalty = respawnDelay(v.unloyalDeaths+1, e.opts.Throttle, e.opts.MaxThrottle, false).Seconds()
-			s.Blacklist = append(s.Blacklist, Blacklisted{ID: v.key.Name,
-				ThrottleLevel: respawnDelay(v.unloyalDeaths, e.opts.Throttle, e.opts.MaxThrottle, false).Milliseconds(),
-				Attempt:       v.unloyalDeaths - 1, FirstAttempt: unix(v.firstUnloyal), LastAttempt: unix(v.lastUnloyal),
-				Monitor: vs.Monitor, Deaths: v.unloyalDeaths})
+			vs.Penalty = respawnDelay(int(v.unloyalDeaths)+1, e.opts.Throttle, e.opts.MaxThrottle, false).Seconds()
+			s.Blacklist = append(s.Blacklist, Blacklisted{ID: v.ev.Key.Name,
+				ThrottleLevel: respawnDelay(int(v.unloyalDeaths), e.opts.Throttle, e.opts.MaxThrottle, false).Milliseconds(),
+				Attempt:       int(v.unloyalDeaths) - 1, FirstAttempt: unix(v.firstUnloyal), LastAttempt: unix(v.lastUnloyal),
+				Monitor: vs.Monitor, Deaths: int(v.unloyalDeaths)})
 		}
 		s.Vassals = append(s.Vassals, vs)
 	}
@@ -258,12 +251,7 @@ func (e *Emperor) stats(vassals []VassalStats) *Stats {
 }
 
 // latest is the later of a and b.
-func latest(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
+func latest(a, b stamp) stamp { return max(a, b) }
 
 // Snapshot returns the current Stats, asked of the loop. It fails when ctx
 // ends first or the Emperor is not running.

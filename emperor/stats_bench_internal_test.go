@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/emperor-dev/emperor/monitor"
 	"github.com/emperor-dev/emperor/protocol"
@@ -15,12 +14,12 @@ import (
 // it after a cold start (no processes behind them: only stats read it).
 func fleet(n int) *Emperor {
 	e := &Emperor{vassals: map[monitor.Key]*vassal{}, monitorNames: map[string]string{"m": "dir:///etc/vassals"}, counters: newCounters()}
-	now := time.Now()
+	now := stampNow()
 	for i := range n {
 		k := monitor.Key{Monitor: "m", Name: fmt.Sprintf("shop-%05d.ini", i)}
-		v := &vassal{key: k, state: Running, since: now, want: true, firstRun: now,
+		v := &vassal{ev: monitor.Event{Key: k}, state: Running, since: now, want: true, firstRun: now,
 			proc:     &process{pid: 10000 + i, started: now},
-			received: map[protocol.Byte]uint64{protocol.Spawned: 1, protocol.Accepting: 1, protocol.Loyal: 1}}
+			received: []byteCount{{protocol.Spawned, 1}, {protocol.Accepting, 1}, {protocol.Loyal, 1}}}
 		v.said = protoState{ready: true, accepting: true, loyal: true, lastReady: now, lastAccepting: now, lastLoyal: now}
 		e.vassals[k] = v
 	}

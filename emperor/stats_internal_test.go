@@ -24,16 +24,16 @@ func TestScannerArg(t *testing.T) {
 // A blacklist entry's first_attempt is the first death of the current
 // series: a series ended by loyalty (the count back to 0) starts anew.
 func TestDiedUnloyalStampsTheSeries(t *testing.T) {
-	t0 := time.Unix(1000, 0)
+	t0 := stamp(1000 * time.Second)
 	v := &vassal{}
 	v.diedUnloyal(1, t0)
-	v.diedUnloyal(2, t0.Add(time.Second))
-	if !v.firstUnloyal.Equal(t0) || !v.lastUnloyal.Equal(t0.Add(time.Second)) || v.unloyalDeaths != 2 {
+	v.diedUnloyal(2, t0+stamp(time.Second))
+	if v.firstUnloyal != t0 || v.lastUnloyal != t0+stamp(time.Second) || v.unloyalDeaths != 2 {
 		t.Errorf("after two deaths: first %v last %v count %d", v.firstUnloyal, v.lastUnloyal, v.unloyalDeaths)
 	}
-	v.unloyalDeaths = 0                   // loyal
-	v.diedUnloyal(2, t0.Add(time.Minute)) // a flood: penalised at once
-	if !v.firstUnloyal.Equal(t0.Add(time.Minute)) || !v.lastUnloyal.Equal(t0.Add(time.Minute)) {
+	v.unloyalDeaths = 0                     // loyal
+	v.diedUnloyal(2, t0+stamp(time.Minute)) // a flood: penalised at once
+	if v.firstUnloyal != t0+stamp(time.Minute) || v.lastUnloyal != t0+stamp(time.Minute) {
 		t.Errorf("a new series kept first %v last %v", v.firstUnloyal, v.lastUnloyal)
 	}
 }

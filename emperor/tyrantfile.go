@@ -133,7 +133,7 @@ type configRead struct {
 // configReread then reloads it with the new text, or restarts it when its
 // owner changed or it is now refused.
 func (e *Emperor) reread(v *vassal) {
-	key, gen, p, path := v.key, v.gen, v.proc, v.ev.Path
+	key, gen, p, path := v.ev.Key, v.gen, v.proc, v.ev.Path
 	noFollow, limit := e.opts.TyrantNoFollow, e.configLimit()
 	go func() {
 		tc, err := openTyrantConfig(key.Name, path, noFollow, limit)

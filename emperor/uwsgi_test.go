@@ -2,13 +2,14 @@ package emperor_test
 
 import (
 	"fmt"
-	"github.com/emperor-dev/emperor/internal/emperortest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emperor-dev/emperor/internal/emperortest"
 
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/internal/testenv"

@@ -76,3 +76,49 @@ func TestManyKindsInOneWindowAreNotWalkedPerLine(t *testing.T) {
 		t.Errorf("%d walks of the kinds for %d lines in one window; want a few (one each time the kinds double)", h.st.walks, 3*vassals)
 	}
 }
+
+// A log that falls silent after a burst of kinds (10,000 vassals started)
+// forgets them all one Window later without waiting for another line, and
+// says the held-back count of a kind that was flooding.
+func TestSilentLogForgetsItsKinds(t *testing.T) {
+	capture, log, c := newLogger()
+	h := log.Handler().(*Handler)
+	var scheduled []func()
+	h.st.after = func(d time.Duration, f func()) {
+		if d != Window {
+			t.Errorf("sweep scheduled after %v, want %v", d, Window)
+		}
+		scheduled = append(scheduled, f)
+	}
+	for i := range 10_000 {
+		log.Info("vassal running", "vassal", fmt.Sprintf("v%d.ini", i))
+	}
+	for range Burst + 7 {
+		log.Warn("vassal floods", "vassal", "flood.ini")
+	}
+	if len(scheduled) != 1 {
+		t.Fatalf("%d sweeps scheduled for one burst of kinds, want 1", len(scheduled))
+	}
+	c.t = c.t.Add(Window / 2)
+	log.Info("vassal running", "vassal", "late.ini") // its window is not over at the sweep
+	c.t = c.t.Add(Window / 2)
+	scheduled[0]()
+	if n := len(h.st.kinds); n != 1 {
+		t.Errorf("%d kinds left after the sweep, want 1 (the late one)", n)
+	}
+	if capture.Find("vassal floods", "flood.ini", "repeated=7", "burst=ended") == "" {
+		t.Errorf("the sweep did not say what the flooding kind held back; log:\n%s", capture)
+	}
+	if len(scheduled) != 2 {
+		t.Fatalf("no sweep scheduled while a kind remains")
+	}
+	c.t = c.t.Add(Window)
+	scheduled[1]()
+	if n := len(h.st.kinds); n != 0 || h.st.sweeping || len(scheduled) != 2 {
+		t.Errorf("after the last kind's window: %d kinds, sweeping %v, %d sweeps; want none left and none scheduled", n, h.st.sweeping, len(scheduled))
+	}
+	log.Info("vassal running", "vassal", "again.ini")
+	if len(scheduled) != 3 {
+		t.Errorf("a kind entering an empty table scheduled no sweep")
+	}
+}
