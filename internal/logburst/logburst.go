@@ -50,10 +50,10 @@ type kind struct {
 type state struct {
 	mu       sync.Mutex
 	kinds    map[key]kind // by value: one allocation fewer per kind
-	peak     int       // the most kinds the map held since it was made
-	swept    time.Time // the last walk of kinds
-	sweptLen int       // kinds left by that walk
-	walks    int       // walks so far (tests)
+	peak     int          // the most kinds the map held since it was made
+	swept    time.Time    // the last walk of kinds
+	sweptLen int          // kinds left by that walk
+	walks    int          // walks so far (tests)
 	now      func() time.Time
 	// sweeping is whether a sweep is scheduled: one is, Window after the
 	// first kind is added to an empty table, so that kinds are forgotten
