@@ -56,6 +56,7 @@ type Emperor struct {
 	// quiet (memory.go); nil unless Options.ReleaseMemory.
 	release      *time.Timer
 	releaseStage atomic.Int32 // releases since the pipeline was last busy
+	releasing    sync.Mutex   // held by the release under way
 
 	// systemd notify state.
 	notify        *notifier

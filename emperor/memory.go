@@ -38,6 +38,10 @@ func (e *Emperor) quietSoon() {
 // full collection, the free heap returned to the system, and the pages of
 // program text the burst (or start-up) ran dropped (internal/memtrim).
 func (e *Emperor) releaseMemory() {
+	if !e.releasing.TryLock() {
+		return // one is under way (the timer was re-armed meanwhile)
+	}
+	defer e.releasing.Unlock()
 	if e.releaseStage.Add(1) == 1 {
 		e.release.Reset(logburst.Window + releaseAfter)
 	}

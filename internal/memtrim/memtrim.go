@@ -22,24 +22,17 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
-
-var mu sync.Mutex
 
 // Release returns the heap's free memory to the system (a garbage
 // collection, then every free page) and drops the program's resident text
 // and read-only data (Text): what the work since start-up or the last
 // release ran, the pages the next work needs fault back in from the page
 // cache. It blocks its caller for the length of one collection: call it
-// off any loop, after a burst of work. Concurrent calls return at once.
+// off any loop, after a burst of work.
 func Release() (textKiB int, err error) {
-	if !mu.TryLock() {
-		return 0, nil
-	}
-	defer mu.Unlock()
 	debug.FreeOSMemory()
 	return Text()
 }
