@@ -52,6 +52,10 @@ type Emperor struct {
 	budget fdBudget
 	fdw    fdWaits
 
+	// handoff is the loop's end of the channel the spawner hands each new
+	// vassal's fds over (spawntable_linux.go); nil if it shares the table.
+	handoff *handoff
+
 	// release gives a burst's memory back once the spawn pipeline is
 	// quiet (memory.go); nil unless Options.ReleaseMemory.
 	release      *time.Timer
@@ -177,8 +181,18 @@ func (e *Emperor) Run(ctx context.Context) error {
 	}
 	defer e.startRelease()()
 	reqs := make(chan spawnRequest)
-	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv, &iso, &e.budget)
+	ready := make(chan spawnerReady, 1)
+	go spawner(reqs, e.spawned, devnull, &e.opts, e.baseEnv, &iso, &e.budget, ready)
 	defer close(reqs)
+	sr := <-ready // before anything else opens fds: the spawner's table copies them
+	for _, fd := range sr.closeInProcess {
+		unix.Close(fd)
+	}
+	e.handoff = sr.h
+	defer e.handoff.close()
+	if sr.err != nil {
+		e.log.Info("the spawner shares the Emperor's fd table: each spawn costs a step per open fd", "err", sr.err)
+	}
 
 	goServe := func(serve func()) {
 		wg.Add(1)

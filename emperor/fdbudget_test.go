@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,22 @@ func countFds(t *testing.T) int {
 	return len(names) - 1 // less the directory being read
 }
 
+// fdLinks lists where the fds in dir (a /proc fd directory) point.
+func fdLinks(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // a thread that ended meanwhile
+	}
+	var links []string
+	for _, n := range names {
+		if l, err := os.Readlink(filepath.Join(dir, n.Name())); err == nil {
+			links = append(links, l)
+		}
+	}
+	return links
+}
+
 // The Emperor holds one fd per vassal configured from a file, its control
 // socket: exits come from the SIGCHLD reaper, not from a pidfd each.
 func TestEmperorHoldsOneFdPerVassal(t *testing.T) {
@@ -44,7 +61,7 @@ func TestEmperorHoldsOneFdPerVassal(t *testing.T) {
 	dir := t.TempDir()
 	h := startEmperor(t, setup{dirs: []string{dir}})
 	h.WaitScanned()
-	before := countFds(t)
+	before, known := countFds(t), fdLinks(t, "/proc/self/fd")
 	for i := range n {
 		writeFileAtomic(t, filepath.Join(dir, fmt.Sprintf("app%02d.ini", i)), h.vassalConfig(fmt.Sprintf("name = app%02d", i)))
 	}
@@ -55,6 +72,27 @@ func TestEmperorHoldsOneFdPerVassal(t *testing.T) {
 	t.Logf("%d fds before, %d with %d vassals: %.2f per vassal", before, after, n, float64(after-before)/n)
 	if after-before > n {
 		t.Errorf("%d vassals cost the Emperor %d fds, want at most one each", n, after-before)
+	}
+	// The spawner's thread has an fd table of its own, without the
+	// vassals' channels: a spawn copies (and its exec closes) the few fds
+	// in it, not one per vassal, so spawning does not slow as the fleet
+	// grows.
+	channels := slices.DeleteFunc(fdLinks(t, "/proc/self/fd"), func(l string) bool {
+		return !strings.HasPrefix(l, "socket:") || slices.Contains(known, l)
+	})
+	if len(channels) < n {
+		t.Fatalf("%d new sockets in the process's fd table, want one per vassal (%d)", len(channels), n)
+	}
+	private := false
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		links := fdLinks(t, filepath.Join("/proc/self/task", task.Name(), "fd"))
+		if len(links) > 0 && !slices.ContainsFunc(channels, func(l string) bool { return slices.Contains(links, l) }) {
+			private = true
+		}
+	}
+	if !private {
+		t.Errorf("no thread has an fd table without the vassals' channels: every spawn copies them all")
 	}
 	// Their exits still arrive, with their status.
 	for i := range n / 2 {
@@ -319,5 +357,30 @@ func TestInlineConfigVassalHoldsTwoFds(t *testing.T) {
 	t.Logf("%d fds before, %d with %d inline-config vassals: %.2f per vassal", before, after, n, float64(after-before)/n)
 	if after-before > 2*n {
 		t.Errorf("%d inline-config vassals cost the Emperor %d fds, want at most two each", n, after-before)
+	}
+}
+
+// The spawner's own fd table keeps no copy of the files the process had
+// open when it started: a pipe whose write end the process closes reads
+// EOF, as it would without the Emperor (a copy would keep another
+// goroutine's child pipe open for ever).
+func TestSpawnerTableHoldsNoCopyOfOpenFiles(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dir := t.TempDir()
+	h := startEmperor(t, setup{dirs: []string{dir}})
+	h.WaitScanned() // the spawner made its table before the first scan
+	writeFileAtomic(t, filepath.Join(dir, "app.ini"), h.vassalConfig("name = app"))
+	h.WaitBytes(5, "app.ini") // and spawned from it
+	w.Close()
+	if err := unix.SetNonblock(int(r.Fd()), true); err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	if n, err := unix.Read(int(r.Fd()), b[:]); n != 0 || err != nil {
+		t.Errorf("read after the only write end was closed: %d bytes, %v; want EOF (a copy of the write end is open somewhere)", n, err)
 	}
 }

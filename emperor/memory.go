@@ -25,8 +25,10 @@ func (e *Emperor) startRelease() (stop func()) {
 // quietSoon re-arms the release: the initial scan ended, or a spawn
 // answered. A cold start or a flood of configs releases twice: a second
 // after its last spawn, and once more when the log's burst limiter has
-// forgotten the burst's lines (logburst.Window later; 30,000 of them after
-// 10,000 vassals started). An idle Emperor releases nothing.
+// surely forgotten the burst's lines (30,000 of them after 10,000 vassals
+// started): it sweeps every logburst.Window, forgetting lines at least a
+// Window old, so two Windows after the last line none is left. An idle
+// Emperor releases nothing.
 func (e *Emperor) quietSoon() {
 	if e.release != nil {
 		e.releaseStage.Store(0)
@@ -43,7 +45,7 @@ func (e *Emperor) releaseMemory() {
 	}
 	defer e.releasing.Unlock()
 	if e.releaseStage.Add(1) == 1 {
-		e.release.Reset(logburst.Window + releaseAfter)
+		e.release.Reset(2 * logburst.Window)
 	}
 	kib, err := memtrim.Release()
 	if err != nil {

@@ -283,6 +283,16 @@ func (e *Emperor) configLimit() int {
 // spawnDone handles the spawner's answer.
 func (e *Emperor) spawnDone(res spawnResult) {
 	e.quietSoon()
+	if res.proc != nil && res.proc.handed > 0 {
+		if err := e.takeFds(res.proc); err != nil {
+			// No channel: the process cannot be governed. It is killed and
+			// reaped, and the spawn failed (for lack of an fd, it waits for
+			// one like any other).
+			killTree(res.proc)
+			e.track(nil, res.proc)
+			res.proc, res.err = nil, err
+		}
+	}
 	v := e.vassals[res.spec.Key]
 	if v == nil || v.gen != res.gen || v.state != Spawning {
 		// Cannot happen: Spawning is only left through here. Never leak.

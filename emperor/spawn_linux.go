@@ -40,6 +40,19 @@ type process struct {
 	in                   ctlIn  // reading its control channel (ratelimit.go)
 	config               []byte // the config text it is sent (nil: it reads a file)
 	out                  cfgOut // its config frame on its way (config.go)
+	// handed is how many of its channels' fds the spawner handed to the
+	// loop over the handoff socket (ctl and cfg are -1 until the loop takes
+	// them, spawntable_linux.go); 0 when the spawner shares the table.
+	handed int
+}
+
+// spawnerReady is what the spawner says once its thread is set up: the
+// loop's side of its own fd table and the fds the process's table must
+// close, or why it shares the process's table.
+type spawnerReady struct {
+	h              *handoff
+	closeInProcess []int
+	err            error
 }
 
 // spawnRequest asks the spawner thread for one process.
@@ -61,18 +74,23 @@ type spawnResult struct {
 // if that thread ever exited, every vassal would be SIGKILLed with it
 // (STYLE rule 6). The goroutine returns only when reqs is closed, at the end
 // of Run, when no vassal is left.
-func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.File, o *Options, baseEnv []string, iso *isolator, budget *fdBudget) {
-	runtime.LockOSThread()
+func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.File, o *Options, baseEnv []string, iso *isolator, budget *fdBudget, ready chan<- spawnerReady) {
 	// Never UnlockOSThread: when this goroutine returns, its thread dies
-	// with it, which is what Pdeathsig expects.
+	// with it, which is what Pdeathsig expects. Not the process's first
+	// thread, whose fd table is the process's (spawntable_linux.go).
+	if !lockSpawnerThread(func() { spawner(reqs, results, devnull, o, baseEnv, iso, budget, ready) }) {
+		return
+	}
 	//
 	// A child inherits the ambient capabilities of the thread that forks
 	// it. An Emperor started unprivileged with CAP_SETUID and CAP_SETGID as
 	// ambient capabilities (paranoid tyrant mode) must not hand them to
 	// its vassals: clear them on this thread (its effective set keeps them).
 	capabilities.Ambient(0)
+	st, h, closeIn, err := ownTable(int(devnull.Fd()))
+	ready <- spawnerReady{h: h, closeInProcess: closeIn, err: err}
 	for req := range reqs {
-		proc, err := startProcess(&req.spec, devnull, o, baseEnv, iso, budget)
+		proc, err := startProcess(&req.spec, devnull, o, baseEnv, iso, budget, st)
 		results <- spawnResult{spec: req.spec, gen: req.gen, proc: proc, err: err}
 	}
 }
@@ -85,7 +103,7 @@ func spawner(reqs <-chan spawnRequest, results chan<- spawnResult, devnull *os.F
 // more than SysProcAttr can do (see needsInit). It fails with EMFILE when
 // the control channel leaves less than the fd budget's reserve free
 // (fdbudget.go).
-func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator, budget *fdBudget) (_ *process, retErr error) {
+func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, iso *isolator, budget *fdBudget, st *spawnTable) (_ *process, retErr error) {
 	if spec.OpenOnce {
 		if err := spec.openOnce(); err != nil { // tyrantfile.go
 			return nil, err
@@ -115,8 +133,10 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 			unix.Close(ctl.Emperor)
 		}
 	}()
-	if err := budget.check(max(ctl.Emperor, int(ctl.Vassal.Fd()))); err != nil { // fdbudget.go
-		return nil, fmt.Errorf("control channel: %w", err)
+	if st == nil { // with a table of its own, the loop checks the fd it takes
+		if err := budget.check(max(ctl.Emperor, int(ctl.Vassal.Fd()))); err != nil { // fdbudget.go
+			return nil, fmt.Errorf("control channel: %w", err)
+		}
 	}
 	files := []*os.File{devnull, o.Stdout, o.Stderr, ctl.Vassal}
 	env := append(baseEnv[:len(baseEnv):len(baseEnv)], protocol.EnvFD+"=3")
@@ -187,6 +207,17 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 	for _, f := range files {
 		attr.Files = append(attr.Files, f.Fd())
 	}
+	if st != nil {
+		// The process's stdout and stderr as they are now (a reopened log).
+		for i, f := range []*os.File{o.Stdout, o.Stderr} {
+			fd, err := st.fetch(f.Fd())
+			if err != nil {
+				return nil, fmt.Errorf("fd %d: %w", i+1, err)
+			}
+			defer unix.Close(fd)
+			attr.Files[i+1] = uintptr(fd)
+		}
+	}
 	spec.Namespaces.Apply(attr.Sys, spec.HostUID, spec.HostGID)
 
 	cgfd := -1
@@ -241,7 +272,21 @@ func startProcess(spec *Spec, devnull *os.File, o *Options, baseEnv []string, is
 			return abort(err)
 		}
 	}
-	return &process{pid: pid, ctl: ctl.Emperor, cfg: cfgFd, started: stampNow(), cg: g}, nil
+	p := &process{pid: pid, ctl: ctl.Emperor, cfg: cfgFd, started: stampNow(), cg: g}
+	if st != nil {
+		fds := []int{ctl.Emperor}
+		if cfgFd >= 0 {
+			fds = append(fds, cfgFd)
+		}
+		if err := st.hand(fds...); err != nil {
+			return abort(fmt.Errorf("control channel: %w", err))
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		p.ctl, p.cfg, p.handed = -1, -1, len(fds)
+	}
+	return p, nil
 }
 
 // start forks and execs, failing as os.StartProcess does.

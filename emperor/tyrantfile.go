@@ -86,7 +86,9 @@ func openTyrantConfig(name, path string, noFollow bool, limit int) (tyrantConfig
 	if len(text) > limit {
 		return refuse("%s: larger than the %d bytes a config frame holds", path, limit)
 	}
-	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	// thread-self, not self: on the spawner thread, whose fd table is its
+	// own (spawntable_linux.go), /proc/self/fd shows the process's.
+	real, err := os.Readlink("/proc/thread-self/fd/" + strconv.Itoa(int(f.Fd())))
 	if err != nil {
 		return refuse("%s: where is it: %v", path, err)
 	}

@@ -149,6 +149,14 @@ func TestLogtoAppendsDatesAndReopens(t *testing.T) {
 	if old := waitFile(t, rotated, "log-reopen: reopening"); strings.Contains(old, "log reopened") {
 		t.Errorf("the rotated file got lines after the reopen")
 	}
+	// A vassal spawned after the reopen writes to the new file: the
+	// spawner, whose fd table is its own, takes fds 1 and 2 as they are
+	// now at each spawn.
+	os.WriteFile(filepath.Join(dir, "late.ini"), []byte("[uwsgi]\nworker-exec = echo late-vassal-output; exec sleep 600\n"), 0o644)
+	waitFile(t, logfile, "late-vassal-output")
+	if old, _ := os.ReadFile(rotated); strings.Contains(string(old), "late-vassal-output") {
+		t.Errorf("a vassal spawned after the reopen wrote to the rotated file")
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := waitExit(t, cmd); err != nil {
 		t.Fatalf("the Emperor after SIGTERM: %v", err)
