@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -107,6 +108,12 @@ func (e *Emperor) command(args []string) string {
 		e.clearPenalties(v)
 		return "ok: cleared " + v.ev.Key.Name
 	}
+}
+
+// suspends reports whether a new vassal waits for a start command
+// (Options.WaitForCommand).
+func (e *Emperor) suspends(v *vassal) bool {
+	return e.opts.WaitForCommand && e.opts.CommandSocket != "" && !slices.Contains(e.opts.WaitForCommandIgnore, v.ev.Key.Name)
 }
 
 // find returns the vassal a command names: NAME, or NAME MONITOR when the

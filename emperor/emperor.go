@@ -244,6 +244,9 @@ func (e *Emperor) Run(ctx context.Context) error {
 		e.log.Warn("cannot read the fd limit: spawns are not checked against it", "err", err)
 	}
 	e.logBudget()
+	if e.opts.WaitForCommand && e.opts.CommandSocket == "" {
+		e.log.Warn("emperor-wait-for-command needs emperor-command-socket to start anything: ignored, vassals start at once (as in uWSGI)")
+	}
 	e.log.Info("the Emperor is ruling", "monitors", len(e.opts.Monitors), "binary", e.opts.Binary, "pid", os.Getpid())
 	err = e.loop(ctx, reqs, cancelMonitors)
 	e.cgroups.Wait()   // every vassal's cgroup is gone before the Emperor is

@@ -570,3 +570,32 @@ func TestPrometheusMetrics(t *testing.T) {
 		}
 	}
 }
+
+// With emperor-wait-for-command a new vassal stays suspended, even across
+// a config change, until a start command; a name on the ignore list and a
+// vassal already running are not held.
+func TestWaitForCommandSuspendsNewVassals(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "command.sock")
+	h := startEmperor(t, setup{dirs: []string{dir}, opts: func(o *emperor.Options) {
+		o.CommandSocket, o.WaitForCommand, o.WaitForCommandIgnore = sock, true, []string{"eager.ini"}
+	}})
+	writeFile(t, filepath.Join(dir, "lazy.ini"), h.vassalConfig("name = lazy"))
+	writeFile(t, filepath.Join(dir, "eager.ini"), h.vassalConfig("name = eager"))
+	h.waitReport("eager starts at once", func(r report) bool { return r.Event == "start" && r.Name == "eager" })
+	n := h.WaitState("lazy.ini", emperor.Disabled)
+	if !strings.Contains(n.Reason, "emperor-wait-for-command") {
+		t.Errorf("lazy.ini disabled because %q, want the wait for a command", n.Reason)
+	}
+	writeFile(t, filepath.Join(dir, "lazy.ini"), h.vassalConfig("name = lazy\n# changed"))
+	send := func(args ...string) (string, error) { return emperor.SendCommand(context.Background(), sock, args...) }
+	if _, err := send("start", "lazy.ini"); err != nil {
+		t.Fatal(err)
+	}
+	left := h.WaitNote("lazy leaves disabled", func(n emperor.Note) bool { return n.Key.Name == "lazy.ini" && n.From == emperor.Disabled })
+	if left.Reason != "started by command" {
+		t.Errorf("lazy.ini left suspension because %q, want the start command (a config change must not start it)", left.Reason)
+	}
+	h.waitReport("lazy starts", func(r report) bool { return r.Event == "start" && r.Name == "lazy" })
+	h.WaitState("lazy.ini", emperor.Running)
+}

@@ -31,6 +31,10 @@ func (e *Emperor) monitorEvent(ev monitor.Event) {
 		v = &vassal{ev: ev, want: true, firstRun: stampNow(), changedAt: stampNow()}
 		e.vassals[ev.Key] = v
 		e.transition(v, Waiting, None, "new config ("+ev.Reason+")")
+		if e.suspends(v) {
+			e.transition(v, Disabled, Suspended, "waits for a start command (emperor-wait-for-command)")
+			return
+		}
 		e.spawn(v)
 	case ev.Op == monitor.Touch:
 		e.touched(v, ev)
@@ -76,8 +80,9 @@ func (e *Emperor) touched(v *vassal, ev monitor.Event) {
 		}
 	case Disabled:
 		switch v.sub {
-		case Held:
-			// Stopped by command: only start brings it back.
+		case Held, Suspended:
+			// Stopped by command, or never started: only start brings it
+			// back (uWSGI ignores a suspended vassal's config changes too).
 		default:
 			if ev.Version != v.version || ownerChanged {
 				e.transition(v, Waiting, None, "config changed while disabled")

@@ -425,12 +425,7 @@ func TestTyrantNofollowSymlinkSwap(t *testing.T) {
 	os.Chown(mine, 65534, 65534)
 	os.Chown(theirs, 65533, 65533)
 	link := filepath.Join(vassals, "linked.ini")
-	if err := os.Symlink(mine, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Lchown(link, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	symlink(t, mine, link, 65534) // tyrant_test.go
 	r := reports.wait(t, "linked")
 	h.WaitState("linked.ini", emperor.Running)
 	if r.UID != 65534 {

@@ -152,6 +152,13 @@ type Options struct {
 	// without a series per vassal (emperor-metrics-per-vassal = false):
 	// for fleets whose per-vassal series are too many to scrape.
 	MetricsStatesOnly bool
+	// WaitForCommand (emperor-wait-for-command): a vassal whose config
+	// appears stays Disabled/Suspended until a start command, except those
+	// named in WaitForCommandIgnore (emperor-wait-for-command-ignore, by
+	// name as the monitor sees it). Without a CommandSocket nothing could
+	// start them: it is ignored then, as uWSGI ignores it.
+	WaitForCommand       bool
+	WaitForCommandIgnore []string
 	// CommandSocket is the path of the command socket
 	// (emperor-command-socket), mode 0600. Empty: none.
 	CommandSocket string

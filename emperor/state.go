@@ -99,10 +99,14 @@ const (
 	// Fds: Waiting for a free file descriptor, after a spawn failed for
 	// lack of one (fdbudget.go).
 	Fds
+	// Suspended: Disabled since its config appeared, with
+	// emperor-wait-for-command: only a start command spawns it (uWSGI's
+	// SUSPENDED state), and a config change does not.
+	Suspended
 	numSubs
 )
 
-var subNames = [numSubs]string{"", "penalty", "throttle", "slot", "restart", "hold", "resign", "held", "voluntary", "exiled", "refused", "fds"}
+var subNames = [numSubs]string{"", "penalty", "throttle", "slot", "restart", "hold", "resign", "held", "voluntary", "exiled", "refused", "fds", "suspended"}
 
 func (s Sub) String() string {
 	if s < numSubs {
@@ -129,7 +133,7 @@ var allowed = [numStates][]State{
 var subsOf = [numStates][]Sub{
 	Waiting:  {None, Penalty, Throttle, Slot, Fds},
 	Stopping: {Restart, Hold, Resign},
-	Disabled: {Held, Voluntary, Exiled, Refused},
+	Disabled: {Held, Voluntary, Exiled, Refused, Suspended},
 }
 
 // canTransition reports whether from → to is in the table.

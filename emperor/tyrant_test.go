@@ -51,12 +51,20 @@ func tyrantEmperor(t *testing.T, opts func(*emperor.Options)) (h *harness, pub, 
 	return h, pub, vassals
 }
 
+// symlink makes link, owned by uid, appear at once: made and given to uid
+// under a name the monitor ignores, then renamed into place. Made in
+// place, it is root's until the chown, and an Emperor quick enough runs
+// it as a link root made.
 func symlink(t *testing.T, target, link string, uid int) {
 	t.Helper()
-	if err := os.Symlink(target, link); err != nil {
+	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".tmp")
+	if err := os.Symlink(target, tmp); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Lchown(link, uid, uid); err != nil {
+	if err := os.Lchown(tmp, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -45,6 +45,8 @@ type settings struct {
 	maxStarting     int
 	throttleBurst   int
 	commandSocket   string
+	waitForCommand  bool     // emperor-wait-for-command
+	waitIgnore      []string // emperor-wait-for-command-ignore
 	useClone        string
 	tyrant          bool
 	// Isolation (issue 7).
@@ -134,6 +136,8 @@ func (s *settings) coreOptions() []config.Setting {
 		config.StringSetting("emperor-stats", "stats server: host:port (TCP) or a unix socket path", &s.stats),
 		uwsgiFlag("stats-http", "the stats server answers as an HTTP server (headers before the JSON), for curl and browsers", &s.statsHTTP),
 		config.StringSetting("emperor-command-socket", "unix socket (mode 0600) for emperor reload/stop/start/blacklist-clear/rescan", &s.commandSocket),
+		config.BoolSetting("emperor-wait-for-command", "new vassals stay suspended until `emperor start NAME` (needs emperor-command-socket)", &s.waitForCommand),
+		config.ListSetting("emperor-wait-for-command-ignore", "a vassal name that starts at once despite emperor-wait-for-command (repeatable)", &s.waitIgnore, ""),
 		config.StringSetting("emperor-metrics", "host:port serving Prometheus metrics at /metrics", &s.metrics),
 		{Name: "emperor-metrics-per-vassal", Help: "true (default): a series per vassal in metrics; false: counts by state only, for large fleets", Set: func(v string) error { b, err := config.ParseBool(v); s.metricsStates = err == nil && !b; return err }},
 		config.IntSetting("emperor-max-starting", "vassals starting at once (default 4 per CPU; -1: no bound)", &s.maxStarting),

@@ -54,22 +54,20 @@ const migrationGuide = "docs/migration.md"
 // notBuilt are Emperor options of uWSGI (some of its master branch only)
 // that other issues build; until then they are accepted with one line.
 var notBuilt = map[string]string{
-	"emperor-broodlord":               "broodlord mode is not built yet: vassals asking for reinforcements (byte 30) get none",
-	"emperor-wait-for-command":        "vassals waiting for a command are not built yet (a uWSGI 2.1 option): vassals start at once",
-	"emperor-wait-for-command-ignore": "vassals waiting for a command are not built yet (a uWSGI 2.1 option)",
-	"emperor-on-demand-extension":     "on-demand vassals are not built yet: vassals start at once",
-	"emperor-on-demand-ext":           "on-demand vassals are not built yet: vassals start at once",
-	"emperor-on-demand-directory":     "on-demand vassals are not built yet: vassals start at once",
-	"emperor-on-demand-dir":           "on-demand vassals are not built yet: vassals start at once",
-	"emperor-on-demand-exec":          "on-demand vassals are not built yet: vassals start at once",
-	"emperor-use-fork-server":         "the fork server (a uWSGI 2.1 feature) is not built: vassals are spawned as usual",
-	"vassal-fork-base":                "the fork server (a uWSGI 2.1 feature) is not built: vassals are spawned as usual",
-	"emperor-fork-server-attr":        "the fork server (a uWSGI 2.1 feature) is not built: vassals are spawned as usual",
-	"emperor-collect-attr":            "collecting [emperor] attributes by name (a uWSGI 2.1 option) is not built",
-	"emperor-collect-attribute":       "collecting [emperor] attributes by name (a uWSGI 2.1 option) is not built",
-	"emperor-wrapper-attr":            "per-vassal wrappers from attributes (a uWSGI 2.1 option) are not built",
-	"emperor-chdir-attr":              "per-vassal directories from attributes (a uWSGI 2.1 option) are not built",
-	"emperor-subreaper":               "not needed: the Emperor waits for its own vassals, and their cgroups catch what they leave (a uWSGI 2.1 option)",
+	"emperor-broodlord":           "broodlord mode is not built yet: vassals asking for reinforcements (byte 30) get none",
+	"emperor-on-demand-extension": "on-demand vassals are not built yet: vassals start at once",
+	"emperor-on-demand-ext":       "on-demand vassals are not built yet: vassals start at once",
+	"emperor-on-demand-directory": "on-demand vassals are not built yet: vassals start at once",
+	"emperor-on-demand-dir":       "on-demand vassals are not built yet: vassals start at once",
+	"emperor-on-demand-exec":      "on-demand vassals are not built yet: vassals start at once",
+	"emperor-use-fork-server":     "the fork server (a uWSGI 2.1 feature) is not built: vassals are spawned as usual",
+	"vassal-fork-base":            "the fork server (a uWSGI 2.1 feature) is not built: vassals are spawned as usual",
+	"emperor-fork-server-attr":    "the fork server (a uWSGI 2.1 feature) is not built: vassals are spawned as usual",
+	"emperor-collect-attr":        "collecting [emperor] attributes by name (a uWSGI 2.1 option) is not built",
+	"emperor-collect-attribute":   "collecting [emperor] attributes by name (a uWSGI 2.1 option) is not built",
+	"emperor-wrapper-attr":        "per-vassal wrappers from attributes (a uWSGI 2.1 option) are not built",
+	"emperor-chdir-attr":          "per-vassal directories from attributes (a uWSGI 2.1 option) are not built",
+	"emperor-subreaper":           "not needed: the Emperor waits for its own vassals, and their cgroups catch what they leave (a uWSGI 2.1 option)",
 }
 
 // serverOptions make uWSGI's Emperor process a server or a worker pool.

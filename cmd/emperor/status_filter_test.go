@@ -142,3 +142,51 @@ func runEmperor(t *testing.T, bin string, args ...string) *exec.Cmd {
 	})
 	return cmd
 }
+
+// emperor-wait-for-command from the command line: a new vassal stays
+// disabled until `emperor start`, one on the ignore list starts at once.
+func TestWaitForCommandFromTheCommandLine(t *testing.T) {
+	bin := buildBinaries(t)
+	dir := t.TempDir()
+	sleepy := []byte("[uwsgi]\nworker-exec = sleep 600\n")
+	for _, n := range []string{"lazy.ini", "eager.ini"} {
+		os.WriteFile(filepath.Join(dir, n), sleepy, 0o644)
+	}
+	rundir := t.TempDir()
+	stats, csock := filepath.Join(rundir, "stats.sock"), filepath.Join(rundir, "command.sock")
+	runEmperor(t, bin, "--dir", dir, "--emperor-stats", stats, "--emperor-command-socket", csock,
+		"--emperor-wait-for-command", "--emperor-wait-for-command-ignore", "eager.ini",
+		"--binary-path", filepath.Join(bin, "vassal"), "--emperor-cgroup", "false")
+	waitSummary := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(testkit.Deadline)
+		for {
+			lines := statusLinesQuiet(stats)
+			if len(lines) > 1 && strings.HasPrefix(lines[1], want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no summary line %q:\n%s", want, strings.Join(lines, "\n"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitSummary("2 vassals: 1 running, 1 disabled;")
+	if lines := statusLines(t, stats, "--state", "disabled"); !strings.Contains(strings.Join(lines, "\n"), "lazy.ini") {
+		t.Errorf("lazy.ini is not the disabled one:\n%s", strings.Join(lines, "\n"))
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"start", "lazy.ini", "--socket", csock}, &out, &errb); code != 0 {
+		t.Fatalf("emperor start lazy.ini: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	waitSummary("2 vassals: 2 running;")
+}
+
+// statusLinesQuiet is `emperor status SOCK`'s lines, or none while it fails.
+func statusLinesQuiet(sock string) []string {
+	var o, e bytes.Buffer
+	if run(context.Background(), []string{"status", sock}, &o, &e) != 0 {
+		return nil
+	}
+	return strings.Split(o.String(), "\n")
+}
