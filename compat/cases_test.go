@@ -35,6 +35,10 @@ type corpusCase struct {
 	env     []string
 	logs    []string // files a daemonized run writes its errors to
 	leftOut string   // why this config is not run
+	// waits says why ours must not spawn the probe where uWSGI 2.0 does:
+	// the config asks vassals to wait for a command (an option uWSGI 2.0
+	// ignores).
+	waits string
 	// probe is where the host holds a probe vassal, in the place the
 	// Emperor watches ("" where it cannot hold one: a database, a ZeroMQ
 	// socket, a glob no file name of ours matches).
@@ -155,7 +159,8 @@ var corpusCases = []corpusCase{
 		dirs: []hostDir{dir("/Users/roberta/Library/uwsgi")}},
 	{file: "35-unbit-uwsgi-docs-Broodlord.rst.argv", probe: "/etc/vassals/compat-probe.ini", dirs: []hostDir{dir("/etc/vassals")}},
 	{file: "36-unbit-uwsgi-docs-EmperorSubscriptions.rst.ini", probe: "/etc/uwsgi/vassals/compat-probe.ini", at: "/etc/uwsgi/emperor.ini",
-		dirs: []hostDir{dir("/etc/uwsgi/vassals")}},
+		dirs:  []hostDir{dir("/etc/uwsgi/vassals")},
+		waits: "emperor-wait-for-command (uWSGI 2.1; 2.0 ignores it): new vassals wait for a start command"},
 	{file: "37-unbit-uwsgi-docs-Changelog-1.9.18.rst.ini", probe: "/etc/uwsgi/vassals/compat-probe.ini", at: "/etc/uwsgi/emperor.ini",
 		dirs: []hostDir{dir("/etc/uwsgi/vassals")}},
 	{file: "38-unbit-uwsgi-docs-ForkServer.rst.ini", probe: "/etc/uwsgi/vassals/compat-probe.ini", at: "/etc/uwsgi/emperor.ini",

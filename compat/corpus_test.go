@@ -162,6 +162,12 @@ func TestCorpus(t *testing.T) {
 			if uw.started && !ours.started && ours.err == nil {
 				t.Errorf("%s: uWSGI 2.0 %s, ours refuses: %s", c.file, uw, ours.line)
 			}
+			if c.waits != "" {
+				if ours.vassalUp {
+					t.Errorf("%s: ours spawned the probe vassal %s, but the config says %s", c.file, c.probe, c.waits)
+				}
+				return
+			}
 			if uw.vassalUp && ours.started && !ours.vassalUp {
 				t.Errorf("%s: uWSGI 2.0 spawns the vassal %s, ours starts but does not spawn it within %s", c.file, c.probe, settle+probeGrace)
 			}

@@ -42,11 +42,13 @@ func TestTextDropsResidentPagesAndTheProgramRunsOn(t *testing.T) {
 	}
 	after := residentText(t)
 	t.Logf("resident text and read-only data: %d KiB before, %d KiB dropped, %d KiB after", before, kib, after)
-	// Reading smaps again runs code that faults its pages (and, with
-	// fault-around, their neighbours) back in: in a binary as small as
-	// this test's that is a good part of it.
-	if kib < before/2 || after > before*3/4 {
-		t.Errorf("dropped %d KiB of %d, %d resident again: want most of it dropped", kib, before, after)
+	// What was dropped is what was resident (read again inside Text, so
+	// at least about as much). Reading smaps again runs code that faults
+	// its pages (and, with fault-around, their neighbours) back in: in a
+	// binary as small as this test's that is a good part of it, so only
+	// "less than before" is certain.
+	if kib < before*9/10 || after >= before {
+		t.Errorf("dropped %d KiB of %d, %d resident again: want what was resident dropped", kib, before, after)
 	}
 	// Code and read-only data fault back in as they are used.
 	b, err := json.Marshal(map[string][]int{"a": {1, 2, 3}})
