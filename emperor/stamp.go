@@ -15,14 +15,6 @@ var epoch = time.Now()
 // stampNow is the current moment, never 0.
 func stampNow() stamp { return max(stamp(time.Since(epoch)), 1) }
 
-// stampOf converts t (0 for the zero Time).
-func stampOf(t time.Time) stamp {
-	if t.IsZero() {
-		return 0
-	}
-	return max(stamp(t.Sub(epoch)), 1)
-}
-
 // IsZero reports whether s is "never".
 func (s stamp) IsZero() bool { return s == 0 }
 
